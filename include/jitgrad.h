@@ -1,0 +1,521 @@
+/* jitgrad: reverse-mode automatic differentiation with a graph compiler, in C11.
+ *
+ * A worked example: a one-hidden-layer classifier, one SGD-with-momentum step.
+ *
+ *     jg_graph *g = jg_graph_new();
+ *     jg_node *x  = jg_input(g, "x", JG_F32, jg_shape(128, 784));
+ *     jg_node *y  = jg_input(g, "y", JG_I32, jg_shape(128));
+ *     jg_node *w1 = jg_param(g, "w1", jg_shape(784, 256), jg_he_normal());
+ *     jg_node *b1 = jg_param(g, "b1", jg_shape(256), jg_zeros());
+ *     jg_node *w2 = jg_param(g, "w2", jg_shape(256, 10), jg_xavier_uniform());
+ *     jg_node *h      = jg_relu(jg_add(jg_matmul(x, w1), b1));  // a node knows its graph
+ *     jg_node *logits = jg_matmul(h, w2);
+ *     jg_node *loss   = jg_cross_entropy(logits, y);
+ *
+ *     jg_program *train = jg_compile_train(g, loss, &(jg_train_opts){
+ *         .optimizer = jg_sgd(0.05, 0.9) });
+ *     if (!train) { fprintf(stderr, "%s\n", jg_errmsg(g)); return 1; }
+ *     jg_program_set(train, "x", images, 128 * 784 * sizeof(float));
+ *     jg_program_set(train, "y", labels, 128 * sizeof(int32_t));
+ *     if (jg_program_run(train) != JG_OK) fprintf(stderr, "%s\n", jg_errmsg(train));
+ *     float l; jg_program_get(train, 0, &l, sizeof l);         // output 0 is the loss
+ *     jg_program_free(train);
+ *     jg_graph_free(g);
+ *
+ * Conventions
+ * - Handles are opaque; every _new/_compile has a _free, and _free(NULL) does nothing.
+ * - Builders never return NULL and never abort. A builder given bad arguments records the
+ *   FIRST error on the graph ("model.c:42: jg_matmul: inner dimensions differ: [128,784] x
+ *   [785,256]") and returns a poisoned node; any builder given a poisoned node returns one too,
+ *   and compiling a graph that holds an error fails with that message.
+ * - Functions that can fail return a jg_status; the message is on the handle (jg_errmsg).
+ * - Ownership: a graph owns its nodes and its parameter store. A program keeps its graph
+ *   alive, so programs and graphs may be freed in any order.
+ * - dtypes: f32 (default for parameters), f64 (gradient checks), i32 (labels, indices).
+ *   Binary ops need equal dtypes; jg_cast converts. Broadcasting follows NumPy.
+ * - Thread safety: a graph is used from one thread at a time; distinct graphs and programs
+ *   may be used on distinct threads.
+ */
+#ifndef JITGRAD_H
+#define JITGRAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(JG_BUILDING) && defined(__GNUC__)
+#define JG_API __attribute__((visibility("default")))
+#else
+#define JG_API
+#endif
+
+/* ---------------------------------------------------------------- status codes */
+
+typedef enum jg_status {
+    JG_OK = 0,
+    JG_ERR_SHAPE,   /* shapes do not fit the op */
+    JG_ERR_DTYPE,   /* dtypes do not fit the op */
+    JG_ERR_ARG,     /* any other invalid argument: NULL handle, bad axis, unknown name */
+    JG_ERR_IO,      /* a file could not be read or written, or is malformed */
+    JG_ERR_NOMEM,   /* an allocation failed */
+    JG_ERR_STATE,   /* a call out of order: running with an unset input, using a failed graph */
+    JG_ERR_RANGE,   /* a value out of range at run time, e.g. a gather index */
+    JG_ERR_GRAD,    /* a gradient is undefined, or a gradient check failed */
+} jg_status;
+
+/* A short name for a status ("shape error"); never NULL. */
+JG_API const char *jg_status_str(jg_status s);
+
+/* ---------------------------------------------------------------- shapes and dtypes */
+
+#define JG_MAX_DIMS 8
+
+typedef enum jg_dtype { JG_F32, JG_F64, JG_I32 } jg_dtype;
+
+JG_API const char *jg_dtype_str(jg_dtype t);
+JG_API size_t jg_dtype_size(jg_dtype t);
+
+/* A shape: up to 8 dimensions; ndim 0 is a scalar. Build one with jg_shape(2, 3). */
+typedef struct jg_shape {
+    int ndim;
+    int64_t dim[JG_MAX_DIMS];
+} jg_shape;
+
+#define JG_NARGS_(_1, _2, _3, _4, _5, _6, _7, _8, _9, N, ...) N
+#define JG_NARGS(...) JG_NARGS_(__VA_ARGS__, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+/* jg_shape(d0, d1, ...): 1 to 8 dimensions. JG_SCALAR is the 0-d shape. */
+#define jg_shape(...) ((jg_shape){ .ndim = JG_NARGS(__VA_ARGS__), .dim = { __VA_ARGS__ } })
+#define JG_SCALAR ((jg_shape){ .ndim = 0 })
+
+JG_API int64_t jg_shape_numel(jg_shape s);
+
+/* A set of axes for reductions; negative axes count from the end. JG_ALL_AXES reduces all. */
+typedef struct jg_axes {
+    int n; /* -1: every axis */
+    int axis[JG_MAX_DIMS];
+} jg_axes;
+#define jg_axes(...) ((jg_axes){ .n = JG_NARGS(__VA_ARGS__), .axis = { __VA_ARGS__ } })
+#define JG_ALL_AXES ((jg_axes){ .n = -1 })
+
+/* ---------------------------------------------------------------- graphs and nodes */
+
+typedef struct jg_graph jg_graph;
+typedef struct jg_node jg_node;
+
+/* Where a builder was called from; the builder macros pass it for error messages. */
+typedef struct jg_loc {
+    const char *file;
+    int line;
+} jg_loc;
+#define JG_HERE ((jg_loc){ __FILE__, __LINE__ })
+
+/* A new, empty graph with its own parameter store; NULL only when out of memory. */
+JG_API jg_graph *jg_graph_new(void);
+/* Releases the caller's reference; the graph lives on while programs compiled from it do. */
+JG_API void jg_graph_free(jg_graph *g);
+/* The first error recorded on the graph (JG_OK if none) and its message ("" if none). */
+JG_API jg_status jg_graph_status(const jg_graph *g);
+JG_API const char *jg_graph_errmsg(const jg_graph *g);
+/* Forgets the recorded error, e.g. in a REPL after a typo. Poisoned nodes stay poisoned. */
+JG_API void jg_graph_clear_error(jg_graph *g);
+/* Seed for parameter initialisers that do not carry their own (default 0x5eed). */
+JG_API void jg_graph_set_seed(jg_graph *g, uint64_t seed);
+/* Writes the graph as text, one node a line, in creation (= topological) order. */
+JG_API void jg_graph_dump(const jg_graph *g, FILE *out);
+/* Number of nodes in the graph (including those appended by jg_grad). */
+JG_API int jg_graph_node_count(const jg_graph *g);
+
+/* Node queries. A poisoned node has ndim 0 and reports jg_node_ok() == false. */
+JG_API jg_graph *jg_node_graph(const jg_node *n);
+JG_API jg_shape jg_node_shape(const jg_node *n);
+JG_API jg_dtype jg_node_dtype(const jg_node *n);
+JG_API bool jg_node_ok(const jg_node *n);
+JG_API int jg_node_id(const jg_node *n);
+/* The op's name ("matmul", "input", ...) and the node's name (inputs, params; else NULL). */
+JG_API const char *jg_node_op_name(const jg_node *n);
+JG_API const char *jg_node_name(const jg_node *n);
+
+/* ---------------------------------------------------------------- leaves */
+
+/* Parameter initialisers. Fans for Xavier and He: a 2-D weight [in, out] has fan_in = in,
+ * fan_out = out; an N-D weight [out, in, k...] (convolution) has fan_in = in * prod(k),
+ * fan_out = out * prod(k); a 1-D one has both equal to its length. seed 0 means: derive the
+ * seed from the graph seed and the parameter's name, so each parameter differs. */
+typedef enum jg_init_kind {
+    JG_INIT_ZEROS,
+    JG_INIT_CONSTANT,       /* a */
+    JG_INIT_UNIFORM,        /* in [a, b) */
+    JG_INIT_NORMAL,         /* mean a, standard deviation b */
+    JG_INIT_XAVIER_UNIFORM, /* U(-l, l), l = sqrt(6 / (fan_in + fan_out)) */
+    JG_INIT_XAVIER_NORMAL,  /* N(0, 2 / (fan_in + fan_out)) */
+    JG_INIT_HE_UNIFORM,     /* U(-l, l), l = sqrt(6 / fan_in) */
+    JG_INIT_HE_NORMAL,      /* N(0, 2 / fan_in) */
+} jg_init_kind;
+
+typedef struct jg_init {
+    jg_init_kind kind;
+    double a, b;
+    uint64_t seed;
+} jg_init;
+
+#define jg_zeros() ((jg_init){ .kind = JG_INIT_ZEROS })
+#define jg_constant(v) ((jg_init){ .kind = JG_INIT_CONSTANT, .a = (v) })
+#define jg_uniform(lo, hi) ((jg_init){ .kind = JG_INIT_UNIFORM, .a = (lo), .b = (hi) })
+#define jg_normal(mean, std) ((jg_init){ .kind = JG_INIT_NORMAL, .a = (mean), .b = (std) })
+#define jg_xavier_uniform() ((jg_init){ .kind = JG_INIT_XAVIER_UNIFORM })
+#define jg_xavier_normal() ((jg_init){ .kind = JG_INIT_XAVIER_NORMAL })
+#define jg_he_uniform() ((jg_init){ .kind = JG_INIT_HE_UNIFORM })
+#define jg_he_normal() ((jg_init){ .kind = JG_INIT_HE_NORMAL })
+/* Any initialiser with an explicit seed: jg_seeded(jg_he_normal(), 42). */
+JG_API jg_init jg_seeded(jg_init init, uint64_t seed);
+
+/* An input: named, bound before each run with jg_program_set. */
+#define jg_input(g, name, dtype, shape) jg_input_(JG_HERE, g, name, dtype, shape)
+/* A trainable f32 parameter, initialised now in the graph's parameter store. */
+#define jg_param(g, name, shape, init) jg_param_(JG_HERE, g, name, JG_F32, shape, init)
+/* A parameter of any float dtype (f64 for gradient checks). */
+#define jg_param_as(g, name, dtype, shape, init) jg_param_(JG_HERE, g, name, dtype, shape, init)
+/* A constant array, copied in (data holds numel values of dtype). */
+#define jg_const(g, dtype, shape, data) jg_const_(JG_HERE, g, dtype, shape, data)
+/* A scalar constant of the given dtype; jg_scalar_like takes dtype and graph from x. */
+#define jg_scalar(g, dtype, value) jg_scalar_(JG_HERE, g, dtype, value)
+#define jg_scalar_like(x, value) jg_scalar_(JG_HERE, jg_node_graph(x), jg_node_dtype(x), value)
+/* A constant filled with one value, of x's dtype and of the given shape. */
+#define jg_fill(g, dtype, shape, value) jg_fill_(JG_HERE, g, dtype, shape, value)
+
+JG_API jg_node *jg_input_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, jg_shape s);
+JG_API jg_node *jg_param_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, jg_shape s,
+                          jg_init init);
+JG_API jg_node *jg_const_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, const void *data);
+JG_API jg_node *jg_scalar_(jg_loc at, jg_graph *g, jg_dtype t, double value);
+JG_API jg_node *jg_fill_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, double value);
+
+/* ---------------------------------------------------------------- parameter store */
+
+/* Parameters live in the graph's store and outlive programs: a training program and an
+ * evaluation program compiled from one graph see the same values. Reads and writes copy
+ * exactly the parameter's bytes (numel * dtype size); a size mismatch is JG_ERR_ARG. */
+JG_API jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes);
+JG_API jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t bytes);
+/* The parameter node of that name, or NULL. */
+JG_API jg_node *jg_param_find(jg_graph *g, const char *name);
+/* A frozen parameter receives no gradient (jg_grad gives NULL for it) and no update. */
+JG_API jg_status jg_param_freeze(jg_node *param, bool frozen);
+/* Number of parameters and the i-th one, in creation order (optimiser state included). */
+JG_API int jg_param_count(const jg_graph *g);
+JG_API jg_node *jg_param_at(const jg_graph *g, int i);
+
+/* ---------------------------------------------------------------- elementwise ops */
+
+#define jg_add(a, b) jg_add_(JG_HERE, a, b)
+#define jg_sub(a, b) jg_sub_(JG_HERE, a, b)
+#define jg_mul(a, b) jg_mul_(JG_HERE, a, b)
+#define jg_div(a, b) jg_div_(JG_HERE, a, b)
+#define jg_maximum(a, b) jg_maximum_(JG_HERE, a, b) /* gradient at a tie goes to a */
+#define jg_minimum(a, b) jg_minimum_(JG_HERE, a, b) /* gradient at a tie goes to a */
+#define jg_neg(x) jg_neg_(JG_HERE, x)
+#define jg_abs(x) jg_abs_(JG_HERE, x)               /* derivative 0 at 0 */
+#define jg_exp(x) jg_exp_(JG_HERE, x)
+#define jg_log(x) jg_log_(JG_HERE, x)
+#define jg_sqrt(x) jg_sqrt_(JG_HERE, x)
+#define jg_rsqrt(x) jg_rsqrt_(JG_HERE, x)
+#define jg_square(x) jg_square_(JG_HERE, x)
+#define jg_tanh(x) jg_tanh_(JG_HERE, x)
+#define jg_sigmoid(x) jg_sigmoid_(JG_HERE, x)
+#define jg_relu(x) jg_relu_(JG_HERE, x)             /* derivative 0 at 0 */
+#define jg_softplus(x) jg_softplus_(JG_HERE, x)
+#define jg_pow(x, p) jg_pow_(JG_HERE, x, p)         /* scalar exponent */
+#define jg_leaky_relu(x, slope) jg_leaky_relu_(JG_HERE, x, slope)
+#define jg_elu(x, alpha) jg_elu_(JG_HERE, x, alpha)
+#define jg_clamp(x, lo, hi) jg_clamp_(JG_HERE, x, lo, hi) /* derivative 1 at the bounds */
+/* where(cond, a, b): a where cond != 0, else b; cond of any dtype, all three broadcast. */
+#define jg_where(c, a, b) jg_where_(JG_HERE, c, a, b)
+/* Comparisons give 1 or 0 in the operands' dtype and have no gradient. */
+#define jg_lt(a, b) jg_lt_(JG_HERE, a, b)
+#define jg_le(a, b) jg_le_(JG_HERE, a, b)
+#define jg_gt(a, b) jg_gt_(JG_HERE, a, b)
+#define jg_ge(a, b) jg_ge_(JG_HERE, a, b)
+#define jg_eq(a, b) jg_eq_(JG_HERE, a, b)
+#define jg_ne(a, b) jg_ne_(JG_HERE, a, b)
+/* cast: float to i32 truncates toward zero; gradients flow between float dtypes only. */
+#define jg_cast(x, dtype) jg_cast_(JG_HERE, x, dtype)
+/* Conveniences: x * s and x + s with a scalar of x's dtype. */
+#define jg_scale(x, s) jg_scale_(JG_HERE, x, s)
+#define jg_shift(x, s) jg_shift_(JG_HERE, x, s)
+/* The identity whose gradient is zero: nothing flows back through it. */
+#define jg_stop_gradient(x) jg_stop_gradient_(JG_HERE, x)
+
+JG_API jg_node *jg_add_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_sub_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_mul_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_div_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_maximum_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_minimum_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_neg_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_abs_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_exp_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_log_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_sqrt_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_rsqrt_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_square_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_tanh_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_sigmoid_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_relu_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_softplus_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_pow_(jg_loc at, jg_node *x, double p);
+JG_API jg_node *jg_leaky_relu_(jg_loc at, jg_node *x, double slope);
+JG_API jg_node *jg_elu_(jg_loc at, jg_node *x, double alpha);
+JG_API jg_node *jg_clamp_(jg_loc at, jg_node *x, double lo, double hi);
+JG_API jg_node *jg_where_(jg_loc at, jg_node *cond, jg_node *a, jg_node *b);
+JG_API jg_node *jg_lt_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_le_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_gt_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_ge_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_eq_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_ne_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_cast_(jg_loc at, jg_node *x, jg_dtype t);
+JG_API jg_node *jg_scale_(jg_loc at, jg_node *x, double s);
+JG_API jg_node *jg_shift_(jg_loc at, jg_node *x, double s);
+JG_API jg_node *jg_stop_gradient_(jg_loc at, jg_node *x);
+
+/* ---------------------------------------------------------------- reductions */
+
+/* Reduce over axes (negative count from the end; JG_ALL_AXES = all); keepdims keeps them as 1.
+ * max/min split the gradient equally among tied maxima. argmax gives i32 indices (first
+ * maximum) and has no gradient. */
+#define jg_sum(x, axes, keepdims) jg_sum_(JG_HERE, x, axes, keepdims)
+#define jg_mean(x, axes, keepdims) jg_mean_(JG_HERE, x, axes, keepdims)
+#define jg_max(x, axes, keepdims) jg_max_(JG_HERE, x, axes, keepdims)
+#define jg_min(x, axes, keepdims) jg_min_(JG_HERE, x, axes, keepdims)
+#define jg_logsumexp(x, axes, keepdims) jg_logsumexp_(JG_HERE, x, axes, keepdims)
+#define jg_argmax(x, axis) jg_argmax_(JG_HERE, x, axis)
+
+JG_API jg_node *jg_sum_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
+JG_API jg_node *jg_mean_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
+JG_API jg_node *jg_max_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
+JG_API jg_node *jg_min_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
+JG_API jg_node *jg_logsumexp_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
+JG_API jg_node *jg_argmax_(jg_loc at, jg_node *x, int axis);
+
+/* ---------------------------------------------------------------- movement */
+
+/* reshape: same element count; one dimension may be -1 (inferred). */
+#define jg_reshape(x, shape) jg_reshape_(JG_HERE, x, shape)
+/* permute: perm is a permutation of 0..ndim-1 given as a jg_axes; transpose swaps the last two. */
+#define jg_permute(x, perm) jg_permute_(JG_HERE, x, perm)
+#define jg_transpose(x) jg_transpose_(JG_HERE, x)
+#define jg_broadcast_to(x, shape) jg_broadcast_to_(JG_HERE, x, shape)
+/* slice one axis with Python semantics: negative indices count from the end, bounds are
+ * clamped, step may be negative (step -1 with start -1, stop INT64_MIN reverses). */
+#define jg_slice(x, axis, start, stop, step) jg_slice_(JG_HERE, x, axis, start, stop, step)
+/* pad with a constant: before[i] and after[i] elements on axis i (both >= 0). */
+#define jg_pad(x, before, after, value) jg_pad_(JG_HERE, x, before, after, value)
+/* concat n nodes along axis; all other dimensions equal. */
+#define jg_concat(xs, n, axis) jg_concat_(JG_HERE, xs, n, axis)
+/* take(x, idx, axis): out = x.shape[:axis] + idx.shape + x.shape[axis+1:]; idx is i32.
+ * An index out of range makes jg_program_run fail with JG_ERR_RANGE. Embedding = take(w, ids, 0). */
+#define jg_take(x, idx, axis) jg_take_(JG_HERE, x, idx, axis)
+/* one_hot(idx, depth, dtype): appends an axis of size depth; no gradient. */
+#define jg_one_hot(idx, depth, dtype) jg_one_hot_(JG_HERE, idx, depth, dtype)
+
+JG_API jg_node *jg_reshape_(jg_loc at, jg_node *x, jg_shape s);
+JG_API jg_node *jg_permute_(jg_loc at, jg_node *x, jg_axes perm);
+JG_API jg_node *jg_transpose_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_broadcast_to_(jg_loc at, jg_node *x, jg_shape s);
+JG_API jg_node *jg_slice_(jg_loc at, jg_node *x, int axis, int64_t start, int64_t stop,
+                          int64_t step);
+JG_API jg_node *jg_pad_(jg_loc at, jg_node *x, jg_shape before, jg_shape after, double value);
+JG_API jg_node *jg_concat_(jg_loc at, jg_node *const *xs, int n, int axis);
+JG_API jg_node *jg_take_(jg_loc at, jg_node *x, jg_node *idx, int axis);
+JG_API jg_node *jg_one_hot_(jg_loc at, jg_node *idx, int depth, jg_dtype t);
+
+/* ---------------------------------------------------------------- matmul */
+
+/* [..., m, k] x [..., k, n] -> [..., m, n]; both at least 2-D; batch dimensions broadcast. */
+#define jg_matmul(a, b) jg_matmul_(JG_HERE, a, b)
+JG_API jg_node *jg_matmul_(jg_loc at, jg_node *a, jg_node *b);
+
+/* ---------------------------------------------------------------- nn */
+
+/* softmax / log_softmax along one axis, numerically stable. */
+#define jg_softmax(x, axis) jg_softmax_(JG_HERE, x, axis)
+#define jg_log_softmax(x, axis) jg_log_softmax_(JG_HERE, x, axis)
+/* Mean cross entropy of logits [n, c] against i32 labels [n] in 0..c-1 (a scalar). A label out
+ * of range makes the run fail with JG_ERR_RANGE. */
+#define jg_cross_entropy(logits, labels) jg_cross_entropy_(JG_HERE, logits, labels)
+/* Mean binary cross entropy of sigmoid(logits) against targets in [0, 1] (same shape). */
+#define jg_bce_with_logits(logits, targets) jg_bce_with_logits_(JG_HERE, logits, targets)
+/* Mean squared error (a scalar); shapes must be equal. */
+#define jg_mse_loss(a, b) jg_mse_loss_(JG_HERE, a, b)
+
+JG_API jg_node *jg_softmax_(jg_loc at, jg_node *x, int axis);
+JG_API jg_node *jg_log_softmax_(jg_loc at, jg_node *x, int axis);
+JG_API jg_node *jg_cross_entropy_(jg_loc at, jg_node *logits, jg_node *labels);
+JG_API jg_node *jg_bce_with_logits_(jg_loc at, jg_node *logits, jg_node *targets);
+JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
+
+/* ---------------------------------------------------------------- autodiff */
+
+/* Appends to the graph the gradient of sum(output) with respect to each wrt[i] (parameters
+ * or inputs or any node) and stores it in grads_out[i]: a node of wrt[i]'s shape and dtype,
+ * or NULL where no gradient flows (frozen parameters, integer nodes, nodes output does not
+ * depend on). Gradients are ordinary nodes: differentiate them again for second order.
+ * Errors are recorded on the graph as for builders, and returned. */
+JG_API jg_status jg_grad(jg_graph *g, jg_node *output, jg_node *const *wrt, int n,
+                         jg_node **grads_out /* OUT */);
+
+/* ---------------------------------------------------------------- programs */
+
+typedef struct jg_program jg_program;
+
+typedef enum jg_executor {
+    JG_EXEC_DEFAULT = 0,  /* the best available (the reference executor for now) */
+    JG_EXEC_REFERENCE,    /* plain C, computing in double: the test oracle */
+} jg_executor;
+
+/* A parameter update applied after each run: param <- value (same shape and dtype). */
+typedef struct jg_update {
+    jg_node *param;
+    jg_node *value;
+} jg_update;
+
+typedef struct jg_opts {
+    jg_executor executor;
+    const jg_update *updates; /* applied together after the outputs are computed */
+    int n_updates;
+    /* Reference executor: keep every value in double instead of rounding f32 results to
+     * float after each op. Gradient checks use it. */
+    bool exact;
+} jg_opts;
+
+/* Compiles outputs (and updates) into a program; opts may be NULL. On failure returns NULL
+ * and records the reason on the graph (jg_errmsg(g)). */
+JG_API jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
+                              const jg_opts *opts);
+JG_API void jg_program_free(jg_program *p);
+/* Binds an input by name; data holds exactly numel * dtype-size bytes (copied). */
+JG_API jg_status jg_program_set(jg_program *p, const char *input, const void *data,
+                                size_t bytes);
+/* Runs once: computes the outputs, then applies the updates to the parameter store. */
+JG_API jg_status jg_program_run(jg_program *p);
+/* Copies output i (exactly numel * dtype-size bytes) after a run. */
+JG_API jg_status jg_program_get(jg_program *p, int i, void *out, size_t bytes);
+/* Output i's shape and dtype; out-of-range i gives a 0-d shape / JG_F32. */
+JG_API jg_shape jg_program_output_shape(const jg_program *p, int i);
+JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
+JG_API int jg_program_output_count(const jg_program *p);
+JG_API const char *jg_program_errmsg(const jg_program *p);
+
+/* ---------------------------------------------------------------- training */
+
+typedef enum jg_optimizer_kind { JG_OPT_SGD, JG_OPT_ADAM } jg_optimizer_kind;
+
+/* Optimiser settings. The learning rate lives in the store as parameter "opt.lr" (frozen),
+ * so it can be changed between runs with jg_param_set without recompiling. */
+typedef struct jg_optimizer {
+    jg_optimizer_kind kind;
+    double lr;
+    double momentum;     /* SGD: 0 for plain SGD */
+    bool nesterov;       /* SGD with momentum */
+    double beta1, beta2; /* Adam; 0 means the defaults 0.9, 0.999 */
+    double eps;          /* Adam; 0 means 1e-8 */
+    double weight_decay; /* decoupled (AdamW style) decay per step, scaled by lr */
+} jg_optimizer;
+
+#define jg_sgd(lr_, momentum_) ((jg_optimizer){ .kind = JG_OPT_SGD, .lr = (lr_), .momentum = (momentum_) })
+#define jg_adam(lr_) ((jg_optimizer){ .kind = JG_OPT_ADAM, .lr = (lr_) })
+
+typedef struct jg_train_opts {
+    jg_optimizer optimizer;
+    jg_executor executor;
+    /* Further outputs computed in the same run (after the loss, which is output 0). */
+    jg_node *const *extra_outputs;
+    int n_extra_outputs;
+} jg_train_opts;
+
+/* Compiles one training step: loss (output 0, a scalar), its gradient with respect to every
+ * trainable parameter, and the optimiser update, applied in place on each run. Optimiser
+ * state (momentum, Adam moments) is added to the store as frozen parameters named
+ * "<param>.m", "<param>.v"; the step count as "opt.t". NULL on failure (jg_errmsg(g)). */
+JG_API jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *opts);
+
+/* ---------------------------------------------------------------- gradient checking */
+
+typedef enum jg_gradcheck_mode {
+    JG_CHECK_ELEMENTS = 0, /* every element of every wrt node (central differences) */
+    JG_CHECK_DIRECTIONS,   /* n_directions random directions through all wrt at once */
+} jg_gradcheck_mode;
+
+/* Values for inputs during a gradient check. */
+typedef struct jg_binding {
+    const char *name;
+    const void *data;
+    size_t bytes;
+} jg_binding;
+
+typedef struct jg_gradcheck_opts {
+    jg_gradcheck_mode mode;
+    double eps;           /* finite-difference step; 0 means 1e-6 */
+    double rtol, atol;    /* pass when |a - n| <= atol + rtol * max(|a|, |n|); 0: 1e-6, 1e-8 */
+    int n_directions;     /* JG_CHECK_DIRECTIONS; 0 means 8 */
+    uint64_t seed;        /* directions, projection, unbound inputs, kink moves; 0 means 1 */
+    const jg_binding *inputs; /* values of inputs; unbound float inputs get N(0, 1) values */
+    int n_inputs;
+    int max_moves;        /* attempts to move the point away from kinks; 0 means 20 */
+} jg_gradcheck_opts;
+
+typedef struct jg_gradcheck_report {
+    bool passed;
+    int n_checked;        /* elements or directions compared */
+    int n_failed;
+    int moves;            /* how often the point was moved away from a kink */
+    double max_abs_err, max_rel_err;
+    /* The worst comparison: */
+    int worst_wrt;        /* index into wrt[] (-1 in direction mode) */
+    int64_t worst_index;  /* flat element index (direction number in direction mode) */
+    double analytic, numeric;
+    char message[512];    /* a readable summary naming the node and the worst element */
+} jg_gradcheck_report;
+
+/* Checks the gradient of output with respect to wrt[] by central finite differences in double
+ * (the reference executor in exact mode, so f32 graphs are checked in double too). A
+ * non-scalar output is projected on a fixed random tensor R: the checked function is
+ * sum(output * R). Parameter values are restored afterwards. Appends nodes to the graph.
+ * Returns JG_OK when it ran and passed, JG_ERR_GRAD when it ran and failed (see report),
+ * another status when it could not run (message on the graph). opts may be NULL. */
+JG_API jg_status jg_gradcheck(jg_graph *g, jg_node *output, jg_node *const *wrt, int n,
+                              const jg_gradcheck_opts *opts, jg_gradcheck_report *report);
+
+/* ---------------------------------------------------------------- data files */
+
+/* An n-dimensional array read from a file, values converted to f32 (images scaled to [0, 1]
+ * when scale is true) or i32 (labels). Free with jg_array_free. */
+typedef struct jg_array {
+    jg_dtype dtype;
+    jg_shape shape;
+    void *data;
+} jg_array;
+
+/* Reads an IDX file (as in MNIST / Fashion-MNIST), gzip-compressed or not. u8 data becomes
+ * f32 scaled to [0, 1] when as == JG_F32, or i32 when as == JG_I32. On failure returns a
+ * status and writes a message naming the file and the problem into errbuf (if not NULL). */
+JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out /* OUT */,
+                             char *errbuf, size_t errbuf_size);
+JG_API void jg_array_free(jg_array *a);
+
+/* ---------------------------------------------------------------- errors */
+
+/* jg_errmsg(handle): the last error message of a graph or a program ("" if none). */
+#define jg_errmsg(h) _Generic((h), \
+    jg_graph *: jg_graph_errmsg, const jg_graph *: jg_graph_errmsg, \
+    jg_program *: jg_program_errmsg, const jg_program *: jg_program_errmsg)(h)
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* JITGRAD_H */

@@ -1,0 +1,166 @@
+/* The parameter store: each parameter's values, owned by the graph and shared by every
+ * program compiled from it, and the initialisers that fill them. */
+#include "graph/graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+graph_param *store_find(jg_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_params; i++)
+        if (strcmp(g->params[i].node->name, name) == 0)
+            return &g->params[i];
+    return NULL;
+}
+
+jg_init jg_seeded(jg_init init, uint64_t seed)
+{
+    init.seed = seed;
+    return init;
+}
+
+static void fans(jg_shape s, double *fan_in, double *fan_out)
+{
+    if (s.ndim == 0) {
+        *fan_in = *fan_out = 1;
+    } else if (s.ndim == 1) {
+        *fan_in = *fan_out = (double)s.dim[0];
+    } else if (s.ndim == 2) {
+        *fan_in = (double)s.dim[0];
+        *fan_out = (double)s.dim[1];
+    } else {
+        double receptive = 1;
+        for (int i = 2; i < s.ndim; i++)
+            receptive *= (double)s.dim[i];
+        *fan_in = (double)s.dim[1] * receptive;
+        *fan_out = (double)s.dim[0] * receptive;
+    }
+}
+
+/* Draws value i of the initialiser; uniform and normal draws use distinct counters. */
+static double init_value(jg_init init, jg_shape s, uint64_t key, uint64_t i)
+{
+    double fan_in, fan_out;
+    fans(s, &fan_in, &fan_out);
+    switch (init.kind) {
+    case JG_INIT_ZEROS: return 0;
+    case JG_INIT_CONSTANT: return init.a;
+    case JG_INIT_UNIFORM: return init.a + (init.b - init.a) * rng_uniform(key, i);
+    case JG_INIT_NORMAL: return init.a + init.b * rng_normal(key, i);
+    case JG_INIT_XAVIER_UNIFORM: {
+        double l = sqrt(6.0 / (fan_in + fan_out));
+        return l * (2 * rng_uniform(key, i) - 1);
+    }
+    case JG_INIT_XAVIER_NORMAL: return sqrt(2.0 / (fan_in + fan_out)) * rng_normal(key, i);
+    case JG_INIT_HE_UNIFORM: return sqrt(6.0 / fan_in) * (2 * rng_uniform(key, i) - 1);
+    case JG_INIT_HE_NORMAL: return sqrt(2.0 / fan_in) * rng_normal(key, i);
+    }
+    return 0;
+}
+
+jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
+{
+    if ((unsigned)init.kind > JG_INIT_HE_NORMAL) {
+        graph_error(g, param->at, JG_ERR_ARG, "jg_param: '%s': unknown initialiser kind %d",
+                    param->name, (int)init.kind);
+        return JG_ERR_ARG;
+    }
+    if (g->n_params == g->cap_params) {
+        int cap = g->cap_params ? 2 * g->cap_params : 16;
+        graph_param *p = realloc(g->params, (size_t)cap * sizeof *p);
+        if (!p)
+            goto nomem;
+        g->params = p;
+        g->cap_params = cap;
+    }
+    int64_t numel = jg_shape_numel(param->shape);
+    void *data = malloc((size_t)numel * jg_dtype_size(param->dtype));
+    if (!data)
+        goto nomem;
+    uint64_t key = init.seed ? init.seed : rng_u64(g->seed, rng_hash_str(param->name));
+    for (int64_t i = 0; i < numel; i++) {
+        double v = init_value(init, param->shape, key, (uint64_t)i);
+        if (param->dtype == JG_F64)
+            ((double *)data)[i] = v;
+        else
+            ((float *)data)[i] = (float)v;
+    }
+    param->param = g->n_params;
+    g->params[g->n_params++] = (graph_param){ .node = param, .data = data };
+    return JG_OK;
+nomem:
+    graph_error(g, param->at, JG_ERR_NOMEM, "jg_param: '%s': out of memory", param->name);
+    return JG_ERR_NOMEM;
+}
+
+void store_free(jg_graph *g)
+{
+    for (int i = 0; i < g->n_params; i++)
+        free(g->params[i].data);
+    free(g->params);
+}
+
+/* Public accessors set the graph's error only for misuse of the store itself. */
+static graph_param *lookup(jg_graph *g, const char *fn, const char *name, size_t bytes)
+{
+    if (!name) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "%s: name is NULL", fn);
+        return NULL;
+    }
+    graph_param *p = store_find(g, name);
+    if (!p) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "%s: no parameter named '%s'", fn, name);
+        return NULL;
+    }
+    size_t want = (size_t)jg_shape_numel(p->node->shape) * jg_dtype_size(p->node->dtype);
+    if (bytes != want) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "%s: parameter '%s' holds %zu bytes, given %zu", fn, name, want, bytes);
+        return NULL;
+    }
+    return p;
+}
+
+jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes)
+{
+    if (!g)
+        return JG_ERR_ARG;
+    graph_param *p = lookup(g, "jg_param_get", name, bytes);
+    if (!p || !out)
+        return JG_ERR_ARG;
+    memcpy(out, p->data, bytes);
+    return JG_OK;
+}
+
+jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t bytes)
+{
+    if (!g)
+        return JG_ERR_ARG;
+    graph_param *p = lookup(g, "jg_param_set", name, bytes);
+    if (!p || !data)
+        return JG_ERR_ARG;
+    memcpy(p->data, data, bytes);
+    return JG_OK;
+}
+
+jg_node *jg_param_find(jg_graph *g, const char *name)
+{
+    graph_param *p = g && name ? store_find(g, name) : NULL;
+    return p ? p->node : NULL;
+}
+
+jg_status jg_param_freeze(jg_node *param, bool frozen)
+{
+    if (!param || param->param < 0)
+        return JG_ERR_ARG;
+    param->graph->params[param->param].frozen = frozen;
+    return JG_OK;
+}
+
+int jg_param_count(const jg_graph *g) { return g ? g->n_params : 0; }
+
+jg_node *jg_param_at(const jg_graph *g, int i)
+{
+    return g && i >= 0 && i < g->n_params ? g->params[i].node : NULL;
+}

@@ -1,0 +1,279 @@
+/* Programs: a compiled set of outputs and parameter updates over a graph, with inputs bound
+ * by name. Compilation picks the nodes the outputs need (in id order, a topological order)
+ * and allocates every buffer up front, so a run allocates nothing. The executor today is the
+ * reference one (reference.c); the JIT will sit behind the same calls. */
+#include "jit/program.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void program_error(jg_program *p, jg_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void program_error(jg_program *p, jg_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->errmsg, sizeof p->errmsg, fmt, ap);
+    va_end(ap);
+    p->status = st;
+}
+
+static bool node_arg_ok(jg_graph *g, const jg_node *n, const char *what, int i)
+{
+    if (!n || n->graph != g || node_poisoned(n)) {
+        graph_error(g, (jg_loc){ 0 }, n && node_poisoned(n) ? JG_ERR_STATE : JG_ERR_ARG,
+                    "jg_compile: %s %d is %s", what, i,
+                    !n ? "NULL" : n->graph != g ? "from another graph"
+                                                : "poisoned by an earlier error");
+        return false;
+    }
+    return true;
+}
+
+static bool updates_ok(jg_graph *g, const jg_opts *o)
+{
+    char a[96], b[96];
+    if (o->n_updates < 0 || (o->n_updates > 0 && !o->updates)) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile: updates is NULL or n_updates < 0");
+        return false;
+    }
+    for (int i = 0; i < o->n_updates; i++) {
+        const jg_update *u = &o->updates[i];
+        if (!node_arg_ok(g, u->param, "update param", i) ||
+            !node_arg_ok(g, u->value, "update value", i))
+            return false;
+        if (u->param->op != JG_OP_PARAM) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                        "jg_compile: update %d targets a %s node, not a parameter", i,
+                        op_get(u->param->op)->name);
+            return false;
+        }
+        if (!shape_eq(u->param->shape, u->value->shape) || u->param->dtype != u->value->dtype) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_SHAPE,
+                        "jg_compile: update %d: parameter '%s' is %s%s, value is %s%s", i,
+                        u->param->name, jg_dtype_str(u->param->dtype),
+                        FMT_SHAPE(a, u->param->shape), jg_dtype_str(u->value->dtype),
+                        FMT_SHAPE(b, u->value->shape));
+            return false;
+        }
+    }
+    return true;
+}
+
+static jg_status plan(jg_program *p, jg_graph *g)
+{
+    bool *needed = calloc((size_t)g->n_nodes, sizeof *needed);
+    if (!needed)
+        return JG_ERR_NOMEM;
+    for (int i = 0; i < p->n_outputs; i++)
+        needed[p->outputs[i]->id] = true;
+    for (int i = 0; i < p->n_updates; i++)
+        needed[p->updates[i].value->id] = true;
+    for (int id = g->n_nodes - 1; id >= 0; id--) /* operands have smaller ids */
+        for (int k = 0; needed[id] && k < g->nodes[id]->n_in; k++)
+            needed[g->nodes[id]->in[k]->id] = true;
+    p->slot = malloc((size_t)g->n_nodes * sizeof *p->slot);
+    p->sched = malloc((size_t)g->n_nodes * sizeof *p->sched);
+    if (!p->slot || !p->sched) {
+        free(needed);
+        return JG_ERR_NOMEM;
+    }
+    for (int id = 0; id < g->n_nodes; id++) {
+        p->slot[id] = -1;
+        if (!needed[id])
+            continue;
+        jg_node *n = g->nodes[id];
+        p->slot[id] = p->n_sched;
+        p->sched[p->n_sched++] = n;
+        if (n->op == JG_OP_INPUT)
+            p->n_inputs++;
+    }
+    free(needed);
+    p->n_slots = g->n_nodes;
+    p->inputs = calloc((size_t)p->n_inputs + 1, sizeof *p->inputs);
+    if (!p->inputs)
+        return JG_ERR_NOMEM;
+    int k = 0;
+    for (int i = 0; i < p->n_sched; i++) {
+        jg_node *n = p->sched[i];
+        if (n->op != JG_OP_INPUT)
+            continue;
+        p->inputs[k].node = n;
+        p->inputs[k].bytes = (size_t)jg_shape_numel(n->shape) * jg_dtype_size(n->dtype);
+        if (!(p->inputs[k].data = malloc(p->inputs[k].bytes)))
+            return JG_ERR_NOMEM;
+        k++;
+    }
+    return reference_prepare(p);
+}
+
+jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, const jg_opts *opts)
+{
+    if (!g)
+        return NULL;
+    if (g->status != JG_OK)
+        return NULL; /* the graph's first error stands as the reason */
+    jg_opts o = opts ? *opts : (jg_opts){ 0 };
+    if (n_outputs < 0 || (n_outputs > 0 && !outputs) || (n_outputs == 0 && o.n_updates == 0)) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile: no outputs (outputs NULL or n_outputs <= 0) and no updates");
+        return NULL;
+    }
+    if ((unsigned)o.executor > JG_EXEC_REFERENCE) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile: unknown executor %d",
+                    (int)o.executor);
+        return NULL;
+    }
+    for (int i = 0; i < n_outputs; i++)
+        if (!node_arg_ok(g, outputs[i], "output", i))
+            return NULL;
+    if (!updates_ok(g, &o))
+        return NULL;
+
+    jg_program *p = calloc(1, sizeof *p);
+    if (!p)
+        goto nomem;
+    p->graph = g;
+    graph_retain(g);
+    p->exact = o.exact;
+    p->n_outputs = n_outputs;
+    p->n_updates = o.n_updates;
+    p->outputs = malloc(((size_t)n_outputs + 1) * sizeof *p->outputs);
+    p->updates = malloc(((size_t)o.n_updates + 1) * sizeof *p->updates);
+    if (!p->outputs || !p->updates)
+        goto nomem;
+    if (n_outputs)
+        memcpy(p->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
+    if (o.n_updates)
+        memcpy(p->updates, o.updates, (size_t)o.n_updates * sizeof *o.updates);
+    if (plan(p, g) != JG_OK)
+        goto nomem;
+    return p;
+nomem:
+    graph_error(g, (jg_loc){ 0 }, JG_ERR_NOMEM, "jg_compile: out of memory");
+    jg_program_free(p);
+    return NULL;
+}
+
+void jg_program_free(jg_program *p)
+{
+    if (!p)
+        return;
+    reference_release(p);
+    for (int i = 0; p->inputs && i < p->n_inputs; i++)
+        free(p->inputs[i].data);
+    free(p->inputs);
+    free(p->sched);
+    free(p->slot);
+    free(p->outputs);
+    free(p->updates);
+    if (p->graph)
+        graph_release(p->graph);
+    free(p);
+}
+
+jg_status jg_program_set(jg_program *p, const char *input, const void *data, size_t bytes)
+{
+    if (!p)
+        return JG_ERR_ARG;
+    if (!input || !data) {
+        program_error(p, JG_ERR_ARG, "jg_program_set: %s is NULL", !input ? "name" : "data");
+        return JG_ERR_ARG;
+    }
+    for (int i = 0; i < p->n_inputs; i++) {
+        program_input *in = &p->inputs[i];
+        if (strcmp(in->node->name, input) != 0)
+            continue;
+        if (bytes != in->bytes) {
+            char s[96];
+            program_error(p, JG_ERR_ARG,
+                          "jg_program_set: input '%s' is %s%s = %zu bytes, given %zu", input,
+                          jg_dtype_str(in->node->dtype), FMT_SHAPE(s, in->node->shape),
+                          in->bytes, bytes);
+            return JG_ERR_ARG;
+        }
+        memcpy(in->data, data, bytes);
+        in->set = true;
+        return JG_OK;
+    }
+    /* An input of the graph that this program does not read is accepted and ignored, so one
+     * loop can feed a training and an evaluation program alike. */
+    jg_graph *g = p->graph;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->op == JG_OP_INPUT && strcmp(g->nodes[i]->name, input) == 0)
+            return JG_OK;
+    program_error(p, JG_ERR_ARG, "jg_program_set: the graph has no input named '%s'", input);
+    return JG_ERR_ARG;
+}
+
+jg_status jg_program_run(jg_program *p)
+{
+    if (!p)
+        return JG_ERR_ARG;
+    for (int i = 0; i < p->n_inputs; i++)
+        if (!p->inputs[i].set) {
+            program_error(p, JG_ERR_STATE, "jg_program_run: input '%s' is not set",
+                          p->inputs[i].node->name);
+            return JG_ERR_STATE;
+        }
+    char err[2 * OP_ERR_SIZE] = "";
+    jg_status st = reference_run(p, err);
+    if (st != JG_OK) {
+        program_error(p, st, "jg_program_run: %s", err);
+        return st;
+    }
+    p->ran = true;
+    p->status = JG_OK;
+    p->errmsg[0] = '\0';
+    return JG_OK;
+}
+
+static bool output_index_ok(jg_program *p, int i, const char *fn)
+{
+    if (i < 0 || i >= p->n_outputs) {
+        program_error(p, JG_ERR_ARG, "%s: output %d out of range (the program has %d)", fn, i,
+                      p->n_outputs);
+        return false;
+    }
+    if (!p->ran) {
+        program_error(p, JG_ERR_STATE, "%s: the program has not run yet", fn);
+        return false;
+    }
+    return true;
+}
+
+jg_status jg_program_get(jg_program *p, int i, void *out, size_t bytes)
+{
+    if (!p)
+        return JG_ERR_ARG;
+    if (!output_index_ok(p, i, "jg_program_get"))
+        return p->status;
+    jg_node *n = p->outputs[i];
+    size_t want = (size_t)jg_shape_numel(n->shape) * jg_dtype_size(n->dtype);
+    if (!out || bytes != want) {
+        char s[96];
+        program_error(p, JG_ERR_ARG, "jg_program_get: output %d is %s%s = %zu bytes, given %zu%s",
+                      i, jg_dtype_str(n->dtype), FMT_SHAPE(s, n->shape), want, bytes,
+                      out ? "" : " and a NULL buffer");
+        return JG_ERR_ARG;
+    }
+    reference_read(p, n, out);
+    return JG_OK;
+}
+
+jg_shape jg_program_output_shape(const jg_program *p, int i)
+{
+    return p && i >= 0 && i < p->n_outputs ? p->outputs[i]->shape : JG_SCALAR;
+}
+
+jg_dtype jg_program_output_dtype(const jg_program *p, int i)
+{
+    return p && i >= 0 && i < p->n_outputs ? p->outputs[i]->dtype : JG_F32;
+}
+
+int jg_program_output_count(const jg_program *p) { return p ? p->n_outputs : 0; }
+
+const char *jg_program_errmsg(const jg_program *p)
+{
+    return p ? p->errmsg : "jg_program_errmsg: program is NULL";
+}

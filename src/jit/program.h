@@ -1,0 +1,40 @@
+/* The program handle shared by the program API (program.c) and its executors. */
+#ifndef JG_JIT_PROGRAM_H
+#define JG_JIT_PROGRAM_H
+
+#include "ops/op.h"
+
+typedef struct program_input {
+    jg_node *node;
+    void *data;   /* the bound bytes, in the input's dtype */
+    size_t bytes;
+    bool set;
+} program_input;
+
+struct jg_program {
+    jg_graph *graph;      /* retained: nodes and the store outlive the user's handle */
+    bool exact;           /* reference executor: no rounding of f32 results */
+    jg_node **outputs;
+    int n_outputs;
+    jg_update *updates;
+    int n_updates;
+    jg_node **sched;      /* the nodes to evaluate, in id (topological) order */
+    int n_sched;
+    int *slot;            /* node id -> index in sched, or -1; n_slots entries */
+    int n_slots;
+    program_input *inputs;
+    int n_inputs;
+    double **values;      /* reference executor: one buffer per scheduled node */
+    bool ran;
+    jg_status status;
+    char errmsg[1024];
+};
+
+/* Reference executor (reference.c): every value in double, every op by its reference kernel. */
+HIDDEN jg_status reference_prepare(jg_program *p);
+HIDDEN jg_status reference_run(jg_program *p, char *err /* 2 * OP_ERR_SIZE */);
+/* Copies node n's value (scheduled) into out in n's dtype. */
+HIDDEN void reference_read(const jg_program *p, const jg_node *n, void *out);
+HIDDEN void reference_release(jg_program *p);
+
+#endif
