@@ -1,0 +1,97 @@
+# Thin wrapper over CMake. Targets:
+#   make setup   install missing Debian packages (scripts/setup.sh; cached by a stamp)
+#   make build   configure build/ (Release) if needed and build everything
+#   make demo    build, then run build/mlp_fashion $(DEMO_ARGS)
+#   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
+#                last line of output: "N passed, N failed"
+#   make bench   build, then run every benchmark
+#   make clean   remove the build trees
+# With $CI set (and not 0/false), configures with -DJG_WERROR=ON; override: JG_WERROR=ON|OFF.
+
+SHELL       := /bin/bash
+CMAKE       ?= cmake
+BUILD_DIR   ?= build
+ASAN_DIR    ?= build-asan
+BUILD_TYPE  ?= Release
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO        ?= mlp_fashion
+DEMO_ARGS   ?=
+
+ifneq ($(filter-out 0 false no off,$(CI)),)
+JG_WERROR   ?= ON
+else
+JG_WERROR   ?= OFF
+endif
+
+CONFIG_ARGS      := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DJG_WERROR=$(JG_WERROR) -DJG_SANITIZE=OFF $(CMAKE_ARGS)
+ASAN_CONFIG_ARGS := -DCMAKE_BUILD_TYPE=Debug -DJG_WERROR=$(JG_WERROR) -DJG_SANITIZE=ON $(CMAKE_ARGS)
+
+# The setup stamp is keyed on the script's content (and the extra-packages knob),
+# so setup reruns only when scripts/setup.sh changes.
+SETUP_KEY   := $(shell { cat scripts/setup.sh; echo "$$JG_SETUP_EXTRA_PACKAGES"; } 2>/dev/null | sha256sum | cut -c1-16)
+SETUP_STAMP := $(BUILD_DIR)/.setup-$(SETUP_KEY)
+
+# configure DIR ARGS: (re)run cmake when DIR is unconfigured or ARGS changed.
+define configure
+	@if [ ! -f $(1)/CMakeCache.txt ] || [ "$$(cat $(1)/.jg-configure-args 2>/dev/null)" != "$(strip $(2))" ]; then \
+	  echo "$(CMAKE) -S . -B $(1) $(strip $(2))"; \
+	  $(CMAKE) -S . -B $(1) $(2) && echo "$(strip $(2))" > $(1)/.jg-configure-args; \
+	fi
+endef
+
+.PHONY: all setup configure build demo check asan-build test bench clean help
+.NOTPARALLEL:
+MAKEFLAGS += --no-print-directory
+
+all: build
+
+help:
+	@sed -n '1,/^$$/s/^# \{0,1\}//p' Makefile
+
+setup: $(SETUP_STAMP)
+	@:
+
+$(SETUP_STAMP): scripts/setup.sh
+	@bash scripts/setup.sh
+	@mkdir -p $(BUILD_DIR) && rm -f $(BUILD_DIR)/.setup-* && touch $@
+
+configure: setup
+	$(call configure,$(BUILD_DIR),$(CONFIG_ARGS))
+
+build: configure
+	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	./$(BUILD_DIR)/$(DEMO) $(DEMO_ARGS)
+
+asan-build: setup
+	$(call configure,$(ASAN_DIR),$(ASAN_CONFIG_ARGS))
+	$(CMAKE) --build $(ASAN_DIR) -j $(JOBS)
+
+# Tests of build/ only (no sanitizer pass).
+test: build
+	@scripts/run-tests.sh $(BUILD_DIR)
+
+# Both passes always run (even if one fails to build); old results are dropped first,
+# and --summary decides the status and prints the total as the last line.
+check: setup
+	@rc=0; rm -f $(BUILD_DIR)/test-summary.txt $(ASAN_DIR)/test-summary.txt; \
+	if $(MAKE) build; then \
+	  JG_TEST_JOBS=$(JOBS) scripts/run-tests.sh $(BUILD_DIR) || rc=1; \
+	else echo "check: build of $(BUILD_DIR) failed" >&2; rc=1; fi; \
+	if $(MAKE) asan-build; then \
+	  JG_TEST_JOBS=$(JOBS) scripts/run-tests.sh $(ASAN_DIR) --sanitize || rc=1; \
+	else echo "check: build of $(ASAN_DIR) failed" >&2; rc=1; fi; \
+	scripts/run-tests.sh --summary $(BUILD_DIR) $(ASAN_DIR) || rc=1; \
+	exit $$rc
+
+bench: build
+	@set -e; n=0; \
+	while IFS= read -r b; do \
+	  [ -n "$$b" ] || continue; n=$$((n + 1)); \
+	  echo "== $$(basename $$b)"; "$$b" < /dev/null; \
+	done < $(BUILD_DIR)/jg-benches.txt; \
+	[ $$n -gt 0 ] || echo "bench: no benchmarks (bench/*.c)"
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR)
