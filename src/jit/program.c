@@ -163,6 +163,7 @@ void jg_program_free(jg_program *p)
     for (int i = 0; p->inputs && i < p->n_inputs; i++)
         free(p->inputs[i].data);
     free(p->inputs);
+    free(p->override);
     free(p->sched);
     free(p->slot);
     free(p->outputs);
@@ -211,7 +212,7 @@ jg_status jg_program_run(jg_program *p)
     if (!p)
         return JG_ERR_ARG;
     for (int i = 0; i < p->n_inputs; i++)
-        if (!p->inputs[i].set) {
+        if (!p->inputs[i].set && !(p->override && p->override[p->slot[p->inputs[i].node->id]])) {
             program_error(p, JG_ERR_STATE, "jg_program_run: input '%s' is not set",
                           p->inputs[i].node->name);
             return JG_ERR_STATE;
@@ -276,4 +277,14 @@ int jg_program_output_count(const jg_program *p) { return p ? p->n_outputs : 0; 
 const char *jg_program_errmsg(const jg_program *p)
 {
     return p ? p->errmsg : "jg_program_errmsg: program is NULL";
+}
+
+jg_status program_override(jg_program *p, const jg_node *n, const double *values)
+{
+    if (n->id >= p->n_slots || p->slot[n->id] < 0)
+        return JG_ERR_ARG;
+    if (!p->override && !(p->override = calloc((size_t)p->n_sched, sizeof *p->override)))
+        return JG_ERR_NOMEM;
+    p->override[p->slot[n->id]] = values;
+    return JG_OK;
 }

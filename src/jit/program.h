@@ -25,10 +25,17 @@ struct jg_program {
     program_input *inputs;
     int n_inputs;
     double **values;      /* reference executor: one buffer per scheduled node */
+    const double **override; /* per scheduled leaf: values (in double) replacing its input
+                                or parameter, for gradient checks; NULL when unused */
     bool ran;
     jg_status status;
     char errmsg[1024];
 };
+
+/* Makes leaf n (an input or parameter the program reads) take its values from `values`
+ * (numel doubles, owned by the caller, read at each run) instead of its binding or the store.
+ * Lets the gradient checker perturb values in double even for f32 graphs. */
+HIDDEN jg_status program_override(jg_program *p, const jg_node *n, const double *values);
 
 /* Reference executor (reference.c): every value in double, every op by its reference kernel. */
 HIDDEN jg_status reference_prepare(jg_program *p);

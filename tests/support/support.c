@@ -1,0 +1,103 @@
+/* Shared test helpers; see support.h. */
+#include "support.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+double *t_eval_with(jg_node *out, const jg_binding *inputs, int n_inputs)
+{
+    jg_graph *g = jg_node_graph(out);
+    cr_assert(g, "t_eval: node has no graph");
+    jg_program *p = jg_compile(g, &out, 1, &(jg_opts){ .exact = true });
+    cr_assert(p, "t_eval: compile failed: %s", jg_errmsg(g));
+    for (int i = 0; i < n_inputs; i++)
+        cr_assert_eq(jg_program_set(p, inputs[i].name, inputs[i].data, inputs[i].bytes), JG_OK,
+                     "t_eval: %s", jg_errmsg(p));
+    cr_assert_eq(jg_program_run(p), JG_OK, "t_eval: run failed: %s", jg_errmsg(p));
+    jg_shape s = jg_node_shape(out);
+    int64_t n = jg_shape_numel(s);
+    double *v = malloc((size_t)n * sizeof *v);
+    jg_dtype t = jg_node_dtype(out);
+    void *raw = malloc((size_t)n * jg_dtype_size(t));
+    cr_assert(v && raw);
+    cr_assert_eq(jg_program_get(p, 0, raw, (size_t)n * jg_dtype_size(t)), JG_OK, "%s",
+                 jg_errmsg(p));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = t == JG_F64 ? ((double *)raw)[i]
+               : t == JG_F32 ? (double)((float *)raw)[i]
+                             : (double)((int32_t *)raw)[i];
+    free(raw);
+    jg_program_free(p);
+    return v;
+}
+
+double *t_eval(jg_node *out) { return t_eval_with(out, NULL, 0); }
+
+void t_assert_close(const double *got, const double *want, int64_t n, double tol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double scale = fabs(want[i]) > 1 ? fabs(want[i]) : 1;
+        bool ok = fabs(got[i] - want[i]) <= tol * scale ||
+                  (isinf(want[i]) && got[i] == want[i]) || (isnan(want[i]) && isnan(got[i]));
+        cr_assert(ok, "element %lld: got %.17g, want %.17g", (long long)i, got[i], want[i]);
+    }
+}
+
+static double *randn_values(jg_shape s, uint64_t seed)
+{
+    int64_t n = jg_shape_numel(s);
+    double *v = malloc((size_t)n * sizeof *v);
+    cr_assert(v);
+    uint64_t x = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (int64_t i = 0; i < n; i++) {
+        /* Box-Muller over an xorshift stream: enough for test data */
+        double u[2];
+        for (int k = 0; k < 2; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            u[k] = ((double)(x >> 11) + 0.5) * 0x1.0p-53;
+        }
+        v[i] = sqrt(-2 * log(u[0])) * cos(6.283185307179586 * u[1]);
+    }
+    return v;
+}
+
+jg_node *t_randn(jg_graph *g, jg_shape s, uint64_t seed)
+{
+    double *v = randn_values(s, seed);
+    jg_node *n = jg_const(g, JG_F64, s, v);
+    free(v);
+    return n;
+}
+
+jg_node *t_param(jg_graph *g, const char *name, jg_shape s, uint64_t seed)
+{
+    return jg_param_as(g, name, JG_F64, s, jg_seeded(jg_normal(0, 1), seed));
+}
+
+jg_node *t_const(jg_graph *g, jg_shape s, const double *values)
+{
+    return jg_const(g, JG_F64, s, values);
+}
+
+void t_gradcheck_opts(jg_graph *g, jg_node *output, jg_node *const *wrt, int n,
+                      const jg_gradcheck_opts *opts)
+{
+    jg_gradcheck_report r;
+    jg_status st = jg_gradcheck(g, output, wrt, n, opts, &r);
+    cr_assert_neq(st, JG_ERR_GRAD, "gradcheck failed: %s", r.message);
+    cr_assert_eq(st, JG_OK, "gradcheck could not run: %s", jg_errmsg(g));
+    cr_assert(r.passed && r.n_checked > 0, "gradcheck: %s", r.message);
+}
+
+void t_gradcheck(jg_graph *g, jg_node *output, jg_node *const *wrt, int n)
+{
+    t_gradcheck_opts(g, output, wrt, n, NULL);
+}
+
+void t_assert_error(jg_graph *g, jg_status st, const char *part)
+{
+    cr_assert_eq(jg_graph_status(g), st, "status %s (want %s), message: %s",
+                 jg_status_str(jg_graph_status(g)), jg_status_str(st), jg_errmsg(g));
+    cr_assert(strstr(jg_errmsg(g), part), "message '%s' lacks '%s'", jg_errmsg(g), part);
+}

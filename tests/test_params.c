@@ -1,0 +1,136 @@
+/* The parameter store and the initialisers: values by name, sharing between programs,
+ * statistics of each initialiser, reproducibility from seeds. */
+#include "support/support.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdlib.h>
+
+TestSuite(params);
+
+static void stats(jg_graph *g, const char *name, int n, double *mean, double *sd, double *lo,
+                  double *hi)
+{
+    float *v = malloc((size_t)n * sizeof *v);
+    cr_assert_eq(jg_param_get(g, name, v, (size_t)n * sizeof *v), JG_OK, "%s", jg_errmsg(g));
+    double s = 0, s2 = 0;
+    *lo = INFINITY, *hi = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        s += v[i], s2 += (double)v[i] * v[i];
+        *lo = fmin(*lo, v[i]), *hi = fmax(*hi, v[i]);
+    }
+    *mean = s / n;
+    *sd = sqrt(s2 / n - *mean * *mean);
+    free(v);
+}
+
+Test(params, initialisers_have_the_documented_statistics)
+{
+    jg_graph *g = jg_graph_new();
+    jg_param(g, "he_n", jg_shape(784, 256), jg_he_normal());
+    jg_param(g, "he_u", jg_shape(784, 256), jg_he_uniform());
+    jg_param(g, "xa_n", jg_shape(784, 256), jg_xavier_normal());
+    jg_param(g, "xa_u", jg_shape(784, 256), jg_xavier_uniform());
+    jg_param(g, "norm", jg_shape(100, 100), jg_normal(2, 3));
+    jg_param(g, "unif", jg_shape(100, 100), jg_uniform(-1, 5));
+    jg_param(g, "conv", jg_shape(32, 16, 3, 3), jg_he_normal()); /* fan_in 16*9 */
+    int n = 784 * 256;
+    double m, sd, lo, hi;
+    stats(g, "he_n", n, &m, &sd, &lo, &hi);
+    cr_assert(fabs(m) < 0.002 && fabs(sd / sqrt(2.0 / 784) - 1) < 0.02, "he_normal %g %g", m, sd);
+    stats(g, "he_u", n, &m, &sd, &lo, &hi);
+    double l = sqrt(6.0 / 784);
+    cr_assert(lo >= -l && hi <= l && hi > 0.99 * l && fabs(sd / (l / sqrt(3)) - 1) < 0.02);
+    stats(g, "xa_n", n, &m, &sd, &lo, &hi);
+    cr_assert(fabs(sd / sqrt(2.0 / (784 + 256)) - 1) < 0.02, "xavier_normal sd %g", sd);
+    stats(g, "xa_u", n, &m, &sd, &lo, &hi);
+    l = sqrt(6.0 / (784 + 256));
+    cr_assert(lo >= -l && hi <= l && hi > 0.99 * l);
+    stats(g, "norm", 10000, &m, &sd, &lo, &hi);
+    cr_assert(fabs(m - 2) < 0.1 && fabs(sd - 3) < 0.1, "normal(2,3): %g %g", m, sd);
+    stats(g, "unif", 10000, &m, &sd, &lo, &hi);
+    cr_assert(lo >= -1 && hi < 5 && fabs(m - 2) < 0.1);
+    stats(g, "conv", 32 * 16 * 9, &m, &sd, &lo, &hi);
+    cr_assert(fabs(sd / sqrt(2.0 / (16 * 9)) - 1) < 0.05, "conv he sd %g", sd);
+    jg_graph_free(g);
+}
+
+Test(params, zeros_and_constant)
+{
+    jg_graph *g = jg_graph_new();
+    jg_param(g, "z", jg_shape(3), jg_zeros());
+    jg_param(g, "c", jg_shape(3), jg_constant(0.25));
+    float z[3], c[3];
+    jg_param_get(g, "z", z, sizeof z);
+    jg_param_get(g, "c", c, sizeof c);
+    for (int i = 0; i < 3; i++)
+        cr_assert(z[i] == 0 && c[i] == 0.25f);
+    jg_graph_free(g);
+}
+
+Test(params, seeds_make_values_reproducible_and_names_make_them_differ)
+{
+    float a[8], b[8], c[8], d[8];
+    for (int run = 0; run < 2; run++) {
+        jg_graph *g = jg_graph_new();
+        jg_param(g, "a", jg_shape(8), jg_normal(0, 1));
+        jg_param(g, "b", jg_shape(8), jg_normal(0, 1));
+        jg_param(g, "c", jg_shape(8), jg_seeded(jg_normal(0, 1), 77));
+        jg_param_get(g, "a", run ? c : a, sizeof a);
+        jg_param_get(g, "b", run ? d : b, sizeof b);
+        jg_graph_free(g);
+    }
+    cr_assert(memcmp(a, c, sizeof a) == 0, "same graph seed and name: same values");
+    cr_assert(memcmp(a, b, sizeof a) != 0, "different names: different values");
+    jg_graph *g1 = jg_graph_new(), *g2 = jg_graph_new();
+    jg_graph_set_seed(g2, 99);
+    jg_param(g1, "w", jg_shape(8), jg_normal(0, 1));
+    jg_param(g2, "w", jg_shape(8), jg_normal(0, 1));
+    jg_param_get(g1, "w", a, sizeof a);
+    jg_param_get(g2, "w", b, sizeof b);
+    cr_assert(memcmp(a, b, sizeof a) != 0, "different graph seeds: different values");
+    jg_graph_free(g1);
+    jg_graph_free(g2);
+}
+
+Test(params, store_is_shared_by_programs_and_outlives_them)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *w = jg_param(g, "w", jg_shape(2), jg_constant(1));
+    jg_node *doubled = jg_scale(w, 2);
+    jg_update up = { w, jg_shift(w, 1) };
+    jg_program *inc = jg_compile(g, &w, 1, &(jg_opts){ .updates = &up, .n_updates = 1 });
+    jg_program *read = jg_compile(g, &doubled, 1, NULL);
+    cr_assert(inc && read, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_program_run(inc), JG_OK);
+    cr_assert_eq(jg_program_run(inc), JG_OK);
+    float out[2];
+    jg_program_get(inc, 0, out, sizeof out);
+    cr_assert(out[0] == 2.0f, "outputs are computed before the update is applied");
+    jg_program_run(read);
+    jg_program_get(read, 0, out, sizeof out);
+    cr_assert(out[0] == 6.0f && out[1] == 6.0f, "the other program sees w = 3: %g", out[0]);
+    jg_program_free(inc);
+    jg_graph_free(g); /* the program keeps the graph alive */
+    cr_assert_eq(jg_program_run(read), JG_OK);
+    jg_program_free(read);
+}
+
+Test(params, enumerate_find_and_freeze)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *a = jg_param(g, "a", jg_shape(2), jg_zeros());
+    jg_node *b = jg_param_as(g, "b", JG_F64, jg_shape(3, 2), jg_zeros());
+    cr_assert_eq(jg_param_count(g), 2);
+    cr_assert_eq(jg_param_at(g, 0), a);
+    cr_assert_eq(jg_param_at(g, 1), b);
+    cr_assert_null(jg_param_at(g, 2));
+    cr_assert_eq(jg_param_find(g, "b"), b);
+    cr_assert_null(jg_param_find(g, "nope"));
+    cr_assert_eq(jg_node_dtype(b), JG_F64);
+    cr_assert_str_eq(jg_node_name(b), "b");
+    cr_assert_eq(jg_param_freeze(a, true), JG_OK);
+    cr_assert_eq(jg_param_freeze(jg_scale(a, 2), true), JG_ERR_ARG);
+    jg_graph_free(g);
+}
