@@ -286,8 +286,9 @@ JG_API jg_node *jg_stop_gradient_(jg_loc at, jg_node *x);
 /* ---------------------------------------------------------------- reductions */
 
 /* Reduce over axes (negative count from the end; JG_ALL_AXES = all); keepdims keeps them as 1.
- * max/min split the gradient equally among tied maxima. argmax gives i32 indices (first
- * maximum) and has no gradient. */
+ * max/min split the gradient equally among tied maxima and propagate NaN. argmax gives i32
+ * indices (the first maximum, or the first NaN) and has no gradient. logsumexp of an all -inf
+ * group is -inf. */
 #define jg_sum(x, axes, keepdims) jg_sum_(JG_HERE, x, axes, keepdims)
 #define jg_mean(x, axes, keepdims) jg_mean_(JG_HERE, x, axes, keepdims)
 #define jg_max(x, axes, keepdims) jg_max_(JG_HERE, x, axes, keepdims)
