@@ -494,8 +494,9 @@ JG_API jg_status jg_gradcheck(jg_graph *g, jg_node *output, jg_node *const *wrt,
 
 /* ---------------------------------------------------------------- data files */
 
-/* An n-dimensional array read from a file, values converted to f32 (images scaled to [0, 1]
- * when scale is true) or i32 (labels). Free with jg_array_free. */
+/* An n-dimensional array read from a file: dtype f32/f64 (u8 data scaled to [0, 1], other
+ * types converted as is) or i32 (integer data only). Owns malloc'd data; free with
+ * jg_array_free, which zeroes the struct (jg_array_free(NULL) does nothing). */
 typedef struct jg_array {
     jg_dtype dtype;
     jg_shape shape;
@@ -503,8 +504,10 @@ typedef struct jg_array {
 } jg_array;
 
 /* Reads an IDX file (as in MNIST / Fashion-MNIST), gzip-compressed or not. u8 data becomes
- * f32 scaled to [0, 1] when as == JG_F32, or i32 when as == JG_I32. On failure returns a
- * status and writes a message naming the file and the problem into errbuf (if not NULL). */
+ * f32 or f64 scaled to [0, 1] when as is JG_F32 or JG_F64, or i32 when as == JG_I32 (float
+ * data cannot be read as i32: JG_ERR_DTYPE). A malformed file is JG_ERR_IO. On failure returns
+ * a status, leaves *out zeroed, and writes a message naming the file and the problem into
+ * errbuf (if not NULL). */
 JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out /* OUT */,
                              char *errbuf, size_t errbuf_size);
 JG_API void jg_array_free(jg_array *a);

@@ -89,6 +89,10 @@ HIDDEN void graph_release(jg_graph *g);
 
 static inline bool node_poisoned(const jg_node *n) { return n->op == JG_OP_POISON; }
 
+/* Checks the graph's invariants (verify.c); on failure writes the reason into why. Debug
+ * builds run it on every compile. */
+HIDDEN jg_status graph_verify(const jg_graph *g, char *why, size_t size);
+
 /* ---- shapes (shape.c) */
 
 HIDDEN bool shape_eq(jg_shape a, jg_shape b);

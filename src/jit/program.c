@@ -129,6 +129,13 @@ jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, cons
             return NULL;
     if (!updates_ok(g, &o))
         return NULL;
+#ifndef NDEBUG
+    char why[OP_ERR_SIZE];
+    if (graph_verify(g, why, sizeof why) != JG_OK) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_STATE, "jg_compile: internal: %s", why);
+        return NULL;
+    }
+#endif
 
     jg_program *p = calloc(1, sizeof *p);
     if (!p)

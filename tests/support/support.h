@@ -6,6 +6,7 @@
 #include "jitgrad.h"
 
 #include <criterion/criterion.h>
+#include <string.h>
 
 /* Evaluates node out (no inputs, or inputs bound by t_bind first) with the reference executor
  * in exact mode and returns its values converted to double (malloc'd; free it). */
