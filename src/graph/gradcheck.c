@@ -56,7 +56,7 @@ static jg_status validate(check *c)
                         "jg_gradcheck: wrt %d is NULL, poisoned or from another graph", i);
         if (w->op != JG_OP_INPUT && w->op != JG_OP_PARAM)
             return fail(c, JG_ERR_ARG,
-                        "jg_gradcheck: wrt %d is a %s node; only inputs and parameters can be "
+                        "jg_gradcheck: wrt %d is a node of op %s; only inputs and parameters can be "
                         "perturbed", i, op_get(w->op)->name);
         if (w->dtype == JG_I32)
             return fail(c, JG_ERR_DTYPE, "jg_gradcheck: wrt %d ('%s') is i32", i, w->name);

@@ -67,8 +67,8 @@ static bool name_ok(jg_loc at, jg_graph *g, const char *fn, const char *name)
     for (int i = 0; i < g->n_nodes; i++) {
         jg_node *n = g->nodes[i];
         if ((n->op == JG_OP_INPUT || n->op == JG_OP_PARAM) && strcmp(n->name, name) == 0) {
-            graph_error(g, at, JG_ERR_ARG, "%s: name '%s' is already used by an %s", fn, name,
-                        n->op == JG_OP_INPUT ? "input" : "parameter");
+            graph_error(g, at, JG_ERR_ARG, "%s: name '%s' is already used by %s", fn, name,
+                        n->op == JG_OP_INPUT ? "an input" : "a parameter");
             return false;
         }
     }

@@ -44,7 +44,7 @@ static bool updates_ok(jg_graph *g, const jg_opts *o)
             return false;
         if (u->param->op != JG_OP_PARAM) {
             graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
-                        "jg_compile: update %d targets a %s node, not a parameter", i,
+                        "jg_compile: update %d targets a node of op %s, not a parameter", i,
                         op_get(u->param->op)->name);
             return false;
         }
