@@ -472,6 +472,27 @@ GRADCHECK_UNARY(softplus, jg_softplus(x))
 GRADCHECK_UNARY(pow_int, jg_pow(x, 3))
 GRADCHECK_UNARY(pow_frac, jg_pow(positive(x), 2.5))
 GRADCHECK_UNARY(pow_neg, jg_pow(jg_exp(x), -1.5))
+GRADCHECK_UNARY(pow_zero, jg_pow(x, 0))
+
+/* x^0 is constant 1, so its gradient is 0 everywhere, at x = 0 too (not 0 * 0^-1 = NaN), and
+ * so is the second derivative. */
+Test(elementwise, pow_zero_gradient_is_zero_at_zero)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = exact_param(g, "x", jg_shape(3), (double[]){ 0, -2, 1.5 });
+    jg_node *d = grad_of(g, jg_sum(jg_pow(x, 0), JG_ALL_AXES, false), x);
+    cr_assert(jg_node_ok(d), "%s", jg_errmsg(g));
+    double *v = t_eval(d);
+    t_assert_close(v, (double[]){ 0, 0, 0 }, 3, 0);
+    free(v);
+    jg_node *d2 = grad_of(g, jg_sum(jg_square(d), JG_ALL_AXES, false), x);
+    if (d2) { /* NULL is fine too: nothing flows back through a zero */
+        v = t_eval(d2);
+        t_assert_close(v, (double[]){ 0, 0, 0 }, 3, 0);
+        free(v);
+    }
+    jg_graph_free(g);
+}
 GRADCHECK_UNARY(leaky_relu, jg_leaky_relu(x, 0.1))
 GRADCHECK_UNARY(elu, jg_elu(x, 0.7))
 GRADCHECK_UNARY(clamp, jg_clamp(x, -0.5, 0.5))

@@ -3,6 +3,7 @@
  * graph as "file:line: jg_<op>: reason"; programs keep their last error on the handle. */
 #include "support/support.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,6 +303,75 @@ Test(errors, invalid_shapes)
     }
 }
 
+/* Results far larger than any operand (broadcasting, one_hot, pad, matmul) are caught when
+ * built, with products computed without int64 overflow: [2^22,2^21,2^21] has 2^64 elements,
+ * which would wrap to 0. */
+Test(errors, shapes_too_large)
+{
+    const int64_t M = (int64_t)1 << 20, T = M * M; /* T = 2^40 */
+    struct {
+        const char *what;
+        jg_status st;
+        const char *part;
+    } cases[] = {
+        { "input", JG_ERR_SHAPE,
+          "jg_input: shape [1099511627776,16777216] is too large (more than 2^40 elements)" },
+        { "mul", JG_ERR_SHAPE,
+          "jg_mul: result shape [4194304,2097152,1] is too large (more than 2^40 elements)" },
+        { "where", JG_ERR_SHAPE,
+          "jg_where: result shape [4194304,2097152,2097152] is too large" },
+        { "one_hot", JG_ERR_SHAPE,
+          "jg_one_hot: result shape [1048576,2147483647] is too large (more than 2^40" },
+        { "pad", JG_ERR_SHAPE, "jg_pad: padded shape [1099511627776,16777216] is too large" },
+        { "broadcast_to", JG_ERR_SHAPE,
+          "jg_broadcast_to: invalid target shape [1099511627776,16777216]" },
+        { "matmul", JG_ERR_SHAPE,
+          "jg_matmul: result shape [2097152,2097152] is too large (more than 2^40 elements)" },
+    };
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+        jg_graph *g = jg_graph_new();
+        jg_node *a = jg_input(g, "a", JG_F32, jg_shape(4 * M, 1, 1));
+        jg_node *b = jg_input(g, "b", JG_F32, jg_shape(1, 2 * M, 1));
+        jg_node *c = jg_input(g, "c", JG_F32, jg_shape(1, 1, 2 * M));
+        jg_node *one = jg_input(g, "one", JG_F32, jg_shape(1, 1));
+        cr_assert(jg_node_ok(c), "%s", jg_errmsg(g));
+        jg_node *n = NULL;
+        switch (i) {
+        case 0: n = jg_input(g, "x", JG_F32, jg_shape(T, 16 * M)); break;
+        case 1: n = jg_mul(a, b); break;
+        case 2: n = jg_where(a, b, c); break;
+        case 3: n = jg_one_hot(jg_input(g, "i", JG_I32, jg_shape(M)), INT_MAX, JG_F32); break;
+        case 4: n = jg_pad(one, jg_shape(T - 1, 0), jg_shape(0, 16 * M - 1), 0); break;
+        case 5: n = jg_broadcast_to(one, jg_shape(T, 16 * M)); break;
+        case 6:
+            n = jg_matmul(jg_input(g, "l", JG_F32, jg_shape(2 * M, 1)),
+                          jg_input(g, "r", JG_F32, jg_shape(1, 2 * M)));
+            break;
+        }
+        cr_assert_not_null(n, "%s", cases[i].what);
+        cr_assert(!jg_node_ok(n), "%s: not poisoned", cases[i].what);
+        t_assert_error(g, cases[i].st, cases[i].part);
+        /* the error is sticky: compiling fails with the same message */
+        jg_node *s = jg_sum(a, JG_ALL_AXES, false);
+        cr_assert_null(jg_compile(g, &s, 1, NULL), "%s", cases[i].what);
+        t_assert_error(g, cases[i].st, cases[i].part);
+        jg_graph_free(g);
+    }
+    /* jg_shape_numel saturates instead of overflowing */
+    cr_assert_eq(jg_shape_numel(jg_shape(T, 16 * M)), INT64_MAX);
+    cr_assert_eq(jg_shape_numel(jg_shape(INT64_MAX, 2)), INT64_MAX);
+    cr_assert_eq(jg_shape_numel(jg_shape(4 * M, 2 * M, 2 * M)), INT64_MAX);
+    cr_assert_eq(jg_shape_numel(jg_shape(T, 1)), T);
+    cr_assert_eq(jg_shape_numel(jg_shape(2, 3)), 6);
+    cr_assert_eq(jg_shape_numel(JG_SCALAR), 1);
+    /* exactly 2^40 elements is still a valid shape (nothing is allocated at build time) */
+    jg_graph *g = jg_graph_new();
+    cr_assert(jg_node_ok(jg_input(g, "x", JG_F32, jg_shape(T, 1))), "%s", jg_errmsg(g));
+    cr_assert(!jg_node_ok(jg_input(g, "y", JG_F32, jg_shape(T, 2))));
+    t_assert_error(g, JG_ERR_SHAPE, "jg_input: shape [1099511627776,2] is too large");
+    jg_graph_free(g);
+}
+
 Test(errors, const_null_data)
 {
     jg_graph *g = jg_graph_new();
@@ -344,6 +414,30 @@ Test(errors, null_graph_to_builders)
         cr_assert_not_null(ops[i], "builder %d returned NULL", i);
         cr_assert(!jg_node_ok(ops[i]), "builder %d is not poisoned", i);
     }
+}
+
+/* jg_scalar_like is a real builder: a NULL or poisoned x gives poison, not a valid scalar. */
+Test(errors, scalar_like_of_poison_is_poison)
+{
+    jg_node *orphan = jg_scalar_like(NULL, 1);
+    cr_assert_not_null(orphan);
+    cr_assert(!jg_node_ok(orphan));
+    cr_assert(!jg_node_ok(jg_scalar_like(orphan, 2)));
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(2, 3));
+    jg_node *bad = jg_matmul(x, x);
+    int nodes = jg_graph_node_count(g);
+    assert_poisoned(g, jg_scalar_like(bad, 1), JG_ERR_SHAPE, "jg_matmul: inner dimensions");
+    cr_assert_eq(jg_graph_node_count(g), nodes, "no node was added for the poisoned x");
+    jg_graph_clear_error(g);
+    jg_node *s = jg_scalar_like(x, 2.5);
+    cr_assert(jg_node_ok(s), "%s", jg_errmsg(g));
+    cr_assert_eq(jg_node_dtype(s), JG_F64);
+    cr_assert_eq(jg_node_shape(s).ndim, 0);
+    double *v = t_eval(s);
+    cr_assert_eq(v[0], 2.5);
+    free(v);
+    jg_graph_free(g);
 }
 
 Test(errors, null_operand)
@@ -612,37 +706,52 @@ Test(errors, runtime_range_error)
 
 /* ---------------------------------------------------------------- parameter store */
 
+/* Store accessors report misuse by status and jg_errmsg, without poisoning the graph. */
+static void assert_note(jg_graph *g, jg_status got, const char *part)
+{
+    cr_assert_eq(got, JG_ERR_ARG, "status %s", jg_status_str(got));
+    cr_assert_eq(jg_graph_status(g), JG_OK, "the graph was poisoned: %s", jg_errmsg(g));
+    cr_assert(strstr(jg_errmsg(g), part), "message '%s' lacks '%s'", jg_errmsg(g), part);
+}
+
 Test(errors, param_get_set_misuse)
 {
     jg_graph *g = jg_graph_new();
-    jg_param(g, "w", jg_shape(2, 3), jg_zeros());
+    jg_node *w = jg_param(g, "w", jg_shape(2, 3), jg_zeros());
     float buf[6] = { 0 };
-    cr_assert_eq(jg_param_get(g, "nope", buf, sizeof buf), JG_ERR_ARG);
-    t_assert_error(g, JG_ERR_ARG, "jg_param_get: no parameter named 'nope'");
-    jg_graph_clear_error(g);
-    cr_assert_eq(jg_param_set(g, "w", buf, 2 * sizeof buf), JG_ERR_ARG);
-    t_assert_error(g, JG_ERR_ARG, "jg_param_set: parameter 'w' holds 24 bytes, given 48");
-    jg_graph_clear_error(g);
-    cr_assert_eq(jg_param_get(g, "w", buf, 4), JG_ERR_ARG);
-    t_assert_error(g, JG_ERR_ARG, "holds 24 bytes, given 4");
-    jg_graph_clear_error(g);
-    cr_assert_eq(jg_param_set(g, "nope", buf, sizeof buf), JG_ERR_ARG);
-    t_assert_error(g, JG_ERR_ARG, "jg_param_set: no parameter named 'nope'");
-    jg_graph_clear_error(g);
-    cr_assert_eq(jg_param_get(g, NULL, buf, sizeof buf), JG_ERR_ARG);
-    t_assert_error(g, JG_ERR_ARG, "name is NULL");
-    /* NULL graph, NULL buffers, non-parameter freeze */
+    assert_note(g, jg_param_get(g, "nope", buf, sizeof buf),
+                "jg_param_get: no parameter named 'nope'");
+    assert_note(g, jg_param_set(g, "w", buf, 2 * sizeof buf),
+                "jg_param_set: parameter 'w' holds 24 bytes, given 48");
+    assert_note(g, jg_param_get(g, "w", buf, 4), "holds 24 bytes, given 4");
+    assert_note(g, jg_param_set(g, "nope", buf, sizeof buf),
+                "jg_param_set: no parameter named 'nope'");
+    assert_note(g, jg_param_get(g, NULL, buf, sizeof buf), "jg_param_get: name is NULL");
+    assert_note(g, jg_param_get(g, "w", NULL, sizeof buf),
+                "jg_param_get: buffer for parameter 'w' is NULL");
+    assert_note(g, jg_param_set(g, "w", NULL, sizeof buf), "jg_param_set: buffer");
+    assert_note(g, jg_param_freeze(jg_input(g, "x", JG_F32, jg_shape(1)), true),
+                "jg_param_freeze: node %1 (op input) is not a parameter");
+    /* NULL graph or node: a status, and no graph to write to */
     cr_assert_eq(jg_param_get(NULL, "w", buf, sizeof buf), JG_ERR_ARG);
     cr_assert_eq(jg_param_set(NULL, "w", buf, sizeof buf), JG_ERR_ARG);
-    jg_graph_clear_error(g);
-    cr_assert_eq(jg_param_get(g, "w", NULL, sizeof buf), JG_ERR_ARG);
-    cr_assert_eq(jg_param_set(g, "w", NULL, sizeof buf), JG_ERR_ARG);
-    cr_assert_eq(jg_param_freeze(jg_input(g, "x", JG_F32, jg_shape(1)), true), JG_ERR_ARG);
     cr_assert_eq(jg_param_freeze(NULL, true), JG_ERR_ARG);
     cr_assert_null(jg_param_find(g, "nope"));
     cr_assert_null(jg_param_find(g, NULL));
     cr_assert_null(jg_param_at(g, 5));
     cr_assert_null(jg_param_at(g, -1));
+    /* after all that, the graph still compiles and the store still works */
+    jg_node *y = jg_sum(w, JG_ALL_AXES, false);
+    jg_program *p = jg_compile(g, &y, 1, NULL);
+    cr_assert_not_null(p, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_param_set(g, "w", buf, sizeof buf), JG_OK);
+    /* a sticky error takes precedence over the last message; clearing forgets both */
+    jg_matmul(w, w);
+    cr_assert_eq(jg_param_get(g, "nope", buf, sizeof buf), JG_ERR_ARG);
+    t_assert_error(g, JG_ERR_SHAPE, "jg_matmul: inner dimensions");
+    jg_graph_clear_error(g);
+    cr_assert_str_eq(jg_errmsg(g), "");
+    jg_program_free(p);
     jg_graph_free(g);
 }
 

@@ -93,3 +93,50 @@ Test(gradcheck, needs_values_for_integer_inputs)
     t_assert_error(g, JG_ERR_ARG, "input 'k' is i32");
     jg_graph_free(g);
 }
+
+/* Misuse is caught before anything is built: bindings that cannot be read, a wrt node given
+ * twice (its perturbations would count twice). */
+Test(gradcheck, rejects_bad_bindings_and_repeated_wrt)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(64));
+    jg_node *w = t_param(g, "w", jg_shape(64), 1);
+    jg_node *v = t_param(g, "v", jg_shape(64), 2);
+    jg_node *y = jg_sum(jg_mul(jg_mul(x, w), v), JG_ALL_AXES, false);
+    int nodes = jg_graph_node_count(g);
+    double small[2] = { 1, 1 };
+    jg_binding short_x = { "x", small, sizeof small };
+    jg_binding null_x = { "x", NULL, 64 * sizeof(double) };
+    jg_node *twice[3] = { w, v, w };
+    struct {
+        jg_node *const *wrt;
+        int n;
+        jg_gradcheck_opts opts;
+        const char *part;
+    } cases[] = {
+        { &w, 1, { .n_inputs = 1 }, "jg_gradcheck: opts.n_inputs is 1 but opts.inputs is NULL" },
+        { &w, 1, { .inputs = &short_x, .n_inputs = -1 }, "opts.n_inputs is -1 (negative)" },
+        { &x, 1, { .inputs = &short_x, .n_inputs = 1 },
+          "jg_gradcheck: opts.inputs[0] for wrt input 'x' holds 16 bytes, the input needs 512" },
+        { &x, 1, { .inputs = &null_x, .n_inputs = 1 }, "holds 512 bytes at NULL" },
+        { twice, 3, { 0 }, "jg_gradcheck: wrt 0 and 2 are the same node ('w')" },
+    };
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+        jg_gradcheck_report r;
+        cr_assert_eq(jg_gradcheck(g, y, cases[i].wrt, cases[i].n, &cases[i].opts, &r),
+                     JG_ERR_ARG, "case %d: %s", i, r.message);
+        t_assert_error(g, JG_ERR_ARG, cases[i].part);
+        cr_assert(!r.passed);
+        cr_assert(strstr(r.message, cases[i].part), "report: %s", r.message);
+        cr_assert_eq(jg_graph_node_count(g), nodes, "case %d built nodes", i);
+        jg_graph_clear_error(g);
+    }
+    /* a well-sized binding of a wrt input is used as the starting point */
+    double xv[64];
+    for (int i = 0; i < 64; i++)
+        xv[i] = 0.1 * i;
+    jg_binding good_x = { "x", xv, sizeof xv };
+    jg_node *wrt[2] = { x, w };
+    t_gradcheck_opts(g, y, wrt, 2, &(jg_gradcheck_opts){ .inputs = &good_x, .n_inputs = 1 });
+    jg_graph_free(g);
+}

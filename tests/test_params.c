@@ -134,3 +134,58 @@ Test(params, enumerate_find_and_freeze)
     cr_assert_eq(jg_param_freeze(jg_scale(a, 2), true), JG_ERR_ARG);
     jg_graph_free(g);
 }
+
+/* A jg_param that fails leaves nothing behind: no node, no store entry, the name still free. */
+Test(params, failed_param_leaves_no_node)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *a = jg_param(g, "a", jg_shape(2), jg_zeros());
+    jg_node *q = jg_param(g, "q", jg_shape(2), ((jg_init){ .kind = (jg_init_kind)99 }));
+    cr_assert(!jg_node_ok(q));
+    t_assert_error(g, JG_ERR_ARG, "jg_param: 'q': unknown initialiser kind 99");
+    cr_assert_eq(jg_graph_node_count(g), 1, "a node was left behind");
+    cr_assert_eq(jg_param_count(g), 1);
+    cr_assert_null(jg_param_find(g, "q"));
+    jg_graph_clear_error(g);
+    q = jg_param(g, "q", jg_shape(2), jg_constant(3));
+    cr_assert(jg_node_ok(q), "the name is still free: %s", jg_errmsg(g));
+    cr_assert_eq(jg_node_id(q), 1);
+    cr_assert_eq(jg_param_count(g), 2);
+    cr_assert_eq(jg_param_at(g, 0), a);
+    cr_assert_eq(jg_param_at(g, 1), q);
+    float v[2];
+    cr_assert_eq(jg_param_get(g, "q", v, sizeof v), JG_OK);
+    cr_assert(v[0] == 3.0f && v[1] == 3.0f);
+    /* an i32 parameter is rejected before any node exists as well */
+    cr_assert(!jg_node_ok(jg_param_as(g, "k", JG_I32, jg_shape(2), jg_zeros())));
+    cr_assert_eq(jg_graph_node_count(g), 2);
+    jg_graph_free(g);
+}
+
+/* A typo in a store accessor is reported but does not poison the graph: later builders and
+ * compiles work, and jg_errmsg shows the failed call only while no sticky error exists. */
+Test(params, store_misuse_does_not_poison_the_graph)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *w = jg_param(g, "w", jg_shape(3), jg_constant(1));
+    float buf[3];
+    cr_assert_eq(jg_param_get(g, "w", buf, 2 * sizeof(float)), JG_ERR_ARG);
+    cr_assert_eq(jg_graph_status(g), JG_OK);
+    cr_assert(strstr(jg_errmsg(g), "jg_param_get: parameter 'w' holds 12 bytes, given 8"),
+              "%s", jg_errmsg(g));
+    cr_assert_eq(jg_param_set(g, "nope", buf, sizeof buf), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(g), "jg_param_set: no parameter named 'nope'"), "%s",
+              jg_errmsg(g));
+    cr_assert_eq(jg_param_freeze(jg_exp(w), true), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(g), "jg_param_freeze: node %1 (op exp) is not a parameter"),
+              "%s", jg_errmsg(g));
+    jg_node *y = jg_sum(w, JG_ALL_AXES, false);
+    jg_program *p = jg_compile(g, &y, 1, NULL);
+    cr_assert_not_null(p, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+    float out;
+    jg_program_get(p, 0, &out, sizeof out);
+    cr_assert(out == 3.0f);
+    jg_program_free(p);
+    jg_graph_free(g);
+}

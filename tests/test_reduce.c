@@ -75,6 +75,11 @@ Test(reduce, sum_empty_axes_is_identity)
            (double[]){ 1, 2, 3, 4, 5, 6 });
     expect(jg_max(x, (jg_axes){ .n = 0 }, true), jg_shape(2, 3),
            (double[]){ 1, 2, 3, 4, 5, 6 });
+    /* JG_NO_AXES names the same thing (jg_axes() does not compile: see jitgrad.h) */
+    expect(jg_sum(x, JG_NO_AXES, false), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    expect(jg_mean(x, JG_NO_AXES, true), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    jg_node *w = t_param(g, "w", jg_shape(2, 3), 7);
+    t_gradcheck(g, jg_sum(jg_square(w), JG_NO_AXES, false), &w, 1);
     jg_graph_free(g);
 }
 

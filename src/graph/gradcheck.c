@@ -60,6 +60,32 @@ static jg_status validate(check *c)
                         "perturbed", i, op_get(w->op)->name);
         if (w->dtype == JG_I32)
             return fail(c, JG_ERR_DTYPE, "jg_gradcheck: wrt %d ('%s') is i32", i, w->name);
+        /* Perturbing one node twice would double-count it in every direction. */
+        for (int j = 0; j < i; j++)
+            if (c->wrt[j] == w)
+                return fail(c, JG_ERR_ARG, "jg_gradcheck: wrt %d and %d are the same node "
+                            "('%s')", j, i, w->name);
+    }
+    if (c->o.n_inputs < 0)
+        return fail(c, JG_ERR_ARG, "jg_gradcheck: opts.n_inputs is %d (negative)",
+                    c->o.n_inputs);
+    if (c->o.n_inputs > 0 && !c->o.inputs)
+        return fail(c, JG_ERR_ARG, "jg_gradcheck: opts.n_inputs is %d but opts.inputs is NULL",
+                    c->o.n_inputs);
+    /* A wrt input's binding is read directly as the starting point, so its size must be
+     * exact here (other bindings are checked by jg_program_set). */
+    for (int b = 0; b < c->o.n_inputs; b++) {
+        const jg_binding *in = &c->o.inputs[b];
+        for (int i = 0; in->name && i < c->n; i++) {
+            jg_node *w = c->wrt[i];
+            if (w->op != JG_OP_INPUT || strcmp(in->name, w->name) != 0)
+                continue;
+            size_t want = (size_t)jg_shape_numel(w->shape) * jg_dtype_size(w->dtype);
+            if (in->bytes != want || !in->data)
+                return fail(c, JG_ERR_ARG, "jg_gradcheck: opts.inputs[%d] for wrt input '%s' "
+                            "holds %zu bytes%s, the input needs %zu", b, w->name, in->bytes,
+                            in->data ? "" : " at NULL", want);
+        }
     }
     return JG_OK;
 }

@@ -1,4 +1,4 @@
-/* Graph lifetime, the node arena, the first-error record and node queries.
+/* Graph lifetime, the node arena, the error records and node queries.
  * A graph is reference counted so that programs compiled from it keep its nodes and
  * parameter store alive after the user frees the graph handle. */
 #include "graph/graph.h"
@@ -69,6 +69,14 @@ void graph_error(jg_graph *g, jg_loc at, jg_status st, const char *fmt, ...)
     va_end(ap);
 }
 
+void graph_note(jg_graph *g, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->last_msg, sizeof g->last_msg, fmt, ap);
+    va_end(ap);
+}
+
 jg_graph *jg_graph_new(void)
 {
     jg_graph *g = calloc(1, sizeof *g);
@@ -110,9 +118,12 @@ void jg_graph_free(jg_graph *g)
 
 jg_status jg_graph_status(const jg_graph *g) { return g ? g->status : JG_ERR_ARG; }
 
+/* The sticky error wins: it is the one that makes compiles fail. */
 const char *jg_graph_errmsg(const jg_graph *g)
 {
-    return g ? g->errmsg : "jg_graph_errmsg: graph is NULL";
+    if (!g)
+        return "jg_graph_errmsg: graph is NULL";
+    return g->status != JG_OK ? g->errmsg : g->last_msg;
 }
 
 void jg_graph_clear_error(jg_graph *g)
@@ -121,6 +132,7 @@ void jg_graph_clear_error(jg_graph *g)
         return;
     g->status = JG_OK;
     g->errmsg[0] = '\0';
+    g->last_msg[0] = '\0';
 }
 
 void jg_graph_set_seed(jg_graph *g, uint64_t seed)

@@ -65,6 +65,7 @@ struct jg_graph {
     jg_node *poison;          /* returned by failed builders */
     jg_status status;         /* the first error */
     char errmsg[512];
+    char last_msg[512];       /* the last failed non-sticky call (store accessors) */
     uint64_t seed;
     graph_param *params;      /* the parameter store */
     int n_params, cap_params;
@@ -79,6 +80,9 @@ HIDDEN char *graph_strdup(jg_graph *g, const char *s);
 HIDDEN void graph_error(jg_graph *g, jg_loc at, jg_status st, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 HIDDEN void graph_verror(jg_graph *g, jg_loc at, jg_status st, const char *fmt, va_list ap);
+/* Notes the message of a failed call that does not poison the graph (a store accessor given
+ * a wrong name or size): jg_graph_errmsg shows it while no sticky error is recorded. */
+HIDDEN void graph_note(jg_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Appends a node (inputs already checked). Returns the poison node when out of memory. */
 HIDDEN jg_node *graph_node_new(jg_graph *g, jg_loc at, jg_op op, jg_dtype t, jg_shape s,
@@ -104,8 +108,14 @@ HIDDEN char *shape_str(jg_shape s, char *buf, size_t size);
 HIDDEN void shape_strides(jg_shape s, int64_t strides[JG_MAX_DIMS]);
 /* Strides of `in` as seen from the broadcast shape `out`: 0 along broadcast dimensions. */
 HIDDEN void shape_bcast_strides(jg_shape in, jg_shape out, int64_t strides[JG_MAX_DIMS]);
-/* A shape is valid when 0 <= ndim <= 8 and every dimension >= 1. */
+/* The most elements a shape may hold (2^40), so that byte counts and strides fit easily in
+ * int64_t and size_t. */
+#define SHAPE_MAX_NUMEL ((int64_t)1 << 40)
+/* A shape is valid when 0 <= ndim <= 8, every dimension >= 1 and it holds at most
+ * SHAPE_MAX_NUMEL elements (checked without overflow). */
 HIDDEN bool shape_valid(jg_shape s);
+/* 0 <= ndim <= 8 and every dimension >= 1: tells an invalid shape from a too large one. */
+HIDDEN bool shape_dims_positive(jg_shape s);
 /* Normalises axis (negative from the end) into 0..ndim-1; false when out of range. */
 HIDDEN bool axis_normalise(int axis, int ndim, int *out);
 

@@ -40,7 +40,7 @@ const op_def op_fill = { .name = "fill", .kind = KIND_LEAF, .infer = no_infer, .
 /* Checks what every leaf builder takes; records the error and returns false if bad. */
 static bool leaf_args_ok(jg_loc at, jg_graph *g, const char *fn, jg_dtype t, jg_shape s)
 {
-    char buf[96];
+    char buf[8 * 24];
     if ((unsigned)t > JG_I32) {
         graph_error(g, at, JG_ERR_DTYPE, "%s: unknown dtype %d", fn, (int)t);
         return false;
@@ -50,9 +50,14 @@ static bool leaf_args_ok(jg_loc at, jg_graph *g, const char *fn, jg_dtype t, jg_
                     JG_MAX_DIMS);
         return false;
     }
-    if (!shape_valid(s)) {
+    if (!shape_dims_positive(s)) {
         graph_error(g, at, JG_ERR_SHAPE, "%s: invalid shape %s (every dimension >= 1)", fn,
                     FMT_SHAPE(buf, s));
+        return false;
+    }
+    if (!shape_valid(s)) {
+        graph_error(g, at, JG_ERR_SHAPE, "%s: shape %s is too large (more than 2^40 elements)",
+                    fn, FMT_SHAPE(buf, s));
         return false;
     }
     return true;
@@ -105,9 +110,19 @@ jg_node *jg_param_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, jg_shap
                     name ? name : "(null)");
         return g->poison;
     }
-    jg_node *n = named_leaf(at, g, "jg_param", JG_OP_PARAM, name, t, s);
-    if (!node_poisoned(n) && store_add(g, n, init) != JG_OK)
+    /* Everything that can be checked is checked before the node exists, so a failed call
+     * leaves neither a node nor a taken name behind. */
+    if (g && (unsigned)init.kind > JG_INIT_HE_NORMAL) {
+        graph_error(g, at, JG_ERR_ARG, "jg_param: '%s': unknown initialiser kind %d",
+                    name ? name : "(null)", (int)init.kind);
         return g->poison;
+    }
+    jg_node *n = named_leaf(at, g, "jg_param", JG_OP_PARAM, name, t, s);
+    if (!node_poisoned(n) && store_add(g, n, init) != JG_OK) {
+        /* Out of memory: n is still the last node, and no other node refers to it. */
+        g->n_nodes--;
+        return g->poison;
+    }
     return n;
 }
 
@@ -147,4 +162,15 @@ jg_node *jg_fill_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, double value)
 jg_node *jg_scalar_(jg_loc at, jg_graph *g, jg_dtype t, double value)
 {
     return jg_fill_(at, g, t, JG_SCALAR, value);
+}
+
+/* A function rather than a macro over jg_node_graph/jg_node_dtype, so that a poisoned x
+ * gives poison instead of a valid scalar on x's graph. */
+jg_node *jg_scalar_like_(jg_loc at, jg_node *x, double value)
+{
+    if (!x || !x->graph)
+        return op_build(at, JG_OP_FILL, NULL, 0, NULL); /* no graph: the orphan poison */
+    if (node_poisoned(x))
+        return x->graph->poison;
+    return jg_fill_(at, x->graph, x->dtype, JG_SCALAR, value);
 }

@@ -3,11 +3,14 @@
 
 #include <string.h>
 
+/* Saturates instead of overflowing: users may ask about any shape, valid or not. */
 int64_t jg_shape_numel(jg_shape s)
 {
+    int ndim = s.ndim < 0 ? 0 : s.ndim > JG_MAX_DIMS ? JG_MAX_DIMS : s.ndim;
     int64_t n = 1;
-    for (int i = 0; i < s.ndim; i++)
-        n *= s.dim[i];
+    for (int i = 0; i < ndim; i++)
+        if (__builtin_mul_overflow(n, s.dim[i], &n))
+            return INT64_MAX;
     return n;
 }
 
@@ -23,14 +26,29 @@ const char *jg_dtype_str(jg_dtype t)
 
 size_t jg_dtype_size(jg_dtype t) { return t == JG_F64 ? 8 : 4; }
 
+/* Each dimension is checked against what is left of the limit before multiplying, so the
+ * running product never overflows. */
 bool shape_valid(jg_shape s)
 {
     if (s.ndim < 0 || s.ndim > JG_MAX_DIMS)
         return false;
-    for (int i = 0; i < s.ndim; i++)
-        if (s.dim[i] < 1 || s.dim[i] > ((int64_t)1 << 40))
+    int64_t numel = 1;
+    for (int i = 0; i < s.ndim; i++) {
+        if (s.dim[i] < 1 || s.dim[i] > SHAPE_MAX_NUMEL / numel)
             return false;
-    return jg_shape_numel(s) <= ((int64_t)1 << 40);
+        numel *= s.dim[i];
+    }
+    return true;
+}
+
+bool shape_dims_positive(jg_shape s)
+{
+    if (s.ndim < 0 || s.ndim > JG_MAX_DIMS)
+        return false;
+    for (int i = 0; i < s.ndim; i++)
+        if (s.dim[i] < 1)
+            return false;
+    return true;
 }
 
 bool shape_eq(jg_shape a, jg_shape b)
@@ -59,6 +77,10 @@ bool shape_broadcast(jg_shape a, jg_shape b, jg_shape *out)
 
 char *shape_str(jg_shape s, char *buf, size_t size)
 {
+    if (s.ndim < 0 || s.ndim > JG_MAX_DIMS) { /* never read past dim[] */
+        snprintf(buf, size, "[%d dimensions]", s.ndim);
+        return buf;
+    }
     size_t n = (size_t)snprintf(buf, size, "[");
     for (int i = 0; i < s.ndim && n < size; i++)
         n += (size_t)snprintf(buf + n, size - n, "%s%lld", i ? "," : "", (long long)s.dim[i]);

@@ -101,22 +101,27 @@ void store_free(jg_graph *g)
     free(g->params);
 }
 
-/* Public accessors set the graph's error only for misuse of the store itself. */
-static graph_param *lookup(jg_graph *g, const char *fn, const char *name, size_t bytes)
+/* Misuse of the public accessors is reported by status and jg_errmsg(g) but does not poison
+ * the graph: a typo in a parameter name must not make later compiles fail. */
+static graph_param *lookup(jg_graph *g, const char *fn, const char *name, size_t bytes,
+                           const void *buf)
 {
     if (!name) {
-        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "%s: name is NULL", fn);
+        graph_note(g, "%s: name is NULL", fn);
         return NULL;
     }
     graph_param *p = store_find(g, name);
     if (!p) {
-        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "%s: no parameter named '%s'", fn, name);
+        graph_note(g, "%s: no parameter named '%s'", fn, name);
         return NULL;
     }
     size_t want = (size_t)jg_shape_numel(p->node->shape) * jg_dtype_size(p->node->dtype);
     if (bytes != want) {
-        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
-                    "%s: parameter '%s' holds %zu bytes, given %zu", fn, name, want, bytes);
+        graph_note(g, "%s: parameter '%s' holds %zu bytes, given %zu", fn, name, want, bytes);
+        return NULL;
+    }
+    if (!buf) {
+        graph_note(g, "%s: buffer for parameter '%s' is NULL", fn, name);
         return NULL;
     }
     return p;
@@ -126,8 +131,8 @@ jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes)
 {
     if (!g)
         return JG_ERR_ARG;
-    graph_param *p = lookup(g, "jg_param_get", name, bytes);
-    if (!p || !out)
+    graph_param *p = lookup(g, "jg_param_get", name, bytes, out);
+    if (!p)
         return JG_ERR_ARG;
     memcpy(out, p->data, bytes);
     return JG_OK;
@@ -137,8 +142,8 @@ jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t b
 {
     if (!g)
         return JG_ERR_ARG;
-    graph_param *p = lookup(g, "jg_param_set", name, bytes);
-    if (!p || !data)
+    graph_param *p = lookup(g, "jg_param_set", name, bytes, data);
+    if (!p)
         return JG_ERR_ARG;
     memcpy(p->data, data, bytes);
     return JG_OK;
@@ -152,8 +157,15 @@ jg_node *jg_param_find(jg_graph *g, const char *name)
 
 jg_status jg_param_freeze(jg_node *param, bool frozen)
 {
-    if (!param || param->param < 0)
+    if (!param)
         return JG_ERR_ARG;
+    if (param->param < 0) {
+        /* A poisoned node's error is already on its graph (the orphan one has none). */
+        if (!node_poisoned(param))
+            graph_note(param->graph, "jg_param_freeze: node %%%d (op %s) is not a parameter",
+                       param->id, jg_node_op_name(param));
+        return JG_ERR_ARG;
+    }
     param->graph->params[param->param].frozen = frozen;
     return JG_OK;
 }

@@ -4,19 +4,59 @@
  * rest; the program's updates write the new values back after each run. */
 #include "ops/op.h"
 
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* The store entry "<param>.<suffix>" (created zero on first use), or poison on error. */
-static jg_node *state(jg_graph *g, jg_node *param, const char *suffix, jg_shape s, double init)
+/* Store names of optimiser state are "<prefix>.<suffix>" or "<prefix>.<param>.<suffix>". */
+enum { STATE_NAME_SIZE = 256 };
+
+/* Writes the state name into buf; false (with the error recorded) when it does not fit:
+ * a truncated name could alias another parameter's state. */
+static bool state_name(jg_graph *g, char buf[STATE_NAME_SIZE], const char *prefix,
+                       const jg_node *param, const char *suffix)
 {
-    char name[256];
-    snprintf(name, sizeof name, "%s.%s", param ? param->name : "opt", suffix);
-    jg_node *n = jg_param_find(g, name);
-    if (!n) {
-        n = jg_param_as(g, name, param ? param->dtype : JG_F64, s, jg_constant(init));
-        jg_param_freeze(n, true);
+    int n = param ? snprintf(buf, STATE_NAME_SIZE, "%s.%s.%s", prefix, param->name, suffix)
+                  : snprintf(buf, STATE_NAME_SIZE, "%s.%s", prefix, suffix);
+    if (n < 0 || n >= STATE_NAME_SIZE) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: optimiser state name '%.48s...' has %d characters, at "
+                    "most %d fit: shorten opts.name or the parameter's name", buf, n,
+                    STATE_NAME_SIZE - 1);
+        return false;
     }
+    return true;
+}
+
+/* Checks that the state name is free: the user's own parameters and inputs are never
+ * silently taken over as optimiser state. */
+static bool state_free(jg_graph *g, const char *prefix, const jg_node *param,
+                       const char *suffix)
+{
+    char name[STATE_NAME_SIZE];
+    if (!state_name(g, name, prefix, param, suffix))
+        return false;
+    for (int i = 0; i < g->n_nodes; i++) {
+        jg_node *n = g->nodes[i];
+        if ((n->op == JG_OP_PARAM || n->op == JG_OP_INPUT) && strcmp(n->name, name) == 0) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: optimiser state "
+                        "name '%s' is already used by %s", name,
+                        n->op == JG_OP_INPUT ? "an input" : "a parameter");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Creates the store entry (frozen, filled with init); its name was checked by state_free. */
+static jg_node *state(jg_graph *g, const char *prefix, jg_node *param, const char *suffix,
+                      jg_shape s, double init)
+{
+    char name[STATE_NAME_SIZE];
+    if (!state_name(g, name, prefix, param, suffix))
+        return g->poison;
+    jg_node *n = jg_param_as(g, name, param ? param->dtype : JG_F64, s, jg_constant(init));
+    jg_param_freeze(n, true);
     return n;
 }
 
@@ -31,12 +71,12 @@ static void push(update_list *l, jg_node *param, jg_node *value)
 }
 
 /* One parameter's SGD / momentum / Nesterov step (PyTorch's convention: v = mu v + g). */
-static void sgd_step(jg_graph *g, const jg_optimizer *o, jg_node *w, jg_node *grad,
-                     jg_node *lr, update_list *out)
+static void sgd_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_node *w,
+                     jg_node *grad, jg_node *lr, update_list *out)
 {
     jg_node *step = grad;
     if (o->momentum != 0) {
-        jg_node *v = state(g, w, "m", w->shape, 0);
+        jg_node *v = state(g, prefix, w, "m", w->shape, 0);
         jg_node *v_new = jg_add(jg_scale(v, o->momentum), grad);
         push(out, v, v_new);
         step = o->nesterov ? jg_add(grad, jg_scale(v_new, o->momentum)) : v_new;
@@ -48,12 +88,13 @@ static void sgd_step(jg_graph *g, const jg_optimizer *o, jg_node *w, jg_node *gr
 }
 
 /* One parameter's Adam step with bias correction; t is the already incremented step. */
-static void adam_step(jg_graph *g, const jg_optimizer *o, jg_node *w, jg_node *grad,
-                      jg_node *lr, jg_node *t, update_list *out)
+static void adam_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_node *w,
+                      jg_node *grad, jg_node *lr, jg_node *t, update_list *out)
 {
     double b1 = o->beta1 ? o->beta1 : 0.9, b2 = o->beta2 ? o->beta2 : 0.999;
     double eps = o->eps ? o->eps : 1e-8;
-    jg_node *m = state(g, w, "m", w->shape, 0), *v = state(g, w, "v", w->shape, 0);
+    jg_node *m = state(g, prefix, w, "m", w->shape, 0);
+    jg_node *v = state(g, prefix, w, "v", w->shape, 0);
     jg_node *m_new = jg_add(jg_scale(m, b1), jg_scale(grad, 1 - b1));
     jg_node *v_new = jg_add(jg_scale(v, b2), jg_scale(jg_square(grad), 1 - b2));
     /* 1 - beta^t as exp(t log beta), since pow takes a constant exponent */
@@ -68,6 +109,63 @@ static void adam_step(jg_graph *g, const jg_optimizer *o, jg_node *w, jg_node *g
     push(out, w, w_new);
 }
 
+/* Checks every setting; each test is written so that NaN fails it. */
+static bool optimizer_ok(jg_graph *g, const jg_optimizer *o)
+{
+    if ((unsigned)o->kind > JG_OPT_ADAM) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: invalid optimiser: unknown kind %d", (int)o->kind);
+        return false;
+    }
+    const struct {
+        const char *name;
+        double value;
+        bool ok;
+        const char *want;
+    } field[] = {
+        { "lr", o->lr, o->lr > 0 && o->lr <= DBL_MAX, "> 0 and finite" },
+        { "momentum", o->momentum, o->momentum >= 0 && o->momentum <= DBL_MAX,
+          ">= 0 and finite" },
+        { "beta1", o->beta1, o->beta1 >= 0 && o->beta1 < 1, "in [0, 1)" },
+        { "beta2", o->beta2, o->beta2 >= 0 && o->beta2 < 1, "in [0, 1)" },
+        { "eps", o->eps, o->eps >= 0 && o->eps <= DBL_MAX, ">= 0 and finite" },
+        { "weight_decay", o->weight_decay, o->weight_decay >= 0 && o->weight_decay <= DBL_MAX,
+          ">= 0 and finite" },
+    };
+    for (size_t i = 0; i < sizeof field / sizeof field[0]; i++)
+        if (!field[i].ok) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                        "jg_compile_train: invalid optimiser: %s %g (must be %s)",
+                        field[i].name, field[i].value, field[i].want);
+            return false;
+        }
+    if (o->kind == JG_OPT_SGD && o->nesterov && o->momentum == 0) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: invalid optimiser: nesterov needs momentum > 0");
+        return false;
+    }
+    return true;
+}
+
+/* Checks every state name the step will create before creating any, so that a failure
+ * leaves the store as it was. */
+static bool state_names_free(jg_graph *g, const char *prefix, const jg_optimizer *o,
+                             jg_node *const *wrt, jg_node *const *grads, int n)
+{
+    bool adam = o->kind == JG_OPT_ADAM;
+    if (!state_free(g, prefix, NULL, "lr") || (adam && !state_free(g, prefix, NULL, "t")))
+        return false;
+    for (int i = 0; i < n; i++) {
+        if (!grads[i])
+            continue;
+        if ((adam || o->momentum != 0) && !state_free(g, prefix, wrt[i], "m"))
+            return false;
+        if (adam && !state_free(g, prefix, wrt[i], "v"))
+            return false;
+    }
+    return true;
+}
+
 jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *opts)
 {
     if (!g)
@@ -79,13 +177,8 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         return NULL;
     }
     const jg_optimizer *o = &opts->optimizer;
-    if ((unsigned)o->kind > JG_OPT_ADAM || !(o->lr > 0) || o->momentum < 0 ||
-        o->beta1 < 0 || o->beta1 >= 1 || o->beta2 < 0 || o->beta2 >= 1) {
-        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
-                    "jg_compile_train: invalid optimiser (kind %d, lr %g, momentum %g, betas "
-                    "%g %g)", (int)o->kind, o->lr, o->momentum, o->beta1, o->beta2);
+    if (!optimizer_ok(g, o))
         return NULL;
-    }
     if (!loss || loss->graph != g || node_poisoned(loss) || loss->shape.ndim != 0) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: loss must be a scalar "
                     "node of this graph");
@@ -93,6 +186,17 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     }
     if (opts->n_extra_outputs < 0 || (opts->n_extra_outputs > 0 && !opts->extra_outputs)) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: bad extra outputs");
+        return NULL;
+    }
+    /* Two programs sharing one optimiser state would overwrite each other's learning rate
+     * and moments: each needs its own prefix. */
+    const char *prefix = opts->name && *opts->name ? opts->name : "opt";
+    char lr_name[STATE_NAME_SIZE];
+    if (!state_name(g, lr_name, prefix, NULL, "lr"))
+        return NULL;
+    if (store_find(g, lr_name)) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: optimiser state '%s' "
+                    "already exists: give each training program its own opts.name", prefix);
         return NULL;
     }
     /* Trainable: parameters that exist now and are not frozen (state added below is). */
@@ -115,14 +219,14 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     }
     if (jg_grad(g, loss, wrt, n_train, grads) != JG_OK)
         goto done;
+    if (!state_names_free(g, prefix, o, wrt, grads, n_train))
+        goto done;
 
     /* The learning rate is a store entry so it can change between runs without recompiling. */
-    jg_node *lr = state(g, NULL, "lr", JG_SCALAR, o->lr);
-    double lr_value = o->lr;
-    jg_param_set(g, "opt.lr", &lr_value, sizeof lr_value);
+    jg_node *lr = state(g, prefix, NULL, "lr", JG_SCALAR, o->lr);
     jg_node *t = NULL;
     if (o->kind == JG_OPT_ADAM) {
-        jg_node *t_old = state(g, NULL, "t", JG_SCALAR, 0);
+        jg_node *t_old = state(g, prefix, NULL, "t", JG_SCALAR, 0);
         t = jg_shift(t_old, 1);
         push(&ups, t_old, t);
     }
@@ -131,9 +235,9 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
             continue; /* the loss does not depend on it */
         jg_node *w = wrt[i], *lr_w = jg_cast(lr, w->dtype);
         if (o->kind == JG_OPT_SGD)
-            sgd_step(g, o, w, grads[i], lr_w, &ups);
+            sgd_step(g, prefix, o, w, grads[i], lr_w, &ups);
         else
-            adam_step(g, o, w, grads[i], lr_w, t, &ups);
+            adam_step(g, prefix, o, w, grads[i], lr_w, t, &ups);
     }
     outs[0] = loss;
     if (opts->n_extra_outputs)

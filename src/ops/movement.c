@@ -32,8 +32,10 @@ static jg_status resolve_reshape(jg_shape from, jg_shape s, jg_shape *out, char 
             snprintf(why, OP_ERR_SIZE, "invalid target %s (dimensions >= 1, or one -1)",
                      FMT_SHAPE(a, s));
             return JG_ERR_SHAPE;
-        } else if ((known *= s.dim[i]) > limit) {
-            known = limit + 1; /* too many elements for any operand; avoids overflow */
+        } else if (s.dim[i] > limit / known) {
+            known = limit + 1; /* too many elements for any operand; never overflows */
+        } else {
+            known *= s.dim[i];
         }
     }
     int64_t numel = jg_shape_numel(from);

@@ -48,6 +48,16 @@ jg_node *op_build(jg_loc at, jg_op op, jg_node *const *in, int n_in, const op_at
         graph_error(g, at, st, "jg_%s: %s", def->name, why);
         return g->poison;
     }
+    /* Checked here once for every shape rule: broadcasting, one_hot, matmul... can all build
+     * a result far larger than any operand. */
+    if (!shape_valid(shape)) {
+        char buf[8 * 24];
+        graph_error(g, at, JG_ERR_SHAPE, "jg_%s: result shape %s is %s", def->name,
+                    FMT_SHAPE(buf, shape),
+                    shape_dims_positive(shape) ? "too large (more than 2^40 elements)"
+                                               : "invalid");
+        return g->poison;
+    }
     return graph_node_new(g, at, op, dtype, shape, in, n_in, &a);
 }
 

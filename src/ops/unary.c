@@ -109,9 +109,14 @@ static void softplus_grad(jg_node *n, jg_node *dy, jg_node **dx)
 }
 
 UNARY_EVAL(pow, pow(v, a0))
+/* NOTE x^0 is constant, but p * x^(p-1) at x = 0 is 0 * inf = NaN: build an explicit zero. */
 static void pow_grad(jg_node *n, jg_node *dy, jg_node **dx)
 {
     double p = n->attr.scalar[0];
+    if (p == 0) {
+        dx[0] = jg_scale(dy, 0);
+        return;
+    }
     dx[0] = jg_mul(dy, jg_scale(jg_pow(n->in[0], p - 1), p));
 }
 
@@ -204,9 +209,17 @@ const op_def op_clamp = { .name = "clamp", .arity = 1, .kind = KIND_ELEMENTWISE,
                           .kink = kink_at_bounds };
 const op_def op_cast = { .name = "cast", .arity = 1, .kind = KIND_ELEMENTWISE,
                          .infer = infer_cast, .grad = cast_grad, .eval = cast_eval };
+/* The compiler needs no node for it: the value is the operand's. */
+static jg_node *stop_gradient_decompose(const jg_node *n, jg_node *const *in)
+{
+    (void)n;
+    return in[0];
+}
+
 const op_def op_stop_gradient = { .name = "stop_gradient", .arity = 1,
                                   .kind = KIND_ELEMENTWISE, .infer = infer_same,
-                                  .no_grad = true, .eval = stop_gradient_eval };
+                                  .no_grad = true, .eval = stop_gradient_eval,
+                                  .decompose = stop_gradient_decompose };
 
 /* ---- builders */
 
