@@ -33,8 +33,10 @@
  *   alive, so programs and graphs may be freed in any order.
  * - dtypes: f32 (default for parameters), f64 (gradient checks), i32 (labels, indices).
  *   Binary ops need equal dtypes; jg_cast converts. Broadcasting follows NumPy.
- * - Thread safety: a graph is used from one thread at a time; distinct graphs and programs
- *   may be used on distinct threads.
+ * - Thread safety: a graph is used from one thread at a time. Programs compiled from one
+ *   graph share its parameter store and its reference count, so they too must be used from
+ *   one thread at a time (together with the graph); programs of distinct graphs may run on
+ *   distinct threads.
  */
 #ifndef JITGRAD_H
 #define JITGRAD_H
@@ -80,7 +82,8 @@ typedef enum jg_dtype { JG_F32, JG_F64, JG_I32 } jg_dtype;
 JG_API const char *jg_dtype_str(jg_dtype t);
 JG_API size_t jg_dtype_size(jg_dtype t);
 
-/* A shape: up to 8 dimensions; ndim 0 is a scalar. Build one with jg_shape(2, 3). */
+/* A shape: up to 8 dimensions, each >= 1, at most 2^40 elements in all; ndim 0 is a scalar.
+ * Build one with jg_shape(2, 3). */
 typedef struct jg_shape {
     int ndim;
     int64_t dim[JG_MAX_DIMS];
@@ -92,15 +95,23 @@ typedef struct jg_shape {
 #define jg_shape(...) ((jg_shape){ .ndim = JG_NARGS(__VA_ARGS__), .dim = { __VA_ARGS__ } })
 #define JG_SCALAR ((jg_shape){ .ndim = 0 })
 
+/* The number of elements; INT64_MAX when the product overflows (never undefined behaviour). */
 JG_API int64_t jg_shape_numel(jg_shape s);
 
-/* A set of axes for reductions; negative axes count from the end. JG_ALL_AXES reduces all. */
+/* A set of axes for reductions; negative axes count from the end.
+ * jg_axes(a, ...) takes 1 to 8 axes. An empty jg_axes() does not compile (the preprocessor
+ * cannot tell it from one empty argument, which would silently mean axis 0): write
+ * JG_ALL_AXES to reduce every axis and JG_NO_AXES to reduce none (the identity). */
 typedef struct jg_axes {
     int n; /* -1: every axis */
     int axis[JG_MAX_DIMS];
 } jg_axes;
-#define jg_axes(...) ((jg_axes){ .n = JG_NARGS(__VA_ARGS__), .axis = { __VA_ARGS__ } })
+/* The sizeof term is 0 when it compiles; an empty list makes it an array of size -1 (or an
+ * empty initialiser, which C11 rejects). */
+#define jg_axes(...) ((jg_axes){ .n = JG_NARGS(__VA_ARGS__) + 0 * (int)sizeof(char[ \
+    sizeof((int[]){ __VA_ARGS__ }) ? 1 : -1]), .axis = { __VA_ARGS__ } })
 #define JG_ALL_AXES ((jg_axes){ .n = -1 })
+#define JG_NO_AXES ((jg_axes){ .n = 0 })
 
 /* ---------------------------------------------------------------- graphs and nodes */
 
@@ -118,10 +129,15 @@ typedef struct jg_loc {
 JG_API jg_graph *jg_graph_new(void);
 /* Releases the caller's reference; the graph lives on while programs compiled from it do. */
 JG_API void jg_graph_free(jg_graph *g);
-/* The first error recorded on the graph (JG_OK if none) and its message ("" if none). */
+/* The first error recorded on the graph (JG_OK if none). Errors of builders, jg_grad, the
+ * compile functions and jg_gradcheck are recorded and make later compiles fail; a failed
+ * store accessor (jg_param_get with a wrong name) only returns its status. */
 JG_API jg_status jg_graph_status(const jg_graph *g);
+/* The first builder/compile error if any, else the message of the last failed call on the
+ * graph (e.g. jg_param_set), else "". */
 JG_API const char *jg_graph_errmsg(const jg_graph *g);
-/* Forgets the recorded error, e.g. in a REPL after a typo. Poisoned nodes stay poisoned. */
+/* Forgets the recorded error and the last message, e.g. in a REPL after a typo. Poisoned
+ * nodes stay poisoned. */
 JG_API void jg_graph_clear_error(jg_graph *g);
 /* Seed for parameter initialisers that do not carry their own (default 0x5eed). */
 JG_API void jg_graph_set_seed(jg_graph *g, uint64_t seed);
@@ -182,10 +198,11 @@ JG_API jg_init jg_seeded(jg_init init, uint64_t seed);
 #define jg_param_as(g, name, dtype, shape, init) jg_param_(JG_HERE, g, name, dtype, shape, init)
 /* A constant array, copied in (data holds numel values of dtype). */
 #define jg_const(g, dtype, shape, data) jg_const_(JG_HERE, g, dtype, shape, data)
-/* A scalar constant of the given dtype; jg_scalar_like takes dtype and graph from x. */
+/* A scalar constant of the given dtype; jg_scalar_like takes dtype and graph from x (and is
+ * poisoned when x is NULL or poisoned). */
 #define jg_scalar(g, dtype, value) jg_scalar_(JG_HERE, g, dtype, value)
-#define jg_scalar_like(x, value) jg_scalar_(JG_HERE, jg_node_graph(x), jg_node_dtype(x), value)
-/* A constant filled with one value, of x's dtype and of the given shape. */
+#define jg_scalar_like(x, value) jg_scalar_like_(JG_HERE, x, value)
+/* A constant of the given dtype and shape, filled with one value. */
 #define jg_fill(g, dtype, shape, value) jg_fill_(JG_HERE, g, dtype, shape, value)
 
 JG_API jg_node *jg_input_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, jg_shape s);
@@ -193,18 +210,22 @@ JG_API jg_node *jg_param_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, 
                           jg_init init);
 JG_API jg_node *jg_const_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, const void *data);
 JG_API jg_node *jg_scalar_(jg_loc at, jg_graph *g, jg_dtype t, double value);
+JG_API jg_node *jg_scalar_like_(jg_loc at, jg_node *x, double value);
 JG_API jg_node *jg_fill_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, double value);
 
 /* ---------------------------------------------------------------- parameter store */
 
 /* Parameters live in the graph's store and outlive programs: a training program and an
  * evaluation program compiled from one graph see the same values. Reads and writes copy
- * exactly the parameter's bytes (numel * dtype size); a size mismatch is JG_ERR_ARG. */
+ * exactly the parameter's bytes (numel * dtype size); a size mismatch or an unknown name is
+ * JG_ERR_ARG, with the reason in jg_errmsg(g). Such a failure does not poison the graph. */
 JG_API jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes);
 JG_API jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t bytes);
 /* The parameter node of that name, or NULL. */
 JG_API jg_node *jg_param_find(jg_graph *g, const char *name);
-/* A frozen parameter receives no gradient (jg_grad gives NULL for it) and no update. */
+/* A frozen parameter receives no gradient (jg_grad gives NULL for it) and no update. It acts
+ * on what is built or compiled afterwards: training programs compiled before keep updating
+ * the parameter (recompile them). */
 JG_API jg_status jg_param_freeze(jg_node *param, bool frozen);
 /* Number of parameters and the i-th one, in creation order (optimiser state included). */
 JG_API int jg_param_count(const jg_graph *g);
@@ -375,8 +396,9 @@ JG_API jg_status jg_grad(jg_graph *g, jg_node *output, jg_node *const *wrt, int 
 typedef struct jg_program jg_program;
 
 typedef enum jg_executor {
-    JG_EXEC_DEFAULT = 0,  /* the best available (the reference executor for now) */
+    JG_EXEC_DEFAULT = 0,  /* the JIT */
     JG_EXEC_REFERENCE,    /* plain C, computing in double: the test oracle */
+    JG_EXEC_JIT,          /* LLVM: fused, vectorised, multi-threaded kernels */
 } jg_executor;
 
 /* A parameter update applied after each run: param <- value (same shape and dtype). */
@@ -389,9 +411,20 @@ typedef struct jg_opts {
     jg_executor executor;
     const jg_update *updates; /* applied together after the outputs are computed */
     int n_updates;
-    /* Reference executor: keep every value in double instead of rounding f32 results to
-     * float after each op. Gradient checks use it. */
+    /* Keep every value in double instead of rounding f32 results to float after each op
+     * (implies the reference executor). Gradient checks use it. */
     bool exact;
+    /* JIT settings; zero values are the defaults. */
+    int num_threads;          /* 0: the number of cores */
+    bool no_fusion;           /* every op a kernel of its own (for experiments) */
+    int vector_bits;          /* 0: the widest the CPU has (512 with AVX-512, 256 with AVX2);
+                                 256, 128, or 32 for scalar code */
+    int opt_level;            /* 0: O3; 1..3: that level; -1: O0 */
+    const char *cpu;          /* NULL: the host's; else an LLVM CPU name ("haswell") */
+    const char *cpu_features; /* NULL: the host's; else added to them ("-avx512f") */
+    const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
+                                 else none (an in-memory cache always dedups kernels) */
+    bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
 } jg_opts;
 
 /* Compiles outputs (and updates) into a program; opts may be NULL. On failure returns NULL
@@ -399,7 +432,9 @@ typedef struct jg_opts {
 JG_API jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
                               const jg_opts *opts);
 JG_API void jg_program_free(jg_program *p);
-/* Binds an input by name; data holds exactly numel * dtype-size bytes (copied). */
+/* Binds an input by name; data holds exactly numel * dtype-size bytes (copied). The name of
+ * a graph input that this program does not read is accepted and ignored; a name that is no
+ * input of the graph is JG_ERR_ARG. */
 JG_API jg_status jg_program_set(jg_program *p, const char *input, const void *data,
                                 size_t bytes);
 /* Runs once: computes the outputs, then applies the updates to the parameter store. */
@@ -412,12 +447,40 @@ JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
 JG_API int jg_program_output_count(const jg_program *p);
 JG_API const char *jg_program_errmsg(const jg_program *p);
 
+/* ---------------------------------------------------------------- inspecting programs */
+
+/* What compiling cost and produced (JIT programs; zeros for the reference executor). */
+typedef struct jg_program_stats {
+    int kernels;            /* one per fused group */
+    int cache_hits;         /* kernels found in the in-memory or disk cache */
+    int threads;
+    int vector_bits;        /* 512, 256, 128 or 32 */
+    size_t arena_bytes;     /* every intermediate buffer, planned by liveness */
+    double passes_ms, build_ms, optimise_ms, codegen_ms, total_ms; /* compile time */
+} jg_program_stats;
+
+JG_API jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out /* OUT */);
+/* The fused groups as text, one kernel a line with its member ops. */
+JG_API void jg_program_dump(const jg_program *p, FILE *out);
+/* Graphviz DOT of the program's graph with each fused kernel as a cluster. */
+JG_API void jg_program_dot(const jg_program *p, FILE *out);
+/* Kernel i's optimised LLVM IR and assembly; NULL unless compiled with keep_text. */
+JG_API const char *jg_program_kernel_ir(const jg_program *p, int i);
+JG_API const char *jg_program_kernel_asm(const jg_program *p, int i);
+/* Per-kernel timing over the following runs (off by default: it costs a clock read per
+ * kernel); jg_program_profile_dump prints a table, slowest first. */
+JG_API void jg_program_profile(jg_program *p, bool on);
+JG_API void jg_program_profile_dump(const jg_program *p, FILE *out);
+
 /* ---------------------------------------------------------------- training */
 
 typedef enum jg_optimizer_kind { JG_OPT_SGD, JG_OPT_ADAM } jg_optimizer_kind;
 
-/* Optimiser settings. The learning rate lives in the store as parameter "opt.lr" (frozen),
- * so it can be changed between runs with jg_param_set without recompiling. */
+/* Optimiser settings. The learning rate lives in the store as the frozen f64 scalar parameter
+ * "<name>.lr" (name from jg_train_opts: "opt.lr" by default), so it can be changed between
+ * runs with jg_param_set without recompiling. Invalid settings (lr <= 0, negative or NaN
+ * momentum, eps or weight_decay, betas outside [0, 1), nesterov without momentum) make
+ * jg_compile_train fail with JG_ERR_ARG. */
 typedef struct jg_optimizer {
     jg_optimizer_kind kind;
     double lr;
@@ -437,12 +500,19 @@ typedef struct jg_train_opts {
     /* Further outputs computed in the same run (after the loss, which is output 0). */
     jg_node *const *extra_outputs;
     int n_extra_outputs;
+    /* Prefix of this program's optimiser state in the store; NULL or "" means "opt". Each
+     * training program compiled from one graph needs its own. */
+    const char *name;
 } jg_train_opts;
 
 /* Compiles one training step: loss (output 0, a scalar), its gradient with respect to every
  * trainable parameter, and the optimiser update, applied in place on each run. Optimiser
- * state (momentum, Adam moments) is added to the store as frozen parameters named
- * "<param>.m", "<param>.v"; the step count as "opt.t". NULL on failure (jg_errmsg(g)). */
+ * state is added to the store as frozen parameters, with name = opts->name ("opt" if unset):
+ * the learning rate "<name>.lr", Adam's step count "<name>.t", and per parameter its
+ * momentum or first moment "<name>.<param>.m" and Adam's second moment "<name>.<param>.v".
+ * NULL on failure (jg_errmsg(g)), in particular JG_ERR_ARG when "<name>.lr" already exists
+ * (another training program uses that name), when a state name is already taken by a
+ * parameter or input, or when a state name would be longer than 255 characters. */
 JG_API jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *opts);
 
 /* ---------------------------------------------------------------- gradient checking */
@@ -514,7 +584,8 @@ JG_API void jg_array_free(jg_array *a);
 
 /* ---------------------------------------------------------------- errors */
 
-/* jg_errmsg(handle): the last error message of a graph or a program ("" if none). */
+/* jg_errmsg(handle): for a graph, the first builder/compile error if any, else the message of
+ * the last failed call (jg_graph_errmsg); for a program, its last error ("" if none). */
 #define jg_errmsg(h) _Generic((h), \
     jg_graph *: jg_graph_errmsg, const jg_graph *: jg_graph_errmsg, \
     jg_program *: jg_program_errmsg, const jg_program *: jg_program_errmsg)(h)

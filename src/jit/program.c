@@ -2,7 +2,7 @@
  * by name. Compilation picks the nodes the outputs need (in id order, a topological order)
  * and allocates every buffer up front, so a run allocates nothing. The executor today is the
  * reference one (reference.c); the JIT will sit behind the same calls. */
-#include "jit/program.h"
+#include "jit/jit_program.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +48,13 @@ static bool updates_ok(jg_graph *g, const jg_opts *o)
                         op_get(u->param->op)->name);
             return false;
         }
+        for (int k = 0; k < i; k++)
+            if (o->updates[k].param == u->param) {
+                graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                            "jg_compile: updates %d and %d both target parameter '%s'", k, i,
+                            u->param->name);
+                return false;
+            }
         if (!shape_eq(u->param->shape, u->value->shape) || u->param->dtype != u->value->dtype) {
             graph_error(g, (jg_loc){ 0 }, JG_ERR_SHAPE,
                         "jg_compile: update %d: parameter '%s' is %s%s, value is %s%s", i,
@@ -104,7 +111,7 @@ static jg_status plan(jg_program *p, jg_graph *g)
             return JG_ERR_NOMEM;
         k++;
     }
-    return reference_prepare(p);
+    return JG_OK;
 }
 
 jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, const jg_opts *opts)
@@ -119,7 +126,7 @@ jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, cons
                     "jg_compile: no outputs (outputs NULL or n_outputs <= 0) and no updates");
         return NULL;
     }
-    if ((unsigned)o.executor > JG_EXEC_REFERENCE) {
+    if ((unsigned)o.executor > JG_EXEC_JIT) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile: unknown executor %d",
                     (int)o.executor);
         return NULL;
@@ -155,6 +162,18 @@ jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, cons
         memcpy(p->updates, o.updates, (size_t)o.n_updates * sizeof *o.updates);
     if (plan(p, g) != JG_OK)
         goto nomem;
+    if (o.exact || o.executor == JG_EXEC_REFERENCE) {
+        if (reference_prepare(p) != JG_OK)
+            goto nomem;
+    } else {
+        char err[2 * OP_ERR_SIZE] = "";
+        jg_status st = jit_program_compile(p, &o, err, sizeof err);
+        if (st != JG_OK) {
+            graph_error(g, (jg_loc){ 0 }, st, "jg_compile: %s", err);
+            jg_program_free(p);
+            return NULL;
+        }
+    }
     return p;
 nomem:
     graph_error(g, (jg_loc){ 0 }, JG_ERR_NOMEM, "jg_compile: out of memory");
@@ -166,6 +185,7 @@ void jg_program_free(jg_program *p)
 {
     if (!p)
         return;
+    jit_program_free(p->jit);
     reference_release(p);
     for (int i = 0; p->inputs && i < p->n_inputs; i++)
         free(p->inputs[i].data);
@@ -225,7 +245,8 @@ jg_status jg_program_run(jg_program *p)
             return JG_ERR_STATE;
         }
     char err[2 * OP_ERR_SIZE] = "";
-    jg_status st = reference_run(p, err);
+    p->ran = false; /* outputs of a failed run are not to be read */
+    jg_status st = p->jit ? jit_program_run(p, err, sizeof err) : reference_run(p, err);
     if (st != JG_OK) {
         program_error(p, st, "jg_program_run: %s", err);
         return st;
@@ -265,7 +286,10 @@ jg_status jg_program_get(jg_program *p, int i, void *out, size_t bytes)
                       out ? "" : " and a NULL buffer");
         return JG_ERR_ARG;
     }
-    reference_read(p, n, out);
+    if (p->jit)
+        jit_program_read(p, n, out);
+    else
+        reference_read(p, n, out);
     return JG_OK;
 }
 

@@ -11,6 +11,8 @@ typedef struct program_input {
     bool set;
 } program_input;
 
+typedef struct jit_program jit_program;
+
 struct jg_program {
     jg_graph *graph;      /* retained: nodes and the store outlive the user's handle */
     bool exact;           /* reference executor: no rounding of f32 results */
@@ -24,6 +26,7 @@ struct jg_program {
     int n_slots;
     program_input *inputs;
     int n_inputs;
+    jit_program *jit;     /* the JIT executor's state, or NULL: the reference executor */
     double **values;      /* reference executor: one buffer per scheduled node */
     const double **override; /* per scheduled leaf: values (in double) replacing its input
                                 or parameter, for gradient checks; NULL when unused */

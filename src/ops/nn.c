@@ -77,12 +77,30 @@ static void log_softmax_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_sub(dy, jg_mul(jg_exp(n), total));
 }
 
+/* For the compiler: x - max(x) keeps exp in range, as in the reference kernels. */
+static jg_node *shifted(const jg_node *n, jg_node *x)
+{
+    return jg_sub(x, jg_max(x, jg_axes(n->attr.axis), true));
+}
+
+static jg_node *softmax_decompose(const jg_node *n, jg_node *const *in)
+{
+    jg_node *e = jg_exp(shifted(n, in[0]));
+    return jg_div(e, jg_sum(e, jg_axes(n->attr.axis), true));
+}
+
+static jg_node *log_softmax_decompose(const jg_node *n, jg_node *const *in)
+{
+    jg_node *s = shifted(n, in[0]);
+    return jg_sub(s, jg_log(jg_sum(jg_exp(s), jg_axes(n->attr.axis), true)));
+}
+
 const op_def op_softmax = { .name = "softmax", .arity = 1, .kind = KIND_OPAQUE,
                             .infer = infer_axis_float, .grad = softmax_grad,
-                            .eval = softmax_eval };
+                            .eval = softmax_eval, .decompose = softmax_decompose };
 const op_def op_log_softmax = { .name = "log_softmax", .arity = 1, .kind = KIND_OPAQUE,
                                 .infer = infer_axis_float, .grad = log_softmax_grad,
-                                .eval = log_softmax_eval };
+                                .eval = log_softmax_eval, .decompose = log_softmax_decompose };
 
 /* ---- cross entropy */
 
@@ -230,13 +248,35 @@ static void mse_loss_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[1] = jg_neg(dx[0]);
 }
 
+/* Decompositions build primitives only: the mean is a sum and a scale. */
+static jg_node *mean_of_all(jg_node *x)
+{
+    return jg_scale(jg_sum(x, JG_ALL_AXES, false), 1.0 / (double)jg_shape_numel(x->shape));
+}
+
+/* mean(max(x, 0) - x t + log1p(exp(-|x|))), the reference kernel's stable form */
+static jg_node *bce_with_logits_decompose(const jg_node *n, jg_node *const *in)
+{
+    (void)n;
+    jg_node *x = in[0], *t = in[1];
+    jg_node *each = jg_add(jg_sub(jg_relu(x), jg_mul(x, t)), jg_softplus(jg_neg(jg_abs(x))));
+    return mean_of_all(each);
+}
+
+static jg_node *mse_loss_decompose(const jg_node *n, jg_node *const *in)
+{
+    (void)n;
+    return mean_of_all(jg_square(jg_sub(in[0], in[1])));
+}
+
 const op_def op_bce_with_logits = { .name = "bce_with_logits", .arity = 2,
                                     .kind = KIND_OPAQUE, .infer = infer_pair_loss,
                                     .grad = bce_with_logits_grad,
-                                    .eval = bce_with_logits_eval };
+                                    .eval = bce_with_logits_eval,
+                                    .decompose = bce_with_logits_decompose };
 const op_def op_mse_loss = { .name = "mse_loss", .arity = 2, .kind = KIND_OPAQUE,
                              .infer = infer_pair_loss, .grad = mse_loss_grad,
-                             .eval = mse_loss_eval };
+                             .eval = mse_loss_eval, .decompose = mse_loss_decompose };
 
 /* ---- builders */
 

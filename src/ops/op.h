@@ -37,6 +37,10 @@ typedef jg_status (*op_eval_fn)(const jg_node *n, const double *const *in, doubl
 /* Kinks: the smallest distance, over all elements, of the operands from a point where the op
  * is not differentiable (relu at 0, a tie of maximum). Gradient checks move away from them. */
 typedef double (*op_kink_fn)(const jg_node *n, const double *const *in, const double *out);
+/* Decomposition for the compiler: builds n's value from simpler ops applied to in[] (n's
+ * operands as they exist in the program's graph). Composite ops (mean, softmax, losses)
+ * have one, so the JIT lowers only primitives. */
+typedef jg_node *(*op_decompose_fn)(const jg_node *n, jg_node *const *in);
 
 typedef struct op_def {
     const char *name;
@@ -47,6 +51,7 @@ typedef struct op_def {
     bool no_grad;       /* comparisons, argmax, one_hot, leaves */
     op_eval_fn eval;
     op_kink_fn kink;    /* NULL: smooth everywhere */
+    op_decompose_fn decompose; /* NULL: a primitive the JIT lowers itself */
 } op_def;
 
 #define OP(E, name) extern const op_def op_##name;

@@ -347,16 +347,36 @@ static void logsumexp_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_mul(p, as_keepdims(n, dy));
 }
 
+/* ---- decompositions for the compiler */
+
+static jg_node *mean_decompose(const jg_node *n, jg_node *const *in)
+{
+    double size = (double)jg_shape_numel(in[0]->shape) / (double)jg_shape_numel(n->shape);
+    return jg_scale(jg_sum(in[0], axes_of(n->attr.axes), n->attr.keepdims), 1.0 / size);
+}
+
+/* m + log(sum(exp(x - m))) with m the maximum; a group that is all -inf has m = -inf, so m is
+ * replaced by 0 there to keep x - m from being NaN (the result is then log(0) = -inf). */
+static jg_node *logsumexp_decompose(const jg_node *n, jg_node *const *in)
+{
+    jg_node *x = in[0];
+    jg_axes axes = axes_of(n->attr.axes);
+    jg_node *m = jg_max(x, axes, true);
+    jg_node *finite = jg_where(jg_eq(m, jg_scalar_like(x, -INFINITY)), jg_scalar_like(x, 0), m);
+    jg_node *y = jg_add(finite, jg_log(jg_sum(jg_exp(jg_sub(x, finite)), axes, true)));
+    return n->attr.keepdims ? y : jg_reshape(y, n->shape);
+}
+
 #define REDUCE_OP(nm, infer_fn, grad_fn, ...)                                               \
     const op_def op_##nm = { .name = #nm, .arity = 1, .kind = KIND_REDUCE,                  \
                              .infer = infer_fn, .grad = grad_fn, .eval = nm##_eval,         \
                              __VA_ARGS__ };
 
 REDUCE_OP(sum, infer_reduce, sum_grad)
-REDUCE_OP(mean, infer_reduce_float, mean_grad)
+REDUCE_OP(mean, infer_reduce_float, mean_grad, .decompose = mean_decompose)
 REDUCE_OP(max, infer_reduce, extreme_grad, .kink = max_kink)
 REDUCE_OP(min, infer_reduce, extreme_grad, .kink = min_kink)
-REDUCE_OP(logsumexp, infer_reduce_float, logsumexp_grad)
+REDUCE_OP(logsumexp, infer_reduce_float, logsumexp_grad, .decompose = logsumexp_decompose)
 const op_def op_argmax = { .name = "argmax", .arity = 1, .kind = KIND_REDUCE,
                            .infer = infer_argmax, .no_grad = true, .eval = argmax_eval };
 

@@ -1,0 +1,272 @@
+/* GEMM kernel benchmark: JIT'd sgemm (src/jit/gemm.c) at M = N = K = 256 ... 2048 and at the
+ * demo MLP's shapes, on 1 and 2 threads, against the FMA peak measured in the same run (a
+ * JIT'd loop of 24 independent vector FMA chains) and, when libopenblas.so.0 can be opened,
+ * OpenBLAS's cblas_sgemm (loaded with dlopen, so the bench never needs it to build). One JSON
+ * line per figure; each figure is the best of 5 timed repeats of >= 0.15 s. */
+#include "jit/gemm.h"
+#include "jit/pool.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REPEATS 5
+#define MIN_SECONDS 0.15
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Runs fn(ctx) repeatedly; returns the best seconds per call over REPEATS timed batches. */
+static double best_time(void (*fn)(void *), void *ctx)
+{
+    fn(ctx); /* warm-up: caches, page faults */
+    double t0 = now_s();
+    fn(ctx);
+    double once = now_s() - t0;
+    int reps = once > 0 ? (int)(MIN_SECONDS / once) + 1 : 1000;
+    double best = 1e30;
+    for (int r = 0; r < REPEATS; r++) {
+        t0 = now_s();
+        for (int i = 0; i < reps; i++)
+            fn(ctx);
+        double t = (now_s() - t0) / reps;
+        best = t < best ? t : best;
+    }
+    return best;
+}
+
+static void line(const char *bench, double value, const char *ref, double ref_value)
+{
+    printf("{\"bench\": \"%s\", \"value\": %.1f, \"unit\": \"GFLOP/s\", \"ref\": \"%s\", "
+           "\"ref_value\": %.1f, \"ratio\": %.3f}\n",
+           bench, value, ref, ref_value, ref_value > 0 ? value / ref_value : 0.0);
+    fflush(stdout);
+}
+
+static jit_kernel_fn compile(jit_session *s, jit_module *m, LLVMValueRef fn)
+{
+    char err[512];
+    void *addr = NULL;
+    jit_compile_info info;
+    if (!fn || jit_compile(s, m, fn, false, &addr, &info, err, sizeof err) != JG_OK) {
+        fprintf(stderr, "bench_gemm: compile failed: %s\n", fn ? err : "no kernel");
+        exit(1);
+    }
+    return (jit_kernel_fn)addr;
+}
+
+/* ---- FMA peak: 24 independent chains acc = acc * x + y over ITERS iterations ---------- */
+
+enum { CHAINS = 24, PEAK_ITERS = 1 << 20 };
+
+static jit_kernel_fn peak_kernel(jit_session *s, int width)
+{
+    jit_module m;
+    jit_module_new(s, &m, "fma_peak");
+    emit_ctx e = { .width = width };
+    LLVMValueRef fn = emit_kernel_begin(&e, &m);
+    LLVMTypeRef vt = emit_vector_type(&e, JG_F32);
+    LLVMValueRef in = emit_slot_ptr(&e, 0, JG_F32), out = emit_slot_ptr(&e, 1, JG_F32);
+    LLVMValueRef x = emit_load(&e, in, JG_F32, emit_i64(&e, 0), 0);
+    LLVMValueRef y = emit_load(&e, in, JG_F32, emit_i64(&e, 1), 0);
+    LLVMValueRef acc[CHAINS];
+    for (int c = 0; c < CHAINS; c++) {
+        acc[c] = LLVMBuildAlloca(e.b, vt, "");
+        LLVMBuildStore(e.b, emit_load(&e, in, JG_F32, emit_i64(&e, 2 + c), 0), acc[c]);
+    }
+    loop l;
+    loop_begin(&e, &l, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), emit_i64(&e, 1), "i");
+    for (int c = 0; c < CHAINS; c++) {
+        LLVMValueRef args[3] = { LLVMBuildLoad2(e.b, vt, acc[c], ""), x, y };
+        LLVMBuildStore(e.b, emit_intrinsic(&e, "llvm.fma", &vt, 1, args, 3), acc[c]);
+    }
+    loop_end(&e, &l);
+    LLVMValueRef sum = LLVMBuildLoad2(e.b, vt, acc[0], "");
+    for (int c = 1; c < CHAINS; c++)
+        sum = LLVMBuildFAdd(e.b, sum, LLVMBuildLoad2(e.b, vt, acc[c], ""), "");
+    emit_store(&e, out, JG_F32, emit_i64(&e, 0), sum);
+    emit_kernel_end(&e);
+    return compile(s, &m, fn);
+}
+
+typedef struct peak_run {
+    jit_kernel_fn k;
+    void **bufs;
+} peak_run;
+
+static void run_peak(void *ctx)
+{
+    peak_run *r = ctx;
+    r->k(r->bufs, 0, PEAK_ITERS, NULL);
+}
+
+/* ---- GEMM ---------------------------------------------------------------------------- */
+
+typedef struct gemm_run {
+    jit_kernel_fn k;
+    void **bufs;
+    int64_t outer, align;
+    char *scratch[2];
+    size_t scratch_size;
+    jit_pool *pool;
+} gemm_run;
+
+static void run_1t(void *ctx)
+{
+    gemm_run *r = ctx;
+    r->k(r->bufs, 0, r->outer, r->scratch[0]);
+}
+
+static void chunk(void *ctx, int64_t begin, int64_t end, int thread)
+{
+    gemm_run *r = ctx;
+    r->k(r->bufs, begin, end, r->scratch[thread]);
+}
+
+static void run_pool(void *ctx)
+{
+    gemm_run *r = ctx;
+    jit_pool_run(r->pool, r->outer, r->align, 1, chunk, r);
+}
+
+static float *random_floats(int64_t n, uint64_t seed)
+{
+    float *p = aligned_alloc(64, (size_t)((n * 4 + 63) / 64 * 64));
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[i] = (float)((double)(seed >> 40) / 16777216.0 - 0.5);
+    }
+    return p;
+}
+
+typedef void (*sgemm_fn)(int order, int ta, int tb, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc);
+enum { CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112 };
+
+typedef struct blas_run {
+    sgemm_fn sgemm;
+    int m, n, k, tb, ta;
+    const float *a, *b;
+    float *c;
+} blas_run;
+
+static void run_blas(void *ctx)
+{
+    blas_run *r = ctx;
+    r->sgemm(CBLAS_ROW_MAJOR, r->ta ? CBLAS_TRANS : CBLAS_NO_TRANS,
+             r->tb ? CBLAS_TRANS : CBLAS_NO_TRANS, r->m, r->n, r->k, 1.0f, r->a,
+             r->ta ? r->m : r->k, r->b, r->tb ? r->k : r->n, 0.0f, r->c, r->n);
+}
+
+typedef struct blas {
+    sgemm_fn sgemm;
+    void (*set_threads)(int);
+} blas;
+
+/* One shape: C[m, n] = A x B with A stored transposed when ta (A^T is k x m row-major), B
+ * when tb. Prints the 1-thread figure (and 2-thread with a pool) against the peak, and
+ * against OpenBLAS when it is there. */
+static void bench_shape(jit_session *s, int width, jit_pool *pool, const blas *ob,
+                        const char *name, int64_t m, int64_t n, int64_t k, bool ta, bool tb,
+                        double peak)
+{
+    jit_module mod;
+    jit_module_new(s, &mod, "sgemm");
+    emit_ctx e = { .width = width };
+    gemm_desc d = { .dtype = JG_F32, .m = m, .n = n, .k = k,
+                    .a = { .slot = 0, .rs = ta ? 1 : k, .cs = ta ? m : 1 },
+                    .b = { .slot = 1, .rs = tb ? 1 : n, .cs = tb ? k : 1 },
+                    .out_slot = 2 };
+    gemm_run r = { 0 };
+    LLVMValueRef fn = gemm_emit(&e, &mod, &d, &r.outer, &r.align, &r.scratch_size);
+    r.k = compile(s, &mod, fn);
+    float *a = random_floats(m * k, 1), *b = random_floats(k * n, 2), *c = random_floats(m * n, 3);
+    void *bufs[3] = { a, b, c };
+    r.bufs = bufs;
+    r.scratch[0] = aligned_alloc(64, (r.scratch_size + 63) / 64 * 64);
+    r.scratch[1] = aligned_alloc(64, (r.scratch_size + 63) / 64 * 64);
+    double flop = 2.0 * (double)m * (double)n * (double)k;
+    char bench[96];
+    snprintf(bench, sizeof bench, "sgemm_1t_%s", name);
+    double g1 = flop / best_time(run_1t, &r) * 1e-9;
+    line(bench, g1, "fma_peak", peak);
+    blas_run br = { ob->sgemm, (int)m, (int)n, (int)k, tb, ta, a, b, c };
+    if (ob->sgemm) {
+        ob->set_threads(1);
+        line(bench, g1, "openblas", flop / best_time(run_blas, &br) * 1e-9);
+    }
+    if (pool) {
+        r.pool = pool;
+        snprintf(bench, sizeof bench, "sgemm_2t_%s", name);
+        double g2 = flop / best_time(run_pool, &r) * 1e-9;
+        line(bench, g2, "fma_peak_2t", 2 * peak);
+        if (ob->sgemm) {
+            ob->set_threads(2);
+            line(bench, g2, "openblas", flop / best_time(run_blas, &br) * 1e-9);
+        }
+    }
+    free(r.scratch[0]);
+    free(r.scratch[1]);
+    free(a);
+    free(b);
+    free(c);
+}
+
+int main(void)
+{
+    char err[512];
+    jit_session *s = jit_session_new(&(jit_target){ 0 }, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "bench_gemm: %s\n", err);
+        return 1;
+    }
+    int width = jit_vector_bits(s) / 32;
+    width = width < 1 ? 1 : width;
+
+    peak_run pr = { peak_kernel(s, width), NULL };
+    float in[2 + CHAINS] = { 0.999999f, 1e-6f };
+    for (int c = 0; c < CHAINS; c++)
+        in[2 + c] = 1.0f + (float)c;
+    float out[64];
+    void *pbufs[2] = { in, out };
+    pr.bufs = pbufs;
+    double peak = 2.0 * CHAINS * width * (double)PEAK_ITERS / best_time(run_peak, &pr) * 1e-9;
+    line("fma_peak_1t", peak, "fma_peak", peak);
+
+    /* OpenBLAS with its own CPU detection (the environment may pin a core type). */
+    blas ob = { 0 };
+    unsetenv("OPENBLAS_CORETYPE");
+    void *lib = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib) {
+        *(void **)&ob.sgemm = dlsym(lib, "cblas_sgemm");
+        *(void **)&ob.set_threads = dlsym(lib, "openblas_set_num_threads");
+        if (!ob.sgemm || !ob.set_threads)
+            ob.sgemm = NULL;
+    }
+    int threads = jit_pool_default_threads() >= 2 ? 2 : 1;
+    jit_pool *pool = threads == 2 ? jit_pool_new(2) : NULL;
+
+    static const int sizes[] = { 256, 512, 1024, 2048 };
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "%d", sizes[i]);
+        bench_shape(s, width, pool, &ob, name, sizes[i], sizes[i], sizes[i], false, false, peak);
+    }
+    /* The demo MLP's layer (784 -> 256, batch 128): forward, then the two backward GEMMs. */
+    bench_shape(s, width, pool, &ob, "fwd_128x784x256", 128, 256, 784, false, false, peak);
+    bench_shape(s, width, pool, &ob, "dx_128x256xT784", 128, 784, 256, false, true, peak);
+    bench_shape(s, width, pool, &ob, "dw_T784x128x256", 784, 256, 128, true, false, peak);
+
+    jit_pool_free(pool);
+    if (lib)
+        dlclose(lib);
+    jit_session_free(s);
+    return 0;
+}

@@ -1,0 +1,238 @@
+/* Emits the value of a fused group's expression at one point of its iteration space: leaves
+ * are loads (contiguous, uniform or gathered, decided by the index's lane coefficients), view
+ * ops remap the index, elementwise ops map to vector instructions. Each op's lowering is one
+ * case below; the semantics match the reference kernels (src/ops/unary.c, binary.c). */
+#include "jit/kernel.h"
+
+#include <string.h>
+
+static LLVMValueRef load_buffer(emit_ctx *e, const jg_node *n, const kidx *idx)
+{
+    LLVMValueRef p = emit_slot_ptr(e, e->slot_of[n->id], n->dtype);
+    if (e->flat) /* idx[0] is the linear index; one-element buffers are uniform */
+        return jg_shape_numel(n->shape) == 1 ? emit_load(e, p, n->dtype, emit_i64(e, 0), 0)
+                                             : emit_load(e, p, n->dtype, idx[0].base, idx[0].lane);
+    int64_t strides[JG_MAX_DIMS];
+    shape_strides(n->shape, strides);
+    LLVMValueRef base = emit_i64(e, 0);
+    int64_t lane = 0;
+    for (int d = 0; d < n->shape.ndim; d++) {
+        if (n->shape.dim[d] == 1)
+            continue;
+        base = LLVMBuildAdd(e->b, base, LLVMBuildMul(e->b, idx[d].base, emit_i64(e, strides[d]),
+                                                     ""), "");
+        lane += idx[d].lane * strides[d];
+    }
+    return emit_load(e, p, n->dtype, base, lane);
+}
+
+/* The index of operand `in` of a broadcasting op whose result has shape `out`. */
+static void broadcast_index(emit_ctx *e, jg_shape out, jg_shape in, const kidx *idx, kidx *r)
+{
+    if (e->flat) {
+        r[0] = jg_shape_numel(in) == 1 ? (kidx){ emit_i64(e, 0), 0 } : idx[0];
+        return;
+    }
+    int lead = out.ndim - in.ndim;
+    for (int d = 0; d < in.ndim; d++)
+        r[d] = in.dim[d] == 1 ? (kidx){ emit_i64(e, 0), 0 } : idx[d + lead];
+}
+
+static bool is_float(jg_dtype t) { return t != JG_I32; }
+
+/* A libm function applied lane by lane, for functions LLVM has no intrinsic for. */
+static LLVMValueRef per_lane(emit_ctx *e, const char *f32_name, const char *f64_name,
+                             jg_dtype t, LLVMValueRef v)
+{
+    LLVMTypeRef st = emit_scalar_type(e, t);
+    const char *name = t == JG_F64 ? f64_name : f32_name;
+    LLVMTypeRef fty = LLVMFunctionType(st, &st, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(e->m->mod, name);
+    if (!fn)
+        fn = LLVMAddFunction(e->m->mod, name, fty);
+    LLVMValueRef r = LLVMGetUndef(LLVMTypeOf(v));
+    for (int i = 0; i < e->width; i++) {
+        LLVMValueRef at = LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx), (unsigned)i, 0);
+        LLVMValueRef x = LLVMBuildExtractElement(e->b, v, at, "");
+        LLVMValueRef y = LLVMBuildCall2(e->b, fty, fn, &x, 1, "");
+        r = LLVMBuildInsertElement(e->b, r, y, at, "");
+    }
+    return r;
+}
+
+static LLVMValueRef intrinsic1(emit_ctx *e, const char *name, LLVMValueRef v)
+{
+    LLVMTypeRef t = LLVMTypeOf(v);
+    return emit_intrinsic(e, name, &t, 1, &v, 1);
+}
+
+static LLVMValueRef intrinsic2(emit_ctx *e, const char *name, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[2] = { a, b };
+    return emit_intrinsic(e, name, &t, 1, args, 2);
+}
+
+static LLVMValueRef k(emit_ctx *e, jg_dtype t, double v) { return emit_splat_const(e, t, v); }
+
+/* 1 or 0 in dtype t from an i1 vector. */
+static LLVMValueRef from_bool(emit_ctx *e, jg_dtype t, LLVMValueRef c)
+{
+    return is_float(t) ? LLVMBuildUIToFP(e->b, c, emit_vector_type(e, t), "")
+                       : LLVMBuildZExt(e->b, c, emit_vector_type(e, t), "");
+}
+
+static LLVMValueRef compare(emit_ctx *e, jg_dtype t, LLVMRealPredicate fp, LLVMIntPredicate ip,
+                            LLVMValueRef a, LLVMValueRef b)
+{
+    return is_float(t) ? LLVMBuildFCmp(e->b, fp, a, b, "") : LLVMBuildICmp(e->b, ip, a, b, "");
+}
+
+static LLVMValueRef select_(emit_ctx *e, LLVMValueRef c, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(e->b, c, a, b, "");
+}
+
+/* Float to i32 as the reference does: toward zero, saturating, NaN to 0. */
+static LLVMValueRef to_i32(emit_ctx *e, LLVMValueRef v)
+{
+    LLVMTypeRef ov[2] = { emit_vector_type(e, JG_I32), LLVMTypeOf(v) };
+    return emit_intrinsic(e, "llvm.fptosi.sat", ov, 2, &v, 1);
+}
+
+static LLVMValueRef cast(emit_ctx *e, jg_dtype from, jg_dtype to, LLVMValueRef v)
+{
+    if (from == to)
+        return v;
+    LLVMTypeRef vt = emit_vector_type(e, to);
+    if (to == JG_I32)
+        return to_i32(e, v);
+    if (from == JG_I32)
+        return LLVMBuildSIToFP(e->b, v, vt, "");
+    return to == JG_F64 ? LLVMBuildFPExt(e->b, v, vt, "") : LLVMBuildFPTrunc(e->b, v, vt, "");
+}
+
+/* i32 division as the reference: truncating, x / 0 = 0, INT_MIN / -1 saturates. */
+static LLVMValueRef int_div(emit_ctx *e, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMValueRef zero = k(e, JG_I32, 0), one = k(e, JG_I32, 1);
+    LLVMValueRef bz = LLVMBuildICmp(e->b, LLVMIntEQ, b, zero, "");
+    LLVMValueRef ovf = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntEQ, a, k(e, JG_I32, INT32_MIN), ""),
+                                    LLVMBuildICmp(e->b, LLVMIntEQ, b, k(e, JG_I32, -1), ""), "");
+    LLVMValueRef safe_b = select_(e, LLVMBuildOr(e->b, bz, ovf, ""), one, b);
+    LLVMValueRef q = LLVMBuildSDiv(e->b, a, safe_b, "");
+    q = select_(e, ovf, k(e, JG_I32, INT32_MAX), q);
+    return select_(e, bz, zero, q);
+}
+
+static LLVMValueRef unary(emit_ctx *e, const jg_node *n, LLVMValueRef v)
+{
+    jg_dtype t = n->dtype;
+    LLVMBuilderRef b = e->b;
+    double a0 = n->attr.scalar[0], a1 = n->attr.scalar[1];
+    switch (n->op) {
+    case JG_OP_NEG: return is_float(t) ? LLVMBuildFNeg(b, v, "") : LLVMBuildSub(b, k(e, t, 0), v, "");
+    case JG_OP_ABS:
+        if (is_float(t))
+            return intrinsic1(e, "llvm.fabs", v);
+        return select_(e, LLVMBuildICmp(b, LLVMIntSLT, v, k(e, t, 0), ""),
+                       LLVMBuildSub(b, k(e, t, 0), v, ""), v);
+    case JG_OP_EXP: return intrinsic1(e, "llvm.exp", v);
+    case JG_OP_LOG: return intrinsic1(e, "llvm.log", v);
+    case JG_OP_SQRT: return intrinsic1(e, "llvm.sqrt", v);
+    case JG_OP_RSQRT: return LLVMBuildFDiv(b, k(e, t, 1), intrinsic1(e, "llvm.sqrt", v), "");
+    case JG_OP_SQUARE: return LLVMBuildFMul(b, v, v, "");
+    case JG_OP_TANH: return per_lane(e, "tanhf", "tanh", t, v);
+    case JG_OP_SIGMOID: {
+        /* 1 / (1 + e^-v): e^-v overflows to inf for very negative v, giving 0 as it should */
+        LLVMValueRef ex = intrinsic1(e, "llvm.exp", LLVMBuildFNeg(b, v, ""));
+        return LLVMBuildFDiv(b, k(e, t, 1), LLVMBuildFAdd(b, k(e, t, 1), ex, ""), "");
+    }
+    case JG_OP_RELU:
+        return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v, k(e, t, 0));
+    case JG_OP_SOFTPLUS: {
+        LLVMValueRef m = select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v, k(e, t, 0));
+        LLVMValueRef ex = intrinsic1(e, "llvm.exp", LLVMBuildFNeg(b, intrinsic1(e, "llvm.fabs", v), ""));
+        return LLVMBuildFAdd(b, m, per_lane(e, "log1pf", "log1p", t, ex), "");
+    }
+    case JG_OP_POW: return intrinsic2(e, "llvm.pow", v, k(e, t, a0));
+    case JG_OP_LEAKY_RELU:
+        return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v,
+                       LLVMBuildFMul(b, v, k(e, t, a0), ""));
+    case JG_OP_ELU:
+        return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v,
+                       LLVMBuildFMul(b, per_lane(e, "expm1f", "expm1", t, v), k(e, t, a0), ""));
+    case JG_OP_CLAMP: {
+        LLVMValueRef hi = select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, a1), ""), k(e, t, a1), v);
+        return select_(e, LLVMBuildFCmp(b, LLVMRealOLT, v, k(e, t, a0), ""), k(e, t, a0), hi);
+    }
+    case JG_OP_CAST: return cast(e, n->in[0]->dtype, t, v);
+    case JG_OP_STOP_GRADIENT: return v;
+    default: return NULL;
+    }
+}
+
+static LLVMValueRef binary(emit_ctx *e, const jg_node *n, LLVMValueRef a, LLVMValueRef c)
+{
+    jg_dtype t = n->in[0]->dtype;
+    LLVMBuilderRef b = e->b;
+    bool f = is_float(t);
+    switch (n->op) {
+    case JG_OP_ADD: return f ? LLVMBuildFAdd(b, a, c, "") : LLVMBuildAdd(b, a, c, "");
+    case JG_OP_SUB: return f ? LLVMBuildFSub(b, a, c, "") : LLVMBuildSub(b, a, c, "");
+    case JG_OP_MUL: return f ? LLVMBuildFMul(b, a, c, "") : LLVMBuildMul(b, a, c, "");
+    case JG_OP_DIV: return f ? LLVMBuildFDiv(b, a, c, "") : int_div(e, a, c);
+    case JG_OP_MAXIMUM: return select_(e, compare(e, t, LLVMRealOGE, LLVMIntSGE, a, c), a, c);
+    case JG_OP_MINIMUM: return select_(e, compare(e, t, LLVMRealOLE, LLVMIntSLE, a, c), a, c);
+    case JG_OP_LT: return from_bool(e, t, compare(e, t, LLVMRealOLT, LLVMIntSLT, a, c));
+    case JG_OP_LE: return from_bool(e, t, compare(e, t, LLVMRealOLE, LLVMIntSLE, a, c));
+    case JG_OP_GT: return from_bool(e, t, compare(e, t, LLVMRealOGT, LLVMIntSGT, a, c));
+    case JG_OP_GE: return from_bool(e, t, compare(e, t, LLVMRealOGE, LLVMIntSGE, a, c));
+    case JG_OP_EQ: return from_bool(e, t, compare(e, t, LLVMRealOEQ, LLVMIntEQ, a, c));
+    case JG_OP_NE: return from_bool(e, t, compare(e, t, LLVMRealUNE, LLVMIntNE, a, c));
+    default: return NULL;
+    }
+}
+
+LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
+{
+    if (n == e->bound)
+        return e->bound_value;
+    if (n->op == JG_OP_FILL)
+        return emit_splat_const(e, n->dtype, n->attr.scalar[0]);
+    if (!e->member[n->id])
+        return load_buffer(e, n, idx);
+
+    kidx in_idx[3][JG_MAX_DIMS];
+    switch (n->op) {
+    case JG_OP_PERMUTE:
+        for (int d = 0; d < n->shape.ndim; d++)
+            in_idx[0][n->attr.list[d]] = idx[d];
+        return emit_value(e, n->in[0], in_idx[0]);
+    case JG_OP_BROADCAST:
+        broadcast_index(e, n->shape, n->in[0]->shape, idx, in_idx[0]);
+        return emit_value(e, n->in[0], in_idx[0]);
+    case JG_OP_SLICE:
+        for (int d = 0; d < n->shape.ndim; d++) {
+            int64_t start = n->attr.list[d], step = n->attr.step[d];
+            in_idx[0][d] = (kidx){ LLVMBuildAdd(e->b, emit_i64(e, start),
+                                                LLVMBuildMul(e->b, idx[d].base, emit_i64(e, step), ""), ""),
+                                   idx[d].lane * step };
+        }
+        return emit_value(e, n->in[0], in_idx[0]);
+    default:
+        break;
+    }
+    LLVMValueRef v[3];
+    for (int i = 0; i < n->n_in && i < 3; i++) {
+        broadcast_index(e, n->shape, n->in[i]->shape, idx, in_idx[i]);
+        v[i] = emit_value(e, n->in[i], in_idx[i]);
+    }
+    if (n->op == JG_OP_WHERE) {
+        jg_dtype ct = n->in[0]->dtype;
+        LLVMValueRef c = compare(e, ct, LLVMRealUNE, LLVMIntNE, v[0], k(e, ct, 0));
+        return select_(e, c, v[1], v[2]);
+    }
+    LLVMValueRef r = n->n_in == 1 ? unary(e, n, v[0]) : binary(e, n, v[0], v[1]);
+    return r ? r : LLVMGetUndef(emit_vector_type(e, n->dtype)); /* checked by the planner */
+}

@@ -1,0 +1,315 @@
+/* Loop nests for elementwise and reduction kernels.
+ *
+ * Elementwise: a flat loop over all elements when every buffer the group reads has the root's
+ * size (or one element); otherwise rows of the root's shape, the last dimension W lanes at a
+ * time. Either way full vectors are unmasked and only the tail is masked. The pool splits the
+ * outer range (elements, or rows).
+ *
+ * Reductions: when the innermost input dimension is reduced, each output element keeps a
+ * vector accumulator along it and sums its lanes at the end; when it is kept, each chunk of W
+ * output elements keeps one and the reduced dimensions are walked outside. Each output
+ * element is computed by one thread in a fixed order, so results do not depend on threads. */
+#include "jit/emit_loops.h"
+
+static LLVMValueRef i64c(emit_ctx *e, int64_t v) { return emit_i64(e, v); }
+
+/* Splits a linear index over dims[0..n) (row-major) into components. */
+static void delinearise(emit_ctx *e, LLVMValueRef lin, const int64_t *dims, int n,
+                        LLVMValueRef *out)
+{
+    for (int d = n - 1; d >= 0; d--) {
+        if (d == 0) {
+            out[d] = lin;
+            break;
+        }
+        out[d] = LLVMBuildSRem(e->b, lin, i64c(e, dims[d]), "");
+        lin = LLVMBuildSDiv(e->b, lin, i64c(e, dims[d]), "");
+    }
+}
+
+static LLVMValueRef begin_arg(emit_ctx *e) { return LLVMGetParam(e->fn, 1); }
+static LLVMValueRef end_arg(emit_ctx *e) { return LLVMGetParam(e->fn, 2); }
+
+/* ---------------------------------------------------------------- elementwise */
+
+static bool buffer_fits_flat(const emit_ctx *e, const jg_node *n, int64_t numel)
+{
+    int64_t m = jg_shape_numel(n->shape);
+    (void)e;
+    return m == numel || m == 1;
+}
+
+/* Flat when members are pointwise ops only and every buffer read is full size or scalar. */
+static bool can_flatten(const emit_ctx *e, const jg_graph *g, const jg_node *root)
+{
+    int64_t numel = jg_shape_numel(root->shape);
+    for (int id = 0; id <= root->id; id++) {
+        if (!e->member[id])
+            continue;
+        const jg_node *n = g->nodes[id];
+        op_kind k = op_get(n->op)->kind;
+        if (k != KIND_ELEMENTWISE && k != KIND_BROADCAST)
+            return false;
+        for (int i = 0; i < n->n_in; i++) {
+            const jg_node *in = n->in[i];
+            if (!e->member[in->id] && in->op != JG_OP_FILL && !buffer_fits_flat(e, in, numel))
+                return false;
+            if (e->member[in->id] && !shape_eq(in->shape, n->shape) &&
+                jg_shape_numel(in->shape) != 1)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* Stores the root's value for the lanes at linear output offset `at`. */
+static void store_root(emit_ctx *e, const jg_node *root, int out_slot, LLVMValueRef at,
+                       const kidx *idx)
+{
+    LLVMValueRef v = emit_value(e, root, idx);
+    emit_store(e, emit_slot_ptr(e, out_slot, root->dtype), root->dtype, at, v);
+}
+
+static void flat_body(emit_ctx *e, const jg_node *root, int out_slot)
+{
+    int64_t w = e->width;
+    /* full vectors: i from begin while i + W <= end */
+    LLVMValueRef last_full = LLVMBuildSub(e->b, end_arg(e), i64c(e, w - 1), "");
+    loop l;
+    loop_begin(e, &l, begin_arg(e), last_full, i64c(e, w), "i");
+    kidx idx = { l.i, 1 };
+    store_root(e, root, out_slot, l.i, &idx);
+    loop_end(e, &l);
+    /* the tail: fewer than W elements left, masked */
+    LLVMValueRef rest = LLVMBuildSub(e->b, end_arg(e), l.phi, "");
+    LLVMBasicBlockRef tail = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "tail");
+    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "done");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, rest, i64c(e, 0), ""), tail, done);
+    LLVMPositionBuilderAtEnd(e->b, tail);
+    e->mask = emit_lane_mask(e, rest);
+    kidx tidx = { l.phi, 1 };
+    store_root(e, root, out_slot, l.phi, &tidx);
+    e->mask = NULL;
+    LLVMBuildBr(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, done);
+}
+
+/* One row of the last dimension: full vectors, then a masked tail known at compile time. */
+static void row_body(emit_ctx *e, const jg_node *root, int out_slot, kidx *idx,
+                     LLVMValueRef row_offset)
+{
+    int nd = root->shape.ndim;
+    int64_t d = root->shape.dim[nd - 1], w = e->width, full = d - d % w;
+    if (full > 0) {
+        loop l;
+        loop_begin(e, &l, i64c(e, 0), i64c(e, full), i64c(e, w), "j");
+        idx[nd - 1] = (kidx){ l.i, 1 };
+        store_root(e, root, out_slot, LLVMBuildAdd(e->b, row_offset, l.i, ""), idx);
+        loop_end(e, &l);
+    }
+    if (full < d) {
+        e->mask = emit_lane_mask(e, i64c(e, d - full));
+        idx[nd - 1] = (kidx){ i64c(e, full), 1 };
+        store_root(e, root, out_slot, LLVMBuildAdd(e->b, row_offset, i64c(e, full), ""), idx);
+        e->mask = NULL;
+    }
+}
+
+LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
+                              const jg_node *root, int out_slot, int64_t *outer,
+                              int64_t *align)
+{
+    emit_kernel_begin(e, m);
+    jg_shape s = root->shape;
+    if (s.ndim == 0)
+        s = (jg_shape){ .ndim = 1, .dim = { 1 } };
+    e->flat = root->shape.ndim <= 1 || can_flatten(e, g, root);
+    if (e->flat) {
+        *outer = jg_shape_numel(s);
+        *align = e->width;
+        flat_body(e, root, out_slot);
+    } else {
+        int nd = s.ndim;
+        *outer = jg_shape_numel(s) / s.dim[nd - 1];
+        *align = 1;
+        loop r;
+        loop_begin(e, &r, begin_arg(e), end_arg(e), i64c(e, 1), "row");
+        LLVMValueRef comps[JG_MAX_DIMS];
+        delinearise(e, r.i, s.dim, nd - 1, comps);
+        kidx idx[JG_MAX_DIMS];
+        for (int d = 0; d < nd - 1; d++)
+            idx[d] = (kidx){ comps[d], 0 };
+        row_body(e, root, out_slot, idx, LLVMBuildMul(e->b, r.i, i64c(e, s.dim[nd - 1]), ""));
+        loop_end(e, &r);
+    }
+    e->flat = false;
+    emit_kernel_end(e);
+    return e->fn;
+}
+
+/* ---------------------------------------------------------------- reductions */
+
+static double identity_of(jg_op op, jg_dtype t)
+{
+    if (op == JG_OP_SUM)
+        return 0;
+    double big = t == JG_I32 ? 2147483647.0 : INFINITY;
+    return op == JG_OP_MAX ? -big - (t == JG_I32) : big;
+}
+
+static LLVMValueRef combine(emit_ctx *e, jg_op op, jg_dtype t, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef ty = LLVMTypeOf(a);
+    LLVMValueRef args[2] = { a, b };
+    if (op == JG_OP_SUM)
+        return t == JG_I32 ? LLVMBuildAdd(e->b, a, b, "") : LLVMBuildFAdd(e->b, a, b, "");
+    if (t == JG_I32)
+        return emit_intrinsic(e, op == JG_OP_MAX ? "llvm.smax" : "llvm.smin", &ty, 1, args, 2);
+    /* NaN-propagating, as the reference: x86 in LLVM 14 cannot select llvm.maximum on
+     * vectors, so compare, then let a NaN in a win (a NaN in b wins through the compare) */
+    LLVMValueRef pick = LLVMBuildFCmp(e->b, op == JG_OP_MAX ? LLVMRealOGT : LLVMRealOLT, a, b, "");
+    LLVMValueRef r = LLVMBuildSelect(e->b, pick, a, b, "");
+    return LLVMBuildSelect(e->b, LLVMBuildFCmp(e->b, LLVMRealUNO, a, a, ""), a, r, "");
+}
+
+/* Combines the lanes of v pairwise (a tree) down to one scalar. */
+static LLVMValueRef horizontal(emit_ctx *e, jg_op op, jg_dtype t, LLVMValueRef v, int width)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx);
+    while (width > 1) {
+        int half = width / 2;
+        LLVMValueRef lo_i[32], hi_i[32];
+        for (int i = 0; i < half; i++) {
+            lo_i[i] = LLVMConstInt(i32, (unsigned)i, 0);
+            hi_i[i] = LLVMConstInt(i32, (unsigned)(i + half), 0);
+        }
+        LLVMValueRef lo = LLVMBuildShuffleVector(e->b, v, v, LLVMConstVector(lo_i, (unsigned)half), "");
+        LLVMValueRef hi = LLVMBuildShuffleVector(e->b, v, v, LLVMConstVector(hi_i, (unsigned)half), "");
+        v = combine(e, op, t, lo, hi);
+        width = half;
+    }
+    return LLVMBuildExtractElement(e->b, v, LLVMConstInt(i32, 0, 0), "");
+}
+
+typedef struct reduce_plan {
+    const jg_node *root, *x;
+    jg_shape in;
+    bool reduced[JG_MAX_DIMS];
+    int kept[JG_MAX_DIMS], n_kept;   /* kept input dims, in order */
+    int red[JG_MAX_DIMS], n_red;     /* reduced input dims, in order */
+} reduce_plan;
+
+/* Accumulates x over the reduced dims red[from..n_red) into acc (an alloca), idx holding the
+ * other components; the innermost input dim, if among them, goes W lanes at a time. */
+static void accumulate(emit_ctx *e, const reduce_plan *p, LLVMValueRef acc, kidx *idx, int from)
+{
+    jg_dtype t = p->x->dtype;
+    LLVMTypeRef vt = emit_vector_type(e, t);
+    int nd = p->in.ndim;
+    if (from == p->n_red) {
+        LLVMValueRef v = emit_value(e, p->x, idx);
+        if (e->mask)
+            v = LLVMBuildSelect(e->b, e->mask, v, emit_splat_const(e, t, identity_of(p->root->op, t)), "");
+        LLVMValueRef old = LLVMBuildLoad2(e->b, vt, acc, "");
+        LLVMBuildStore(e->b, combine(e, p->root->op, t, old, v), acc);
+        return;
+    }
+    int d = p->red[from];
+    int64_t n = p->in.dim[d];
+    if (d == nd - 1) { /* the innermost: vectorised, masked tail */
+        int64_t w = e->width, full = n - n % w;
+        LLVMValueRef saved = e->mask;
+        if (full > 0) {
+            loop l;
+            loop_begin(e, &l, i64c(e, 0), i64c(e, full), i64c(e, w), "rj");
+            idx[d] = (kidx){ l.i, 1 };
+            accumulate(e, p, acc, idx, from + 1);
+            loop_end(e, &l);
+        }
+        if (full < n) {
+            e->mask = emit_lane_mask(e, i64c(e, n - full));
+            idx[d] = (kidx){ i64c(e, full), 1 };
+            accumulate(e, p, acc, idx, from + 1);
+            e->mask = saved;
+        }
+        return;
+    }
+    loop l;
+    loop_begin(e, &l, i64c(e, 0), i64c(e, n), i64c(e, 1), "r");
+    idx[d] = (kidx){ l.i, 0 };
+    accumulate(e, p, acc, idx, from + 1);
+    loop_end(e, &l);
+}
+
+LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int out_slot,
+                         int64_t *outer, int64_t *align)
+{
+    reduce_plan p = { .root = root, .x = root->in[0], .in = root->in[0]->shape };
+    for (int d = 0; d < p.in.ndim; d++) {
+        p.reduced[d] = (root->attr.axes >> d) & 1u;
+        if (p.reduced[d])
+            p.red[p.n_red++] = d;
+        else
+            p.kept[p.n_kept++] = d;
+    }
+    jg_dtype t = p.x->dtype;
+    emit_kernel_begin(e, m);
+    LLVMTypeRef vt = emit_vector_type(e, t);
+    LLVMBasicBlockRef entry = LLVMGetInsertBlock(e->b);
+    LLVMValueRef acc = LLVMBuildAlloca(e->b, vt, "acc");
+    (void)entry;
+    LLVMValueRef out = emit_slot_ptr(e, out_slot, root->dtype);
+    LLVMValueRef identity = emit_splat_const(e, t, identity_of(root->op, t));
+    int nd = p.in.ndim;
+    kidx idx[JG_MAX_DIMS];
+    int64_t kept_dims[JG_MAX_DIMS];
+    bool inner_kept = nd > 0 && !p.reduced[nd - 1];
+    *align = 1;
+    if (nd == 0) /* a scalar: one lane, the others keep the identity */
+        e->mask = emit_lane_mask(e, i64c(e, 1));
+    if (!inner_kept) {
+        /* one output element per outer iteration */
+        for (int i = 0; i < p.n_kept; i++)
+            kept_dims[i] = p.in.dim[p.kept[i]];
+        *outer = jg_shape_numel(root->shape);
+        loop o;
+        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        LLVMValueRef comps[JG_MAX_DIMS];
+        delinearise(e, o.i, kept_dims, p.n_kept, comps);
+        for (int i = 0; i < p.n_kept; i++)
+            idx[p.kept[i]] = (kidx){ comps[i], 0 };
+        LLVMBuildStore(e->b, identity, acc);
+        accumulate(e, &p, acc, idx, 0);
+        LLVMValueRef total = horizontal(e, root->op, t, LLVMBuildLoad2(e->b, vt, acc, ""), e->width);
+        LLVMValueRef at = LLVMBuildGEP2(e->b, emit_scalar_type(e, t), out, &o.i, 1, "");
+        LLVMBuildStore(e->b, total, at);
+        loop_end(e, &o);
+        e->mask = NULL;
+    } else {
+        /* chunks of W output elements along the kept innermost dim */
+        int64_t dlast = p.in.dim[nd - 1], w = e->width, chunks = (dlast + w - 1) / w;
+        for (int i = 0; i < p.n_kept - 1; i++)
+            kept_dims[i] = p.in.dim[p.kept[i]];
+        *outer = jg_shape_numel(root->shape) / dlast * chunks;
+        loop o;
+        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        LLVMValueRef chunk = LLVMBuildSRem(e->b, o.i, i64c(e, chunks), "");
+        LLVMValueRef row = LLVMBuildSDiv(e->b, o.i, i64c(e, chunks), "");
+        LLVMValueRef comps[JG_MAX_DIMS];
+        delinearise(e, row, kept_dims, p.n_kept - 1, comps);
+        for (int i = 0; i < p.n_kept - 1; i++)
+            idx[p.kept[i]] = (kidx){ comps[i], 0 };
+        LLVMValueRef j = LLVMBuildMul(e->b, chunk, i64c(e, w), "");
+        idx[nd - 1] = (kidx){ j, 1 };
+        if (dlast % w)
+            e->mask = emit_lane_mask(e, LLVMBuildSub(e->b, i64c(e, dlast), j, ""));
+        LLVMBuildStore(e->b, identity, acc);
+        accumulate(e, &p, acc, idx, 0);
+        LLVMValueRef at = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, row, i64c(e, dlast), ""), j, "");
+        emit_store(e, out, root->dtype, at, LLVMBuildLoad2(e->b, vt, acc, ""));
+        e->mask = NULL;
+        loop_end(e, &o);
+    }
+    emit_kernel_end(e);
+    return e->fn;
+}

@@ -1,0 +1,510 @@
+/* The JIT executor: compiles a program's graph into kernels and runs them.
+ *
+ *     user graph ─lower─▶ program graph ─fuse─▶ groups ─plan─▶ buffer slots (arena offsets
+ *     by liveness) ─emit─▶ one LLVM function per group ─compile─▶ kernels, run in order over
+ *     the thread pool
+ *
+ * A run allocates nothing: every buffer is planned at compile time into one arena. Inputs,
+ * parameters and constants are read where they live (the bound input copies, the parameter
+ * store); updates are copied into the store after all kernels have run. */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
+#include "jit/jit_program.h"
+#include "jit/emit_loops.h"
+#include "jit/emit_opaque.h"
+#include "jit/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return 1e3 * (double)t.tv_sec + 1e-6 * (double)t.tv_nsec;
+}
+
+/* ---------------------------------------------------------------- buffer plan */
+
+static size_t node_bytes(const jg_node *n)
+{
+    return (size_t)jg_shape_numel(n->shape) * jg_dtype_size(n->dtype);
+}
+
+/* The node whose buffer holds n's bytes (n itself, or what a reshape aliases). */
+static const jg_node *storage_of(const jit_program *j, const jg_node *n)
+{
+    return j->fus.role[n->id] == ROLE_ALIAS ? j->fus.alias_of[n->id] : n;
+}
+
+/* Arena offsets: each kernel's output lives from its kernel to the last kernel reading it
+ * (to the end for outputs); two buffers share bytes only when their lives do not overlap. */
+static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
+{
+    jg_graph *g = j->low.g;
+    int n = g->n_nodes;
+    int *first = malloc((size_t)n * sizeof *first), *last = malloc((size_t)n * sizeof *last);
+    size_t *offset = calloc((size_t)n, sizeof *offset);
+    if (!first || !last || !offset) {
+        free(first), free(last), free(offset);
+        return JG_ERR_NOMEM;
+    }
+    for (int id = 0; id < n; id++)
+        first[id] = last[id] = -1;
+    for (int gi = 0; gi < j->fus.n_groups; gi++)
+        first[j->fus.groups[gi].root->id] = last[j->fus.groups[gi].root->id] = gi;
+    /* readers: any member of group gi reading a non-member buffer */
+    for (int id = 0; id < n; id++) {
+        const jg_node *v = g->nodes[id];
+        int gi = j->fus.group_of[id];
+        if (gi < 0)
+            continue;
+        for (int k = 0; k < v->n_in; k++) {
+            const jg_node *in = v->in[k];
+            if (j->fus.group_of[in->id] == gi && j->fus.role[in->id] == ROLE_INLINE)
+                continue;
+            const jg_node *s = storage_of(j, in);
+            if (last[s->id] < gi)
+                last[s->id] = gi;
+        }
+    }
+    for (int i = 0; i < n_keep; i++)
+        last[storage_of(j, keep[i])->id] = j->fus.n_groups;
+    /* first fit by definition order; O(roots^2) is fine for graphs of this size */
+    size_t top = 0;
+    for (int gi = 0; gi < j->fus.n_groups; gi++) {
+        const jg_node *r = j->fus.groups[gi].root;
+        size_t bytes = (node_bytes(r) + 63) & ~(size_t)63, at = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int gk = 0; gk < gi; gk++) {
+                const jg_node *o = j->fus.groups[gk].root;
+                size_t ob = (node_bytes(o) + 63) & ~(size_t)63;
+                bool live_together = !(last[o->id] < first[r->id] || last[r->id] < first[o->id]);
+                if (live_together && at < offset[o->id] + ob && offset[o->id] < at + bytes) {
+                    at = offset[o->id] + ob;
+                    moved = true;
+                }
+            }
+        }
+        offset[r->id] = at;
+        if (at + bytes > top)
+            top = at + bytes;
+    }
+    j->arena_bytes = top;
+    jg_status st = JG_OK;
+    if (top) {
+        j->arena = aligned_alloc(64, top);
+        if (!j->arena)
+            st = JG_ERR_NOMEM;
+        else if (top >= ((size_t)2 << 20))
+            madvise(j->arena, top, MADV_HUGEPAGE); /* fewer page faults and TLB misses */
+    }
+    for (int gi = 0; st == JG_OK && gi < j->fus.n_groups; gi++) {
+        const jg_node *r = j->fus.groups[gi].root;
+        j->bufs[j->slot_of[r->id]] = j->arena + offset[r->id];
+    }
+    free(first), free(last), free(offset);
+    return st;
+}
+
+/* Slots: one per leaf and per group root; reshapes share their base's slot. */
+static jg_status assign_slots(jit_program *j, jg_program *p)
+{
+    jg_graph *g = j->low.g;
+    j->slot_of = malloc((size_t)g->n_nodes * sizeof *j->slot_of);
+    j->bufs = calloc((size_t)g->n_nodes + 1, sizeof *j->bufs);
+    j->consts = calloc((size_t)g->n_nodes + 1, sizeof *j->consts);
+    if (!j->slot_of || !j->bufs || !j->consts)
+        return JG_ERR_NOMEM;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        node_role r = j->fus.role[id];
+        j->slot_of[id] = -1;
+        if (r == ROLE_ROOT)
+            j->slot_of[id] = j->n_slots++;
+        if (r != ROLE_LEAF)
+            continue;
+        int s = j->slot_of[id] = j->n_slots++;
+        if (n->op == JG_OP_PARAM) {
+            j->bufs[s] = p->graph->params[n->param].data;
+        } else if (n->op == JG_OP_INPUT) {
+            for (int i = 0; i < p->n_inputs; i++)
+                if (strcmp(p->inputs[i].node->name, n->name) == 0)
+                    j->bufs[s] = p->inputs[i].data;
+        } else { /* a constant, converted to its dtype once */
+            int64_t numel = jg_shape_numel(n->shape);
+            void *c = j->consts[id] = aligned_alloc(64, ((size_t)numel * 8 + 63) & ~(size_t)63);
+            if (!c)
+                return JG_ERR_NOMEM;
+            for (int64_t i = 0; i < numel; i++) {
+                double v = n->attr.data[i];
+                if (n->dtype == JG_F32) ((float *)c)[i] = (float)v;
+                else if (n->dtype == JG_F64) ((double *)c)[i] = v;
+                else ((int32_t *)c)[i] = saturate_i32(v);
+            }
+            j->bufs[s] = c;
+        }
+    }
+    for (int id = 0; id < g->n_nodes; id++)
+        if (j->fus.role[id] == ROLE_ALIAS)
+            j->slot_of[id] = j->slot_of[j->fus.alias_of[id]->id];
+    return JG_OK;
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+static int lanes_for(const jit_program *j, const fuse_group *grp)
+{
+    const jg_graph *g = j->low.g;
+    bool wide = grp->root->dtype == JG_F64;
+    for (int id = 0; id <= grp->root->id && !wide; id++) {
+        if (j->fus.group_of[id] != grp - j->fus.groups)
+            continue;
+        const jg_node *n = g->nodes[id];
+        wide = n->dtype == JG_F64;
+        for (int k = 0; k < n->n_in; k++)
+            wide |= n->in[k]->dtype == JG_F64;
+    }
+    int bits = jit_vector_bits(j->session);
+    int w = bits / (wide ? 64 : 32);
+    return w < 1 ? 1 : w;
+}
+
+typedef struct epilogue_ctx {
+    const jg_node *root, *core;
+} epilogue_ctx;
+
+/* The matmul's consumers, evaluated on its accumulator where the GEMM stores a tile. */
+static LLVMValueRef matmul_epilogue(void *ctx, emit_ctx *e, LLVMValueRef acc, const kidx *idx)
+{
+    epilogue_ctx *c = ctx;
+    e->bound = c->core;
+    e->bound_value = acc;
+    LLVMValueRef v = emit_value(e, c->root, idx);
+    e->bound = NULL;
+    return v;
+}
+
+/* A matmul operand: a buffer, possibly seen through permute and broadcast views. */
+static void operand_of(const jit_program *j, const jg_node *mm, int which, gemm_operand *op)
+{
+    const jg_node *x = mm->in[which];
+    int nd = mm->shape.ndim; /* operand dims map to output dims: batch..., then 2 */
+    /* index map: dim d of x's view reads dim src[d] of the buffer (or nothing: -1) */
+    int64_t stride[JG_MAX_DIMS];
+    jg_shape view = x->shape;
+    int src[JG_MAX_DIMS];
+    for (int d = 0; d < view.ndim; d++)
+        src[d] = d;
+    const jg_node *v = x;
+    while (j->fus.role[v->id] == ROLE_INLINE && (v->op == JG_OP_PERMUTE || v->op == JG_OP_BROADCAST)) {
+        const jg_node *in = v->in[0];
+        int nsrc[JG_MAX_DIMS];
+        for (int d = 0; d < view.ndim; d++) {
+            int s = src[d];
+            if (s < 0) {
+                nsrc[d] = -1;
+            } else if (v->op == JG_OP_PERMUTE) {
+                nsrc[d] = (int)v->attr.list[s];
+            } else {
+                int lead = v->shape.ndim - in->shape.ndim;
+                nsrc[d] = s < lead || in->shape.dim[s - lead] == 1 ? -1 : s - lead;
+            }
+        }
+        memcpy(src, nsrc, sizeof src);
+        v = in;
+    }
+    const jg_node *buf = storage_of(j, v);
+    int64_t bstrides[JG_MAX_DIMS];
+    shape_strides(v->shape, bstrides);
+    for (int d = 0; d < view.ndim; d++)
+        stride[d] = src[d] < 0 || v->shape.dim[src[d]] == 1 ? 0 : bstrides[src[d]];
+    op->slot = j->slot_of[buf->id];
+    op->rs = stride[view.ndim - 2];
+    op->cs = stride[view.ndim - 1];
+    /* batch dims of the operand align right with the output's batch dims */
+    int lead = (nd - 2) - (view.ndim - 2);
+    for (int d = 0; d < nd - 2; d++)
+        op->bstride[d] = d < lead ? 0 : stride[d - lead];
+}
+
+static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *m,
+                               jit_kernel *k, epilogue_ctx *ep)
+{
+    const fuse_group *grp = &j->fus.groups[gi];
+    const jg_node *root = grp->root;
+    int out = j->slot_of[root->id];
+    switch (grp->kind) {
+    case GROUP_ELEMENTWISE:
+        return emit_elementwise(e, m, j->low.g, root, out, &k->outer, &k->align);
+    case GROUP_REDUCE:
+        return emit_reduce(e, m, root, out, &k->outer, &k->align);
+    case GROUP_OPAQUE: {
+        int *in_slots = malloc(((size_t)root->n_in + 1) * sizeof *in_slots);
+        if (!in_slots)
+            return NULL;
+        for (int i = 0; i < root->n_in; i++)
+            in_slots[i] = j->slot_of[storage_of(j, root->in[i])->id];
+        LLVMValueRef fn = opaque_emit(e, m, root, out, in_slots, &k->outer, &k->align);
+        free(in_slots);
+        return fn;
+    }
+    case GROUP_MATMUL: {
+        const jg_node *mm = grp->core;
+        gemm_desc d = { .dtype = mm->dtype, .batch_ndim = mm->shape.ndim - 2,
+                        .m = mm->shape.dim[mm->shape.ndim - 2],
+                        .n = mm->shape.dim[mm->shape.ndim - 1],
+                        .k = mm->in[0]->shape.dim[mm->in[0]->shape.ndim - 1],
+                        .out_slot = out };
+        for (int i = 0; i < d.batch_ndim; i++)
+            d.batch_dim[i] = mm->shape.dim[i];
+        operand_of(j, mm, 0, &d.a);
+        operand_of(j, mm, 1, &d.b);
+        *ep = (epilogue_ctx){ root, mm };
+        if (root != mm) {
+            d.epilogue = matmul_epilogue;
+            d.epilogue_ctx = ep;
+        }
+        return gemm_emit(e, m, &d, &k->outer, &k->align, &k->scratch);
+    }
+    }
+    return NULL;
+}
+
+static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size_t size)
+{
+    jg_graph *g = j->low.g;
+    bool *member = calloc((size_t)g->n_nodes + 1, sizeof *member);
+    j->kernels = calloc((size_t)j->fus.n_groups + 1, sizeof *j->kernels);
+    if (!member || !j->kernels) {
+        free(member);
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    jg_status st = JG_OK;
+    for (int gi = 0; gi < j->fus.n_groups && st == JG_OK; gi++) {
+        const fuse_group *grp = &j->fus.groups[gi];
+        jit_kernel *k = &j->kernels[j->n_kernels];
+        for (int id = 0; id < g->n_nodes; id++)
+            member[id] = j->fus.group_of[id] == gi && j->fus.role[id] != ROLE_ALIAS;
+        member[grp->root->id] = grp->kind != GROUP_OPAQUE;
+        double t0 = now_ms();
+        jit_module m;
+        jit_module_new(j->session, &m, "jitgrad");
+        emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->slot_of };
+        epilogue_ctx ep;
+        LLVMValueRef fn = emit_group(j, gi, &e, &m, k, &ep);
+        j->timing.build_ms += now_ms() - t0;
+        if (!fn) {
+            jit_module_dispose(&m);
+            snprintf(err, size, "internal: no kernel for %s (%s)", op_get(grp->root->op)->name,
+                     grp->core ? op_get(grp->core->op)->name : "elementwise");
+            st = JG_ERR_STATE;
+            break;
+        }
+        jit_compile_info info;
+        void *addr = NULL;
+        st = jit_compile(j->session, &m, fn, keep_text, &addr, &info, err, size);
+        j->timing.optimise_ms += info.optimise_ms;
+        j->timing.codegen_ms += info.codegen_ms;
+        j->timing.cache_hits += info.cache_hit;
+        k->fn = (jit_kernel_fn)(uintptr_t)addr;
+        k->group = gi;
+        k->ir = info.ir;
+        k->asm_text = info.asm_text;
+        if (st == JG_OK)
+            j->n_kernels++;
+        if (k->scratch > j->scratch_per_thread)
+            j->scratch_per_thread = k->scratch;
+    }
+    free(member);
+    return st;
+}
+
+/* ---------------------------------------------------------------- compile and run */
+
+jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t size)
+{
+    jit_program *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    p->jit = j;
+    double t0 = now_ms();
+    int n_roots = p->n_outputs + p->n_updates;
+    jg_node **roots = malloc(((size_t)n_roots + 1) * sizeof *roots);
+    if (!roots) {
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->n_outputs; i++)
+        roots[i] = p->outputs[i];
+    for (int i = 0; i < p->n_updates; i++)
+        roots[p->n_outputs + i] = p->updates[i].value;
+    jg_status st = lower_graph(p->graph, roots, n_roots, &j->low, err, size);
+    for (int i = 0; st == JG_OK && i < n_roots; i++)
+        roots[i] = j->low.map[roots[i]->id];
+    if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, !o->no_fusion, &j->fus) != JG_OK) {
+        snprintf(err, size, "out of memory");
+        st = JG_ERR_NOMEM;
+    }
+    j->timing.passes_ms = now_ms() - t0;
+    if (st == JG_OK)
+        st = assign_slots(j, p);
+    if (st == JG_OK)
+        st = plan_arena(j, roots, n_roots);
+    free(roots);
+    if (st == JG_ERR_NOMEM)
+        snprintf(err, size, "out of memory");
+    if (st != JG_OK)
+        return st;
+
+    const char *cache = o->cache_dir ? o->cache_dir : getenv("JITGRAD_CACHE_DIR");
+    jit_target t = { .cpu = o->cpu, .features = o->cpu_features, .opt_level = o->opt_level,
+                     .vector_bits = o->vector_bits, .cache_dir = cache && *cache ? cache : NULL };
+    if (!(j->session = jit_session_new(&t, err, size)))
+        return JG_ERR_STATE;
+    st = compile_kernels(j, o->keep_text, err, size);
+    if (st != JG_OK)
+        return st;
+    int threads = o->num_threads > 0 ? o->num_threads : jit_pool_default_threads();
+    j->pool = threads > 1 ? jit_pool_new(threads) : NULL;
+    j->n_threads = j->pool ? threads : 1;
+    if (j->scratch_per_thread) {
+        j->scratch_per_thread = (j->scratch_per_thread + 63) & ~(size_t)63;
+        j->scratch = aligned_alloc(64, j->scratch_per_thread * (size_t)j->n_threads);
+        if (!j->scratch) {
+            snprintf(err, size, "out of memory");
+            return JG_ERR_NOMEM;
+        }
+    }
+    j->n_outputs = p->n_outputs;
+    j->snap = calloc((size_t)p->n_outputs + 1, sizeof *j->snap);
+    if (!j->snap) {
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    for (int i = 0; i < p->n_outputs && p->n_updates; i++) {
+        const jg_node *v = storage_of(j, j->low.map[p->outputs[i]->id]);
+        if (v->op == JG_OP_PARAM && !(j->snap[i] = malloc(node_bytes(v)))) {
+            snprintf(err, size, "out of memory");
+            return JG_ERR_NOMEM;
+        }
+    }
+    j->timing.total_ms = now_ms() - t0;
+    return JG_OK;
+}
+
+void jit_program_free(jit_program *j)
+{
+    if (!j)
+        return;
+    for (int i = 0; i < j->n_kernels; i++) {
+        free(j->kernels[i].ir);
+        free(j->kernels[i].asm_text);
+    }
+    free(j->kernels);
+    for (int i = 0; j->snap && i < j->n_outputs; i++)
+        free(j->snap[i]);
+    free(j->snap);
+    jit_pool_free(j->pool);
+    jit_session_free(j->session);
+    for (int id = 0; j->consts && id < j->low.g->n_nodes; id++)
+        free(j->consts[id]);
+    free(j->consts);
+    free(j->arena);
+    free(j->scratch);
+    free(j->bufs);
+    free(j->slot_of);
+    fusion_free(&j->fus);
+    lowered_free(&j->low);
+    free(j);
+}
+
+typedef struct run_ctx {
+    jit_program *j;
+    jit_kernel *k;
+    int64_t failed[JIT_POOL_MAX_THREADS > 64 ? 64 : JIT_POOL_MAX_THREADS];
+} run_ctx;
+
+static void run_chunk(void *ctx, int64_t begin, int64_t end, int thread)
+{
+    run_ctx *c = ctx;
+    char *scratch = c->j->scratch ? c->j->scratch + (size_t)thread * c->j->scratch_per_thread
+                                  : NULL;
+    int64_t r = c->k->fn(c->j->bufs, begin, end, scratch);
+    if (r && thread < 64)
+        c->failed[thread] = r;
+}
+
+/* The message of a kernel that found an index out of range at flat position pos. */
+static void range_message(const jit_program *j, const jg_node *n, int64_t pos, char *err,
+                          size_t size)
+{
+    int which = n->op == JG_OP_ONE_HOT ? 0 : 1;
+    const int32_t *idx = j->bufs[j->slot_of[storage_of(j, n->in[which])->id]];
+    long long v = idx[pos];
+    if (n->op == JG_OP_CROSS_ENTROPY)
+        snprintf(err, size, "jg_cross_entropy: label %lld out of range [0, %lld) at row %lld", v,
+                 (long long)n->in[0]->shape.dim[1], (long long)pos);
+    else if (n->op == JG_OP_ONE_HOT)
+        snprintf(err, size, "jg_one_hot: index %lld out of range [0, %lld) on axis %d", v,
+                 (long long)n->attr.count, n->shape.ndim - 1);
+    else
+        snprintf(err, size, "jg_%s: index %lld out of range [0, %lld) on axis %d",
+                 op_get(n->op)->name, v,
+                 (long long)(n->op == JG_OP_TAKE ? n->in[0]->shape.dim[n->attr.axis]
+                                                 : n->attr.count), n->attr.axis);
+}
+
+jg_status jit_program_run(jg_program *p, char *err, size_t size)
+{
+    jit_program *j = p->jit;
+    for (int i = 0; i < j->n_kernels; i++) {
+        jit_kernel *k = &j->kernels[i];
+        const jg_node *root = j->fus.groups[k->group].root;
+        run_ctx c = { .j = j, .k = k };
+        /* a chunk should carry ~16k elements of work to be worth a thread */
+        int64_t per_unit = k->outer ? jg_shape_numel(root->shape) / k->outer : 1;
+        if (j->fus.groups[k->group].kind == GROUP_MATMUL)
+            per_unit = 1 << 14;
+        int64_t min_chunk = per_unit >= (1 << 14) ? 1 : (1 << 14) / (per_unit ? per_unit : 1);
+        double t0 = j->profile ? now_ms() : 0;
+        jit_pool_run(j->pool, k->outer, k->align, min_chunk, run_chunk, &c);
+        if (j->profile) {
+            k->total_ms += now_ms() - t0;
+            k->runs++;
+        }
+        for (int t = 0; t < 64; t++)
+            if (c.failed[t]) {
+                range_message(j, root, c.failed[t] - 1, err, size);
+                return JG_ERR_RANGE;
+            }
+    }
+    for (int i = 0; i < p->n_outputs; i++)
+        if (j->snap[i])
+            jit_program_read(p, p->outputs[i], j->snap[i]);
+    /* updates: the new values into the store, after every kernel has read the old ones */
+    for (int i = 0; i < p->n_updates; i++) {
+        const jg_node *v = storage_of(j, j->low.map[p->updates[i].value->id]);
+        void *dst = p->graph->params[p->updates[i].param->param].data;
+        void *src = j->bufs[j->slot_of[v->id]];
+        if (dst != src)
+            memcpy(dst, src, node_bytes(v));
+    }
+    return JG_OK;
+}
+
+void jit_program_read(const jg_program *p, const jg_node *n, void *out)
+{
+    const jit_program *j = p->jit;
+    const jg_node *v = storage_of(j, j->low.map[n->id]);
+    const void *src = j->bufs[j->slot_of[v->id]];
+    for (int i = 0; i < p->n_outputs && p->ran; i++)
+        if (p->outputs[i] == n && j->snap[i])
+            src = j->snap[i];
+    memcpy(out, src, node_bytes(n));
+}

@@ -1,0 +1,59 @@
+/* The LLVM side of the JIT: a session owns an ORC LLJIT, a target machine for the host (or a
+ * chosen CPU), and a cache of compiled kernels keyed by a hash of their IR. Kernels are built
+ * as LLVM IR in a jit_module, then compiled:
+ *
+ *     IR (jit_module) ─▶ verify ─▶ LLVMRunPasses(default<O3>) ─▶ object code (our target
+ *     machine) ─▶ [disk cache] ─▶ LLJIT AddObjectFile ─▶ lookup ─▶ function pointers
+ *
+ * All of it runs under the session's lock, so programs may be compiled on several threads;
+ * compiled code is called from any thread. */
+#ifndef JG_JIT_SESSION_H
+#define JG_JIT_SESSION_H
+
+#include "graph/graph.h"
+
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+
+typedef struct jit_target {
+    const char *cpu;      /* NULL: the host's */
+    const char *features; /* NULL: the host's; e.g. "-avx512f" to stay on AVX2 */
+    int opt_level;        /* 1..3: default<Ox> and codegen level; 0 means 3; -1 means O0 */
+    int vector_bits;      /* 0: widest the features allow; 512, 256, 128, or 32 (scalar) */
+    const char *cache_dir; /* NULL: no disk cache */
+} jit_target;
+
+typedef struct jit_session jit_session;
+
+/* Creates a session; NULL on failure with the reason in err. */
+HIDDEN jit_session *jit_session_new(const jit_target *t, char *err, size_t size);
+HIDDEN void jit_session_free(jit_session *s);
+/* Bits in the SIMD registers the kernels use (512 with AVX-512, 256 with AVX2, ...). */
+HIDDEN int jit_vector_bits(const jit_session *s);
+HIDDEN const char *jit_cpu_name(const jit_session *s);
+
+/* One compilation unit under construction. */
+typedef struct jit_module {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+} jit_module;
+
+HIDDEN jg_status jit_module_new(jit_session *s, jit_module *m, const char *name);
+HIDDEN void jit_module_dispose(jit_module *m);
+
+/* What a compilation cost and produced (times in milliseconds). */
+typedef struct jit_compile_info {
+    double optimise_ms, codegen_ms;
+    bool cache_hit;        /* in memory or on disk */
+    bool disk_hit;
+    char *ir, *asm_text;   /* malloc'd when requested, else NULL */
+} jit_compile_info;
+
+/* Compiles the module's function `fn` (it is renamed after the content hash so identical
+ * kernels share code) and returns its address. Consumes the module. want_text: keep the
+ * optimised IR and the assembly in info. */
+HIDDEN jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_text,
+                             void **addr, jit_compile_info *info, char *err, size_t size);
+
+#endif

@@ -1,0 +1,131 @@
+/* The fusion pass: how many kernels known graphs compile to, with fusion on and off, and
+ * what a program shows of its kernels (groups, DOT, IR, assembly, profile, statistics). */
+#include "support/support.h"
+
+#include <stdlib.h>
+
+TestSuite(fuse);
+
+static int kernels_of(jg_graph *g, jg_node **outs, int n, bool fusion)
+{
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .no_fusion = !fusion, .num_threads = 1 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
+    jg_program_free(p);
+    return st.kernels;
+}
+
+static char *dump_of(jg_program *p, void (*fn)(const jg_program *, FILE *))
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    fn(p, f);
+    fclose(f);
+    return buf;
+}
+
+Test(fuse, an_elementwise_chain_is_one_kernel)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(64, 100));
+    jg_node *a = jg_param(g, "a", jg_shape(100), jg_constant(2));
+    jg_node *b = jg_param(g, "b", jg_shape(100), jg_constant(1));
+    jg_node *y = jg_relu(jg_add(jg_mul(x, a), b));
+    cr_assert_eq(kernels_of(g, &y, 1, true), 1);
+    cr_assert_eq(kernels_of(g, &y, 1, false), 3, "mul, add and relu each alone");
+    jg_graph_free(g);
+}
+
+Test(fuse, a_reduction_reads_its_elementwise_operand_inline)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(1000));
+    jg_node *y = jg_input(g, "y", JG_F32, jg_shape(1000));
+    jg_node *dot = jg_sum(jg_mul(x, y), JG_ALL_AXES, false);
+    cr_assert_eq(kernels_of(g, &dot, 1, true), 1, "sum(x*y) is one pass over memory");
+    jg_graph_free(g);
+}
+
+Test(fuse, a_matmul_takes_its_bias_and_activation_into_its_store)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(32, 64));
+    jg_node *w = jg_param(g, "w", jg_shape(64, 48), jg_he_normal());
+    jg_node *b = jg_param(g, "b", jg_shape(48), jg_zeros());
+    jg_node *h = jg_relu(jg_add(jg_matmul(x, w), b));
+    cr_assert_eq(kernels_of(g, &h, 1, true), 1);
+    /* a transposed operand is read through strides: still one kernel */
+    jg_node *wt = jg_param(g, "wt", jg_shape(48, 64), jg_he_normal());
+    jg_node *h2 = jg_relu(jg_matmul(x, jg_transpose(wt)));
+    cr_assert_eq(kernels_of(g, &h2, 1, true), 1);
+    jg_graph_free(g);
+}
+
+Test(fuse, shared_values_and_outputs_get_buffers)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(10, 20));
+    jg_node *e = jg_exp(x);                    /* used twice: materialised */
+    jg_node *outs[2] = { jg_add(e, jg_scalar_like(e, 1)), jg_mul(e, e) };
+    cr_assert_eq(kernels_of(g, outs, 2, true), 3);
+    jg_graph_free(g);
+}
+
+Test(fuse, the_program_shows_its_kernels)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(8, 40));
+    jg_node *y = jg_sum(jg_tanh(jg_scale(x, 0.5)), jg_axes(1), false);
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .keep_text = true, .num_threads = 1 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    char *groups = dump_of(p, jg_program_dump), *dot = dump_of(p, jg_program_dot);
+    cr_assert(strstr(groups, "kernel 0 (reduce)") && strstr(groups, "tanh"), "%s", groups);
+    cr_assert(strstr(dot, "digraph") && strstr(dot, "cluster_0"), "%s", dot);
+    free(groups);
+    free(dot);
+    const char *ir = jg_program_kernel_ir(p, 0), *as = jg_program_kernel_asm(p, 0);
+    cr_assert(ir && strstr(ir, "define"), "IR kept");
+    cr_assert(as && strlen(as) > 100, "assembly kept");
+    cr_assert_null(jg_program_kernel_ir(p, 1));
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    cr_assert(st.kernels == 1 && st.total_ms > 0 && st.optimise_ms > 0 && st.codegen_ms > 0);
+
+    float xv[320] = { 0 };
+    jg_program_set(p, "x", xv, sizeof xv);
+    jg_program_profile(p, true);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(jg_program_run(p), JG_OK);
+    char *prof = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&prof, &len);
+    jg_program_profile_dump(p, f);
+    fclose(f);
+    cr_assert(strstr(prof, "reduce") && strstr(prof, "       3 "), "%s", prof);
+    free(prof);
+    jg_program_free(p);
+    jg_graph_free(g);
+}
+
+Test(fuse, vector_width_follows_the_option)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(64));
+    jg_node *y = jg_scale(x, 3);
+    int widths[3] = { 256, 128, 32 };
+    for (int i = 0; i < 3; i++) {
+        jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .vector_bits = widths[i],
+                                                         .keep_text = true });
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_stats st;
+        jg_program_stats_get(p, &st);
+        cr_assert_eq(st.vector_bits, widths[i]);
+        const char *ir = jg_program_kernel_ir(p, 0);
+        if (widths[i] == 256)
+            cr_assert(strstr(ir, "<8 x float>"), "%s", ir);
+        jg_program_free(p);
+    }
+    jg_graph_free(g);
+}
