@@ -3,6 +3,10 @@
  * test accuracy after each epoch.
  *
  *   mlp_fashion [--epochs N] [--batch B] [--lr LR] [--momentum M] [--limit N] [--data DIR]
+ *               [--threads T] [--profile] [--reference]
+ *
+ * --profile prints the training program's kernels and a per-kernel time table at the end;
+ * --reference runs on the reference executor (plain C in double: slow, for comparison).
  *
  * It shows the shape of every jitgrad program: build a graph once, compile a training program
  * (loss, gradients, update) and an evaluation program that share the parameters, then feed
@@ -16,9 +20,10 @@
 #include <unistd.h>
 
 typedef struct options {
-    int epochs, batch, limit;
+    int epochs, batch, limit, threads;
     double lr, momentum;
     const char *data;
+    bool profile, reference;
 } options;
 
 static double now(void)
@@ -34,6 +39,14 @@ static int parse(int argc, char **argv, options *o)
                     .data = "/usr/share/datasets/fashion-mnist" };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--profile")) {
+            o->profile = true;
+            continue;
+        }
+        if (!strcmp(a, "--reference")) {
+            o->reference = true;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "mlp_fashion: %s needs a value\n", a);
             return 1;
@@ -44,6 +57,7 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--lr")) o->lr = atof(v);
         else if (!strcmp(a, "--momentum")) o->momentum = atof(v);
         else if (!strcmp(a, "--data")) o->data = v;
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else {
             fprintf(stderr, "mlp_fashion: unknown option %s\n", a);
             return 1;
@@ -152,15 +166,24 @@ int main(int argc, char **argv)
     jg_node *x_eval = jg_input(g, "x_eval", JG_F32, jg_shape(eval_batch, 784));
     jg_node *logits_eval = mlp(g, x_eval);
 
+    jg_executor exec = o.reference ? JG_EXEC_REFERENCE : JG_EXEC_DEFAULT;
     jg_program *train = jg_compile_train(g, loss, &(jg_train_opts){
-        .optimizer = jg_sgd(o.lr, o.momentum) });
-    jg_program *eval = jg_compile(g, &logits_eval, 1, NULL);
+        .optimizer = jg_sgd(o.lr, o.momentum),
+        .compile = { .executor = exec, .num_threads = o.threads } });
+    jg_program *eval = jg_compile(g, &logits_eval, 1,
+                                  &(jg_opts){ .executor = exec, .num_threads = o.threads });
     if (!train || !eval) {
         fprintf(stderr, "mlp_fashion: %s\n", jg_errmsg(g));
         return 1;
     }
+    jg_program_stats st;
+    jg_program_stats_get(train, &st);
     printf("MLP 784-256-128-10, SGD lr %g momentum %g, batch %d, %d training images\n", o.lr,
            o.momentum, o.batch, n_train);
+    if (!o.reference)
+        printf("training step: %d kernels, %d threads, %d-bit vectors, compiled in %.0f ms\n",
+               st.kernels, st.threads, st.vector_bits, st.total_ms);
+    jg_program_profile(train, o.profile);
 
     int *order = malloc((size_t)n_train * sizeof *order);
     float *xb = malloc((size_t)o.batch * 784 * sizeof *xb);
@@ -208,6 +231,10 @@ int main(int argc, char **argv)
         printf("epoch %d  loss %.4f  (%.1f s)\n", epoch, sum_loss / steps, train_time);
         printf("test accuracy %.4f\n", acc);
         fflush(stdout);
+    }
+    if (o.profile) {
+        jg_program_dump(train, stdout);
+        jg_program_profile_dump(train, stdout);
     }
     free(order);
     free(xb);

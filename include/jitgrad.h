@@ -496,7 +496,8 @@ typedef struct jg_optimizer {
 
 typedef struct jg_train_opts {
     jg_optimizer optimizer;
-    jg_executor executor;
+    /* How to compile (executor, threads, JIT settings); its updates must be empty. */
+    jg_opts compile;
     /* Further outputs computed in the same run (after the loss, which is output 0). */
     jg_node *const *extra_outputs;
     int n_extra_outputs;

@@ -114,7 +114,8 @@ static void check(const gemm_case *c, const void *got, const double *want, const
 static void run_case(const gemm_case *c)
 {
     char err[512];
-    jit_session *s = jit_session_new(&(jit_target){ .vector_bits = c->vector_bits }, err, sizeof err);
+    jit_target target = { .vector_bits = c->vector_bits };
+    jit_session *s = jit_session_new(&target, err, sizeof err);
     cr_assert(s, "%s", err);
     int esize = (int)jg_dtype_size(c->t);
     int width = jit_vector_bits(s) / (8 * esize);
@@ -150,7 +151,8 @@ static void run_case(const gemm_case *c)
         put(bias, c->t, j, uniform());
     for (int64_t i = 0; i < c->m; i++)
         put(row, c->t, i, uniform());
-    double *want = malloc((size_t)count * sizeof *want), *scale = malloc((size_t)count * sizeof *scale);
+    double *want = malloc((size_t)count * sizeof *want);
+    double *scale = malloc((size_t)count * sizeof *scale);
     for (int64_t bi = 0; bi < nb; bi++) {
         int64_t ao = 0, bo = 0, rest = bi, b0 = bi;
         for (int dd = c->batch_ndim - 1; dd >= 0; dd--) {

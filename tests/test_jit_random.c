@@ -24,6 +24,7 @@ TestSuite(jit_random, .timeout = 120);
 #define MAX_INPUTS 16
 #define MAX_NUMEL 6000
 #define MAX_NDIM 4
+#define MAX_OUTS 6
 
 /* The seed being run, for the crash handler. */
 static volatile sig_atomic_t current_seed = -1;
@@ -92,10 +93,28 @@ typedef struct world {
     int n_pool;
     rinput in[MAX_INPUTS];
     int n_in;
+    jg_node *floats[MAX_INPUTS]; /* the float inputs, in creation order */
+    int n_float;
     int n_ops; /* ops built so far (builder calls, not counting inputs) */
 } world;
 
 static const int64_t DIMS[] = { 1, 2, 3, 4, 5, 7, 15, 16, 17, 33 };
+
+/* An i32 input of indices in [0, hi). */
+static jg_node *new_index_input(world *w, jg_shape s, int64_t hi)
+{
+    cr_assert(w->n_in < MAX_INPUTS);
+    rinput *in = &w->in[w->n_in];
+    snprintf(in->name, sizeof in->name, "i%d", w->n_in);
+    int64_t n = jg_shape_numel(s);
+    in->bytes = (size_t)n * sizeof(int32_t);
+    in->data = malloc(in->bytes ? in->bytes : 1);
+    cr_assert(in->data);
+    for (int64_t i = 0; i < n; i++)
+        ((int32_t *)in->data)[i] = (int32_t)(next(&w->r) % (uint64_t)hi);
+    w->n_in++;
+    return jg_input(w->g, in->name, JG_I32, s);
+}
 
 static jg_node *new_input(world *w, jg_shape s)
 {
@@ -114,7 +133,9 @@ static jg_node *new_input(world *w, jg_shape s)
             ((double *)in->data)[i] = v;
     }
     w->n_in++;
-    return jg_input(w->g, in->name, w->t, s);
+    jg_node *x = jg_input(w->g, in->name, w->t, s);
+    w->floats[w->n_float++] = x;
+    return x;
 }
 
 static void add_pool(world *w, jg_node *n)
@@ -373,6 +394,62 @@ static jg_node *movement(world *w, jg_node *x)
     }
 }
 
+/* The ops with kernels of their own (pad, concat, take) and matmul. */
+static jg_node *other(world *w, jg_node *x)
+{
+    jg_shape s = jg_node_shape(x);
+    if (s.ndim == 0)
+        return jg_reshape(x, jg_shape(1));
+    int64_t numel = jg_shape_numel(s);
+    int d = pick(&w->r, s.ndim);
+    switch (pick(&w->r, 4)) {
+    case 0: { /* pad */
+        jg_shape before = { .ndim = s.ndim }, after = { .ndim = s.ndim };
+        int64_t grown = 1;
+        for (int k = 0; k < s.ndim; k++) {
+            before.dim[k] = chance(&w->r, 0.5) ? pick(&w->r, 3) : 0;
+            after.dim[k] = chance(&w->r, 0.5) ? pick(&w->r, 3) : 0;
+            grown *= s.dim[k] + before.dim[k] + after.dim[k];
+        }
+        if (grown > MAX_NUMEL)
+            return jg_neg(x);
+        return jg_pad(x, before, after, unif(&w->r) - 0.5);
+    }
+    case 1: { /* concat with a computed value of the same shape, and maybe x again */
+        if (numel * 3 > MAX_NUMEL)
+            return jg_abs(x);
+        jg_node *parts[3] = { x, jg_tanh(x), x };
+        return jg_concat(parts, 2 + chance(&w->r, 0.5), chance(&w->r, 0.3) ? d - s.ndim : d);
+    }
+    case 2: { /* take along axis d with fresh indices */
+        if (w->n_in >= MAX_INPUTS)
+            return jg_sigmoid(x);
+        jg_shape is = chance(&w->r, 0.2) ? JG_SCALAR : jg_shape(1 + pick(&w->r, 6));
+        if (chance(&w->r, 0.3) && s.ndim < MAX_NDIM)
+            is = jg_shape(2, 1 + pick(&w->r, 3));
+        jg_node *idx = new_index_input(w, is, s.dim[d]);
+        if (numel / s.dim[d] * jg_shape_numel(is) > MAX_NUMEL)
+            return jg_neg(x);
+        return jg_take(x, idx, d);
+    }
+    default: { /* matmul by a fresh [k, m] or [m, rows] input */
+        if (s.ndim < 2 || w->n_in >= MAX_INPUTS)
+            return jg_elu(x, 1.0);
+        int64_t k = s.dim[s.ndim - 1], m = 1 + pick(&w->r, 20);
+        if (numel / k * m > MAX_NUMEL)
+            return jg_relu(x);
+        if (chance(&w->r, 0.5))
+            return jg_matmul(x, jg_scale(new_input(w, jg_shape(k, m)), 0.3));
+        jg_node *t = jg_transpose(x); /* [..., k, rows] */
+        jg_shape ts = jg_node_shape(t);
+        int64_t rows = ts.dim[ts.ndim - 1];
+        if (numel / rows * m > MAX_NUMEL)
+            return jg_relu(x);
+        return jg_matmul(jg_scale(new_input(w, jg_shape(m, ts.dim[ts.ndim - 2])), 0.3), t);
+    }
+    }
+}
+
 /* Builds graph number `seed` and compares the executors; returns false (after printing) on
  * a mismatch or failure, so the caller can name the seed. */
 static bool one_graph(uint64_t seed, char *why, size_t why_size)
@@ -387,20 +464,22 @@ static bool one_graph(uint64_t seed, char *why, size_t why_size)
     int target = 5 + pick(&w.r, 21);
     while (w.n_ops < target) {
         jg_node *x = from_pool(&w), *y;
-        int kind = pick(&w.r, 20);
+        int kind = pick(&w.r, 22);
         if (kind < 7)
             y = unary(&w, x);
         else if (kind < 14)
             y = binary(&w, x);
         else if (kind < 17)
             y = reduction(&w, x);
-        else
+        else if (kind < 20)
             y = movement(&w, x);
+        else
+            y = other(&w, x);
         w.n_ops++;
         add_pool(&w, y);
     }
     /* outputs: the last node and up to two others (inputs included: a copy is a kernel too) */
-    jg_node *outs[3] = { w.pool[w.n_pool - 1] };
+    jg_node *outs[MAX_OUTS] = { w.pool[w.n_pool - 1] };
     int n_out = 1;
     for (int k = 0; k < 2; k++) {
         jg_node *c = w.pool[pick(&w.r, w.n_pool)];
@@ -409,6 +488,18 @@ static bool one_graph(uint64_t seed, char *why, size_t why_size)
             dup |= outs[i] == c;
         if (!dup && chance(&w.r, 0.7))
             outs[n_out++] = c;
+    }
+    /* and mostly the gradients of sum(last * r), r random, w.r.t. the first float inputs */
+    if (chance(&w.r, 0.7) && w.n_in < MAX_INPUTS) {
+        jg_node *last = outs[0];
+        jg_node *loss = jg_sum(jg_mul(last, new_input(&w, jg_node_shape(last))), JG_ALL_AXES, false);
+        jg_node *g[3];
+        int n_wrt = w.n_float < 3 ? w.n_float : 3;
+        cr_assert_eq(jg_grad(w.g, loss, w.floats, n_wrt, g), JG_OK, "seed %llu: jg_grad: %s",
+                     (unsigned long long)seed, jg_errmsg(w.g));
+        for (int i = 0; i < n_wrt; i++)
+            if (g[i])
+                outs[n_out++] = g[i];
     }
     /* JIT settings: mostly the defaults */
     static const int bits[] = { 0, 0, 0, 256, 32 };
@@ -426,7 +517,7 @@ static bool one_graph(uint64_t seed, char *why, size_t why_size)
         jg_graph_dump(w.g, stderr);
     }
     bool ok = true;
-    void *res[2][3] = { { 0 } };
+    void *res[2][MAX_OUTS] = { { 0 } };
     for (int e = 0; e < 2 && ok; e++) {
         jg_opts o = e == 0 ? (jg_opts){ .executor = JG_EXEC_REFERENCE } : jo;
         jg_program *p = jg_compile(w.g, outs, n_out, &o);
@@ -479,7 +570,7 @@ static bool one_graph(uint64_t seed, char *why, size_t why_size)
         fprintf(stderr, "\n");
     }
     for (int e = 0; e < 2; e++)
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < MAX_OUTS; i++)
             free(res[e][i]);
     for (int i = 0; i < w.n_in; i++)
         free(w.in[i].data);

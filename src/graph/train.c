@@ -184,6 +184,12 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
                     "node of this graph");
         return NULL;
     }
+    if (opts->compile.n_updates || opts->compile.updates) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: opts.compile.updates must be empty (the optimiser "
+                    "makes the updates)");
+        return NULL;
+    }
     if (opts->n_extra_outputs < 0 || (opts->n_extra_outputs > 0 && !opts->extra_outputs)) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: bad extra outputs");
         return NULL;
@@ -242,10 +248,12 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     outs[0] = loss;
     if (opts->n_extra_outputs)
         memcpy(outs + 1, opts->extra_outputs, (size_t)opts->n_extra_outputs * sizeof *outs);
-    if (g->status == JG_OK)
-        p = jg_compile(g, outs, 1 + opts->n_extra_outputs,
-                       &(jg_opts){ .executor = opts->executor, .updates = ups.u,
-                                   .n_updates = ups.n });
+    if (g->status == JG_OK) {
+        jg_opts co = opts->compile;
+        co.updates = ups.u;
+        co.n_updates = ups.n;
+        p = jg_compile(g, outs, 1 + opts->n_extra_outputs, &co);
+    }
 done:
     free(wrt);
     free(grads);

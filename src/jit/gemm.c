@@ -2,7 +2,8 @@
  *
  *     for tile (batch b, row block ib of MC rows, column block jb of NC columns):
  *       for K block pc (KC deep):
- *         pack A[b][ib rows][pc] into scratch as MR x KC micro-panels     (L2-resident)
+ *         pack A[b][ib rows][pc] into scratch as MR x KC micro-panels     (L2-resident;
+ *                                        A with unit row stride is used in place instead)
  *         for column panel jr of NR = 2 vectors:
  *           pack B[b][pc][jr] into scratch as one KC x NR micro-panel     (L1-resident)
  *           for row panel ir of MR rows:
@@ -16,9 +17,7 @@
 #include "jit/gemm.h"
 
 #include <string.h>
-#include <stdio.h> /* TUNING */
 #include <unistd.h>
-#include <stdlib.h> /* TUNING */
 
 enum { MAX_MR = 16, MAX_NV = 2, MAX_LANES = 64 };
 
@@ -83,11 +82,9 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
     p->nv = 2;
     p->nr = p->nv * w;
     p->mr = zmm ? 8 : 6;
-    if (getenv("JG_MR")) p->mr = atoi(getenv("JG_MR")); /* TUNING */
     /* KC: the B micro-panel (KC x NR) fills about 32 KB of L1. */
     int64_t kc_max = 32768 / (p->nr * esize);
     kc_max = kc_max < 64 ? 64 : kc_max > 512 ? 512 : kc_max;
-    if (getenv("JG_KC")) kc_max = atoi(getenv("JG_KC")); /* TUNING */
     p->n_kb = d->k > 0 ? cdiv(d->k, kc_max) : 1;
     p->kc = cdiv(d->k, p->n_kb);
     p->kc_last = d->k - (p->n_kb - 1) * p->kc;
@@ -123,19 +120,24 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
     }
     if (best < 0) /* m or n is 0 */
         p->mc = p->mr, p->nc = p->nr, p->n_ib = p->n_jb = 0;
-    if (getenv("JG_PLAN")) fprintf(stderr, "plan m%lld n%lld k%lld: mc %lld x %lld, nc %lld x %lld, kc %lld x %lld, mr %d\n", (long long)d->m, (long long)d->n, (long long)d->k, (long long)p->mc, (long long)p->n_ib, (long long)p->nc, (long long)p->n_jb, (long long)p->kc, (long long)p->n_kb, p->mr); /* TUNING */
 }
 
 /* ---- small IR helpers ---------------------------------------------------------------- */
 
-static LLVMValueRef c64(gen *g, int64_t v) { return LLVMConstInt(g->i64, (unsigned long long)v, 1); }
+static LLVMValueRef c64(gen *g, int64_t v)
+{
+    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
+}
 
 static LLVMValueRef c32(gen *g, int v)
 {
     return LLVMConstInt(LLVMInt32TypeInContext(g->e->m->ctx), (unsigned long long)v, 0);
 }
 
-static LLVMValueRef add(gen *g, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildAdd(g->b, a, b, ""); }
+static LLVMValueRef add(gen *g, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildAdd(g->b, a, b, "");
+}
 
 static LLVMValueRef mul(gen *g, LLVMValueRef a, int64_t c)
 {
@@ -197,9 +199,8 @@ static LLVMValueRef load_lanes(gen *g, LLVMValueRef p, LLVMValueRef at, int64_t 
         LLVMValueRef s = LLVMBuildLoad2(g->b, g->et, elem_ptr(g, p, at), "");
         LLVMSetAlignment(s, align);
         LLVMValueRef v = LLVMBuildInsertElement(g->b, LLVMGetUndef(vt), s, c32(g, 0), "");
-        v = LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(vt),
-                                   LLVMConstNull(LLVMVectorType(LLVMInt32TypeInContext(g->e->m->ctx),
-                                                                (unsigned)n)), "");
+        LLVMTypeRef i32s = LLVMVectorType(LLVMInt32TypeInContext(g->e->m->ctx), (unsigned)n);
+        v = LLVMBuildShuffleVector(g->b, v, LLVMGetUndef(vt), LLVMConstNull(i32s), "");
         return valid == n ? v : LLVMBuildSelect(g->b, const_mask(g, n, valid), v, zero, "");
     }
     LLVMValueRef args[4];
@@ -289,7 +290,8 @@ static void pack_panel(gen *g, LLVMValueRef src, LLVMValueRef base, int64_t sp, 
             LLVMValueRef v[MAX_LANES];
             for (int i = 0; i < t; i++) {
                 int l = gi * t + i;
-                v[i] = l < valid ? load_vec(g, lanes_type(g, t), src, add(g, at, c64(g, l * sl)), align)
+                v[i] = l < valid ? load_vec(g, lanes_type(g, t), src, add(g, at, c64(g, l * sl)),
+                                            align)
                                  : LLVMConstNull(lanes_type(g, t));
             }
             transpose(g, v, t);
@@ -316,7 +318,7 @@ static LLVMValueRef get_acc(gen *g, int r, int v)
 
 static void set_acc(gen *g, int r, int v, LLVMValueRef x) { LLVMBuildStore(g->b, x, g->acc[r][v]); }
 
-/* One k step: acc[r][v] += pa[p * MR + r] * pb[p * NR + v * w .. + w). */
+/* One k step: acc[r][v] += pa[p * a_ps + r * a_rs] * pb[p * NR + v * w .. + w). */
 static void fma_step(gen *g, int mr, int nv, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef p)
 {
     unsigned valign = (unsigned)(g->p.w * g->esize);
@@ -325,7 +327,8 @@ static void fma_step(gen *g, int mr, int nv, LLVMValueRef pa, LLVMValueRef pb, L
     for (int v = 0; v < nv; v++)
         bv[v] = load_vec(g, g->vt, pb, add(g, bat, c64(g, v * g->p.w)), valign);
     for (int r = 0; r < mr; r++) {
-        LLVMValueRef s = LLVMBuildLoad2(g->b, g->et, elem_ptr(g, pa, add(g, aat, c64(g, r * g->a_rs))), "");
+        LLVMValueRef at = add(g, aat, c64(g, r * g->a_rs));
+        LLVMValueRef s = LLVMBuildLoad2(g->b, g->et, elem_ptr(g, pa, at), "");
         LLVMSetAlignment(s, (unsigned)g->esize);
         LLVMValueRef a = emit_splat(g->e, s);
         for (int v = 0; v < nv; v++) {
@@ -351,9 +354,8 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
             set_acc(g, r, v, LLVMConstNull(g->vt));
             at[r][v] = add(g, tile, c64(g, r * d->n + v * w));
             /* The C tile is needed after the k loop: fetch it (for writing) meanwhile. */
-            if (getenv("JG_NOPF")) continue; /* TUNING */
-            LLVMValueRef args[4] = { LLVMBuildBitCast(g->b, elem_ptr(g, g->C, at[r][v]), i8p, ""),
-                                     c32(g, 1), c32(g, 3), c32(g, 1) };
+            LLVMValueRef ptr = LLVMBuildBitCast(g->b, elem_ptr(g, g->C, at[r][v]), i8p, "");
+            LLVMValueRef args[4] = { ptr, c32(g, 1), c32(g, 3), c32(g, 1) };
             emit_intrinsic(e, "llvm.prefetch", &i8p, 1, args, 4);
         }
     /* The k loop, unrolled by 4. */
@@ -446,12 +448,33 @@ static void row_panels(gen *g, int nv, int last, LLVMValueRef i0, LLVMValueRef f
     }
 }
 
-/* The scratch layout: the B panel (KC x NR), then the A block (MC rounded to MR, x KC). */
-static size_t scratch_bytes(const gemm_plan *p, int64_t esize)
+/* Packs the A block of rows [i0, i0 + MC) at K block a_k: full_rows micro-panels of MR rows,
+ * then in the last row block the m % MR rows left (zero-padded to MR). */
+static void pack_a_block(gen *g, LLVMValueRef i0, LLVMValueRef full_rows, LLVMValueRef last_ib,
+                         LLVMValueRef kc)
+{
+    const gemm_desc *d = g->d;
+    int mr = g->p.mr, rest = (int)(d->m % mr);
+    loop lr;
+    loop_begin(g->e, &lr, c64(g, 0), full_rows, c64(g, 1), "packa");
+    pack_panel(g, g->A, madd(g, g->a_k, madd(g, i0, lr.i, mr), d->a.rs), d->a.cs, d->a.rs, mr,
+               mr, kc, a_panel(g, i0, lr.i));
+    loop_end(g->e, &lr);
+    if (rest) {
+        LLVMBasicBlockRef cont = if_begin(g, last_ib);
+        pack_panel(g, g->A, madd(g, g->a_k, madd(g, i0, full_rows, mr), d->a.rs), d->a.cs,
+                   d->a.rs, mr, rest, kc, a_panel(g, i0, full_rows));
+        if_end(g, cont);
+    }
+}
+
+/* The scratch layout: the B panel (KC x NR), then the packed A block (MC rounded to MR, x KC)
+ * if A is packed; 64 bytes of slack to align them. */
+static size_t scratch_bytes(const gemm_plan *p, int64_t esize, bool pack_a)
 {
     int64_t kc = p->kc > 0 ? p->kc : 1;
     int64_t b = round_up(kc * p->nr * esize, 64);
-    return (size_t)(64 + b + round_up(p->mc, p->mr) * kc * esize);
+    return (size_t)(64 + b + (pack_a ? round_up(p->mc, p->mr) * kc * esize : 0));
 }
 
 LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,
@@ -473,13 +496,12 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     const gemm_plan *p = &g.p;
     *outer = p->n_batch * p->n_ib * p->n_jb;
     *align = 1;
-    /* A with unit row or column stride is read in place: a micro-panel is MR rows
-     * streamed along k, and packing would only copy it. */
+    /* A with unit row stride (a transposed operand) is read in place: each k step of a
+     * micro-panel is MR contiguous elements already, as packing would make them. */
     g.pack_a = d->a.rs != 1;
-    if (getenv("JG_PACKA")) g.pack_a = atoi(getenv("JG_PACKA")); /* TUNING */
     g.a_rs = g.pack_a ? 1 : d->a.rs;
     g.a_ps = g.pack_a ? p->mr : d->a.cs;
-    *scratch = scratch_bytes(p, g.esize);
+    *scratch = scratch_bytes(p, g.esize, g.pack_a);
     if (*outer == 0) {
         emit_kernel_end(e);
         return fn;
@@ -499,7 +521,8 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     LLVMValueRef pad = LLVMBuildAnd(g.b, LLVMBuildSub(g.b, c64(&g, 64), mis, ""), c64(&g, 63), "");
     LLVMValueRef base = LLVMBuildGEP2(g.b, i8, raw, &pad, 1, "");
     g.sb = LLVMBuildBitCast(g.b, base, LLVMPointerType(g.et, 0), "");
-    g.sa = elem_ptr(&g, g.sb, c64(&g, round_up((p->kc > 0 ? p->kc : 1) * p->nr * g.esize, 64) / g.esize));
+    int64_t b_panel = round_up((p->kc > 0 ? p->kc : 1) * p->nr * g.esize, 64) / g.esize;
+    g.sa = elem_ptr(&g, g.sb, c64(&g, b_panel));
 
     loop lu;
     loop_begin(e, &lu, begin, end, c64(&g, 1), "tile");
@@ -528,7 +551,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
                                              c64(&g, p->mc / p->mr), "");
     LLVMValueRef full_cols = LLVMBuildSelect(g.b, last_jb, c64(&g, n_last / p->nr),
                                              c64(&g, p->nc / p->nr), "");
-    int rest_m = (int)(d->m % p->mr), rest_n = (int)(d->n % p->nr);
+    int rest_n = (int)(d->n % p->nr);
 
     loop lk;
     loop_begin(e, &lk, c64(&g, 0), c64(&g, p->n_kb), c64(&g, 1), "kb");
@@ -537,21 +560,9 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     LLVMValueRef kc = LLVMBuildSelect(
         g.b, LLVMBuildICmp(g.b, LLVMIntEQ, lk.i, c64(&g, p->n_kb - 1), ""), c64(&g, p->kc_last),
         c64(&g, p->kc), "kc");
-    /* Pack the A block: row panels of MR (the last one zero-padded). */
-    LLVMValueRef a_k = g.a_k = madd(&g, a_off, k0, d->a.cs);
-    if (g.pack_a) {
-    loop lr;
-    loop_begin(e, &lr, c64(&g, 0), full_rows, c64(&g, 1), "packa");
-    pack_panel(&g, g.A, madd(&g, a_k, madd(&g, i0, lr.i, p->mr), d->a.rs), d->a.cs, d->a.rs,
-               p->mr, p->mr, kc, elem_ptr(&g, g.sa, mul(&g, lr.i, p->mr * p->kc)));
-    loop_end(e, &lr);
-    if (rest_m) {
-        LLVMBasicBlockRef cont = if_begin(&g, last_ib);
-        pack_panel(&g, g.A, madd(&g, a_k, madd(&g, i0, full_rows, p->mr), d->a.rs), d->a.cs,
-                   d->a.rs, p->mr, rest_m, kc, elem_ptr(&g, g.sa, mul(&g, full_rows, p->mr * p->kc)));
-        if_end(&g, cont);
-    }
-    }
+    g.a_k = madd(&g, a_off, k0, d->a.cs);
+    if (g.pack_a)
+        pack_a_block(&g, i0, full_rows, last_ib, kc);
     /* Column panels: pack B's, then run the row panels against it. */
     LLVMValueRef b_k = madd(&g, b_off, k0, d->b.rs);
     loop lc;

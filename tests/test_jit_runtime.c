@@ -1,0 +1,217 @@
+/* The JIT's runtime features: the disk kernel cache (hits, corrupt files), compiling on two
+ * threads at once, a CPU target override, and training steps equal for 1 and 2 threads. */
+#include "support/support.h"
+
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+TestSuite(jit_runtime);
+
+/* A small MLP training step: enough kernels of every kind (matmul, reductions, updates). */
+static jg_program *mlp_step(jg_graph *g, const jg_opts *base, const char *cache)
+{
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(16, 20));
+    jg_node *y = jg_input(g, "y", JG_I32, jg_shape(16));
+    jg_node *w1 = jg_param(g, "w1", jg_shape(20, 32), jg_he_normal());
+    jg_node *b1 = jg_param(g, "b1", jg_shape(32), jg_zeros());
+    jg_node *w2 = jg_param(g, "w2", jg_shape(32, 5), jg_xavier_uniform());
+    jg_node *loss = jg_cross_entropy(jg_matmul(jg_relu(jg_add(jg_matmul(x, w1), b1)), w2), y);
+    jg_node *wrt[3] = { w1, b1, w2 }, *d[3];
+    cr_assert_eq(jg_grad(g, loss, wrt, 3, d), JG_OK);
+    jg_update up[3];
+    for (int i = 0; i < 3; i++)
+        up[i] = (jg_update){ wrt[i], jg_sub(wrt[i], jg_scale(d[i], 0.1)) };
+    jg_opts o = base ? *base : (jg_opts){ 0 };
+    o.updates = up;
+    o.n_updates = 3;
+    o.cache_dir = cache;
+    return jg_compile(g, &loss, 1, &o);
+}
+
+static void feed(jg_program *p)
+{
+    float xv[320];
+    int32_t yv[16];
+    for (int i = 0; i < 320; i++)
+        xv[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+    for (int i = 0; i < 16; i++)
+        yv[i] = i % 5;
+    cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
+    cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
+}
+
+static char *temp_dir(void)
+{
+    char *d = malloc(64);
+    snprintf(d, 64, "/tmp/jg-cache-XXXXXX");
+    cr_assert(mkdtemp(d));
+    return d;
+}
+
+static void remove_dir(const char *d)
+{
+    DIR *dir = opendir(d);
+    struct dirent *ent;
+    char path[512];
+    while (dir && (ent = readdir(dir)))
+        if (ent->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", d, ent->d_name);
+            unlink(path);
+        }
+    if (dir)
+        closedir(dir);
+    rmdir(d);
+}
+
+Test(jit_runtime, the_disk_cache_serves_a_second_compile)
+{
+    char *dir = temp_dir();
+    jg_program_stats cold, warm;
+    for (int round = 0; round < 2; round++) {
+        jg_graph *g = jg_graph_new();
+        jg_program *p = mlp_step(g, NULL, dir);
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_stats_get(p, round ? &warm : &cold);
+        feed(p);
+        cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+        jg_program_free(p);
+        jg_graph_free(g);
+    }
+    cr_assert_eq(cold.cache_hits, 0);
+    cr_assert_eq(warm.cache_hits, warm.kernels, "%d of %d kernels from disk", warm.cache_hits,
+                 warm.kernels);
+    remove_dir(dir);
+    free(dir);
+}
+
+Test(jit_runtime, a_corrupt_cache_file_is_ignored, .init = cr_redirect_stderr)
+{
+    char *dir = temp_dir();
+    jg_graph *g = jg_graph_new();
+    jg_program *p = mlp_step(g, NULL, dir);
+    cr_assert(p);
+    jg_program_free(p);
+    jg_graph_free(g);
+    /* damage every cached object */
+    DIR *d = opendir(dir);
+    struct dirent *ent;
+    char path[512];
+    while ((ent = readdir(d)))
+        if (ent->d_name[0] != '.') {
+            snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
+            FILE *f = fopen(path, "r+b");
+            fseek(f, 20, SEEK_SET);
+            fputs("garbage garbage", f);
+            fclose(f);
+            cr_assert_eq(truncate(path, 40), 0);
+        }
+    closedir(d);
+    g = jg_graph_new();
+    p = mlp_step(g, NULL, dir);
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    cr_assert_eq(st.cache_hits, 0);
+    feed(p);
+    cr_assert_eq(jg_program_run(p), JG_OK);
+    jg_program_free(p);
+    jg_graph_free(g);
+    fflush(stderr);
+    cr_assert_stderr_neq_str("", "a warning names the bad file");
+    remove_dir(dir);
+    free(dir);
+}
+
+static void *compile_and_run(void *arg)
+{
+    float *loss = arg;
+    jg_graph *g = jg_graph_new();
+    jg_program *p = mlp_step(g, &(jg_opts){ .num_threads = 1 }, NULL);
+    if (p) {
+        feed(p);
+        jg_program_run(p);
+        jg_program_get(p, 0, loss, sizeof *loss);
+    }
+    jg_program_free(p);
+    jg_graph_free(g);
+    return NULL;
+}
+
+Test(jit_runtime, programs_compile_and_run_on_two_threads_at_once)
+{
+    float loss[2] = { -1, -1 }, alone = -2;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, compile_and_run, &loss[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    compile_and_run(&alone);
+    cr_assert(loss[0] == alone && loss[1] == alone, "%g %g %g", loss[0], loss[1], alone);
+}
+
+Test(jit_runtime, an_avx2_target_gives_ymm_code_and_the_same_results)
+{
+    float l[2];
+    for (int i = 0; i < 2; i++) {
+        jg_graph *g = jg_graph_new();
+        jg_opts o = { .keep_text = true };
+        if (i)
+            o.cpu_features = "-avx512f";
+        jg_program *p = mlp_step(g, &o, NULL);
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_stats st;
+        jg_program_stats_get(p, &st);
+        if (i) {
+            cr_assert_leq(st.vector_bits, 256);
+            for (int k = 0; k < st.kernels; k++)
+                cr_assert_null(strstr(jg_program_kernel_asm(p, k), "zmm"), "kernel %d", k);
+        }
+        feed(p);
+        jg_program_run(p);
+        jg_program_get(p, 0, &l[i], sizeof l[i]);
+        jg_program_free(p);
+        jg_graph_free(g);
+    }
+    cr_assert_float_eq(l[0], l[1], 1e-5);
+}
+
+Test(jit_runtime, training_steps_are_identical_for_one_and_two_threads)
+{
+    float w[2][20 * 32];
+    for (int i = 0; i < 2; i++) {
+        jg_graph *g = jg_graph_new();
+        jg_program *p = mlp_step(g, &(jg_opts){ .num_threads = i + 1 }, NULL);
+        cr_assert(p);
+        feed(p);
+        for (int s = 0; s < 5; s++)
+            cr_assert_eq(jg_program_run(p), JG_OK);
+        jg_param_get(g, "w1", w[i], sizeof w[i]);
+        jg_program_free(p);
+        jg_graph_free(g);
+    }
+    cr_assert(memcmp(w[0], w[1], sizeof w[0]) == 0);
+}
+
+Test(jit_runtime, a_range_error_at_run_time_names_the_op)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(10, 3));
+    jg_node *i = jg_input(g, "i", JG_I32, jg_shape(4));
+    jg_node *y = jg_take(x, i, 0);
+    jg_program *p = jg_compile(g, &y, 1, NULL);
+    float xv[30] = { 0 };
+    int32_t iv[4] = { 1, 2, 12, 3 };
+    jg_program_set(p, "x", xv, sizeof xv);
+    jg_program_set(p, "i", iv, sizeof iv);
+    cr_assert_eq(jg_program_run(p), JG_ERR_RANGE);
+    cr_assert(strstr(jg_errmsg(p), "jg_take") &&
+                  strstr(jg_errmsg(p), "index 12 out of range [0, 10) on axis 0"),
+              "%s", jg_errmsg(p));
+    float out[12];
+    cr_assert_eq(jg_program_get(p, 0, out, sizeof out), JG_ERR_STATE, "a failed run has no outputs");
+    jg_program_free(p);
+    jg_graph_free(g);
+}
