@@ -152,7 +152,8 @@ JG_API jg_shape jg_node_shape(const jg_node *n);
 JG_API jg_dtype jg_node_dtype(const jg_node *n);
 JG_API bool jg_node_ok(const jg_node *n);
 JG_API int jg_node_id(const jg_node *n);
-/* The op's name ("matmul", "input", ...) and the node's name (inputs, params; else NULL). */
+/* The op's name ("matmul", "input", ...) and the node's name (inputs, params, custom ops;
+ * else NULL). */
 JG_API const char *jg_node_op_name(const jg_node *n);
 JG_API const char *jg_node_name(const jg_node *n);
 
@@ -381,6 +382,107 @@ JG_API jg_node *jg_cross_entropy_(jg_loc at, jg_node *logits, jg_node *labels);
 JG_API jg_node *jg_bce_with_logits_(jg_loc at, jg_node *logits, jg_node *targets);
 JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
 
+/* ---------------------------------------------------------------- custom ops */
+
+/* A custom op is a C function of your own, with a signature you declare, called through
+ * libffi: it reads its inputs' data and writes the op's output, and may come with a C
+ * backward per input. Example: y = s * x^2 and dx = 2 s x dy, on f64 data:
+ *
+ *     void sq(const double *x, double *y, int64_t n, double s);
+ *     void sq_grad(const double *x, const double *dy, double *dx, int64_t n, double s);
+ *
+ *     jg_custom_def d = { .name = "scaled_square", .n_inputs = 1, .out_shape = JG_SAME_SHAPE,
+ *         .forward = jg_cfn(sq, jg_arg_input(0), jg_arg_output(), jg_arg_numel(-1),
+ *                           jg_arg_double(3.0)),
+ *         .backward[0] = jg_cfn(sq_grad, jg_arg_input(0), jg_arg_grad(), jg_arg_output(),
+ *                               jg_arg_numel(-1), jg_arg_double(3.0)) };
+ *     jg_node *y = jg_custom(&d, &x, 1);
+ *
+ * - Data is contiguous, row-major, in the inputs' dtype: all inputs are f32 or all are f64,
+ *   and the output has that dtype. The function returns void and must write every element
+ *   of the output; it must not keep the pointers, and it must not write its inputs.
+ * - Arguments are passed in the order of args[]. A function takes at most JG_CUSTOM_MAX_ARGS
+ *   and has at least one JG_CARG_OUTPUT argument.
+ * - Gradients: backward[k] computes the gradient of sum(output * dy) with respect to input k
+ *   (its OUTPUT has input k's shape; JG_CARG_NUMEL -1 counts it; JG_CARG_NUMEL n_inputs
+ *   counts the forward output, i.e. VALUE and GRAD). It may read the inputs, the forward
+ *   output (VALUE) and the output's gradient (GRAD). backward[k].fn NULL: no gradient flows
+ *   into input k (jg_grad gives NULL for it when nothing else carries one).
+ * - The gradient is itself a custom op ("<name>.grad<k>") WITHOUT a gradient: first-order
+ *   gradients work; second-order ones stop there (they see the backward as a constant), so
+ *   Hessians, gradient penalties and double backward through a custom op are NOT computed.
+ * - jg_gradcheck computes in double, except inside the function: an f32 custom op is checked
+ *   at float precision (check the f64 version, or loosen the tolerances).
+ * - The definition is copied into the graph (name included): the struct may be temporary.
+ *   Function pointers and user pointers (JG_CARG_POINTER) must stay valid while programs
+ *   compiled from the graph run. The function may be called from any thread, once per run
+ *   and node, never concurrently for one program.
+ * - Errors (recorded like any builder's: "file:line: jg_custom: '<name>': <reason>", and a
+ *   poisoned node returned): n != n_inputs or n_inputs outside 1..JG_CUSTOM_MAX_INPUTS,
+ *   i32 or mixed dtypes, an invalid out_shape, forward.fn NULL, n_args outside
+ *   0..JG_CUSTOM_MAX_ARGS, an unknown kind, an index out of range, VALUE/GRAD in a forward,
+ *   no OUTPUT argument, an INT constant outside int's range, backward[k] set for
+ *   k >= n_inputs. */
+typedef enum jg_carg_kind {
+    JG_CARG_INPUT,   /* const T *: the data of input `index` */
+    JG_CARG_OUTPUT,  /* T *: the op's output (in a backward: the gradient being computed) */
+    JG_CARG_VALUE,   /* backward only: const T *: the forward output */
+    JG_CARG_GRAD,    /* backward only: const T *: the gradient of the forward output */
+    JG_CARG_NUMEL,   /* int64_t: the element count of input `index` (-1: of the output; in a
+                        backward, n_inputs: of the forward output) */
+    JG_CARG_INT,     /* int: the constant i */
+    JG_CARG_INT64,   /* int64_t: the constant i */
+    JG_CARG_DOUBLE,  /* double: the constant f */
+    JG_CARG_POINTER, /* void *: the constant ptr (user data) */
+} jg_carg_kind;
+
+/* One argument; fields a kind does not use are ignored. */
+typedef struct jg_carg {
+    jg_carg_kind kind;
+    int index;
+    int64_t i;
+    double f;
+    void *ptr;
+} jg_carg;
+
+#define JG_CUSTOM_MAX_ARGS 16
+#define JG_CUSTOM_MAX_INPUTS 8
+
+/* A C function returning void, and the arguments to call it with. */
+typedef struct jg_cfn {
+    void (*fn)(void);
+    int n_args;
+    jg_carg args[JG_CUSTOM_MAX_ARGS];
+} jg_cfn;
+
+typedef struct jg_custom_def {
+    const char *name;       /* for messages and dumps (jg_node_name of the node) */
+    int n_inputs;           /* 1..JG_CUSTOM_MAX_INPUTS, all of one float dtype */
+    jg_shape out_shape;     /* ndim -1: the shape of input 0 */
+    jg_cfn forward;
+    jg_cfn backward[JG_CUSTOM_MAX_INPUTS]; /* backward[k].fn NULL: no gradient for input k */
+} jg_custom_def;
+
+/* Shorthands: jg_cfn(fn, args...) names a function (of any pointer type) and its arguments,
+ * counted for you; each argument is one of the jg_arg_ forms. */
+#define jg_cfn(f, ...) ((jg_cfn){ .fn = (void (*)(void))(f), \
+    .n_args = (int)(sizeof((jg_carg[]){ __VA_ARGS__ }) / sizeof(jg_carg)), .args = { __VA_ARGS__ } })
+#define jg_arg_input(k) ((jg_carg){ .kind = JG_CARG_INPUT, .index = (k) })
+#define jg_arg_output() ((jg_carg){ .kind = JG_CARG_OUTPUT })
+#define jg_arg_value() ((jg_carg){ .kind = JG_CARG_VALUE })
+#define jg_arg_grad() ((jg_carg){ .kind = JG_CARG_GRAD })
+#define jg_arg_numel(k) ((jg_carg){ .kind = JG_CARG_NUMEL, .index = (k) })
+#define jg_arg_int(v) ((jg_carg){ .kind = JG_CARG_INT, .i = (v) })
+#define jg_arg_int64(v) ((jg_carg){ .kind = JG_CARG_INT64, .i = (v) })
+#define jg_arg_double(v) ((jg_carg){ .kind = JG_CARG_DOUBLE, .f = (v) })
+#define jg_arg_pointer(p) ((jg_carg){ .kind = JG_CARG_POINTER, .ptr = (p) })
+/* out_shape "like input 0". */
+#define JG_SAME_SHAPE ((jg_shape){ .ndim = -1 })
+
+/* A node computing def's function of the n nodes inputs[0..n-1]. */
+#define jg_custom(def, inputs, n) jg_custom_(JG_HERE, def, inputs, n)
+JG_API jg_node *jg_custom_(jg_loc at, const jg_custom_def *def, jg_node *const *inputs, int n);
+
 /* ---------------------------------------------------------------- autodiff */
 
 /* Appends to the graph the gradient of sum(output) with respect to each wrt[i] (parameters
@@ -456,6 +558,7 @@ typedef struct jg_program_stats {
     int threads;
     int vector_bits;        /* 512, 256, 128 or 32 */
     size_t arena_bytes;     /* every intermediate buffer, planned by liveness */
+    int in_place_updates;   /* parameter updates written straight into the store */
     double passes_ms, build_ms, optimise_ms, codegen_ms, total_ms; /* compile time */
 } jg_program_stats;
 

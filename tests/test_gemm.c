@@ -8,6 +8,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 TestSuite(gemm, .timeout = 60);
 
@@ -48,6 +50,36 @@ static LLVMValueRef bias_relu(void *ctx, emit_ctx *e, LLVMValueRef acc, const ki
     LLVMTypeRef vt = emit_vector_type(e, c->t);
     LLVMValueRef args[2] = { x, emit_splat_const(e, c->t, 0.0) };
     return emit_intrinsic(e, "llvm.maxnum", &vt, 1, args, 2);
+}
+
+/* Buffers end where an inaccessible page begins: a kernel reading past the end crashes. */
+typedef struct guarded {
+    void *base;
+    size_t span;
+} guarded;
+
+static guarded guards[16];
+static int n_guards;
+
+static void *guarded_alloc(size_t bytes)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t span = (bytes + page - 1) / page * page + page;
+    void *base = NULL;
+    cr_assert_eq(posix_memalign(&base, page, span), 0);
+    cr_assert_eq(mprotect((char *)base + span - page, page, PROT_NONE), 0);
+    guards[n_guards++] = (guarded){ base, span };
+    return (char *)base + span - page - bytes;
+}
+
+static void guarded_free_all(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < n_guards; i++) {
+        mprotect((char *)guards[i].base + guards[i].span - page, page, PROT_READ | PROT_WRITE);
+        free(guards[i].base);
+    }
+    n_guards = 0;
 }
 
 static uint64_t rng_state;
@@ -91,7 +123,7 @@ static operand make_operand(const gemm_case *c, int slot, int64_t r, int64_t col
         total *= b ? 1 : c->batch_dim[d];
     }
     size_t es = jg_dtype_size(c->t);
-    o.data = malloc((size_t)total * es);
+    o.data = guarded_alloc((size_t)total * es);
     for (int64_t i = 0; i < total; i++)
         put(o.data, c->t, i, uniform());
     return o;
@@ -146,7 +178,7 @@ static void run_case(const gemm_case *c)
     jit_kernel_fn k = (jit_kernel_fn)addr;
 
     int64_t count = nb * c->m * c->n;
-    void *bias = malloc((size_t)c->n * esize), *row = malloc((size_t)c->m * esize);
+    void *bias = guarded_alloc((size_t)c->n * esize), *row = guarded_alloc((size_t)c->m * esize);
     for (int64_t j = 0; j < c->n; j++)
         put(bias, c->t, j, uniform());
     for (int64_t i = 0; i < c->m; i++)
@@ -181,9 +213,9 @@ static void run_case(const gemm_case *c)
             }
     }
 
-    void *out = malloc((size_t)count * esize);
+    void *out = guarded_alloc((size_t)count * esize);
     /* Misaligned on purpose: the kernel aligns its panels itself. */
-    char *scratch_mem = malloc(scratch + 8), *sp = scratch_mem + 4;
+    char *sp = (char *)guarded_alloc(scratch + 4) + 4;
     void *bufs[N_SLOTS] = { [SLOT_A] = a.data, [SLOT_B] = b.data, [SLOT_C] = out,
                             [SLOT_BIAS] = bias, [SLOT_ROW] = row };
     for (int64_t i = 0; i < count; i++)
@@ -199,14 +231,9 @@ static void run_case(const gemm_case *c)
     k(bufs, cut1, cut2, sp);
     check(c, out, want, scale, count, "split range");
 
-    free(scratch_mem);
-    free(out);
     free(want);
     free(scale);
-    free(bias);
-    free(row);
-    free(a.data);
-    free(b.data);
+    guarded_free_all();
     jit_session_free(s);
 }
 

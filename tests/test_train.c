@@ -30,6 +30,9 @@ Test(train, sgd_with_momentum_follows_the_formula)
             wv[i] -= 0.1 * v[i];
         }
     }
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    cr_assert_eq(st.in_place_updates, 2, "w and its momentum are updated in place");
     jg_param_get(g, "w", got, sizeof got);
     t_assert_close(got, wv, 2, 1e-12);
     cr_assert_eq(jg_param_get(g, "opt.w.m", got, sizeof got), JG_OK, "%s", jg_errmsg(g));

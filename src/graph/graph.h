@@ -32,6 +32,8 @@ typedef struct op_attr {
                                   reductions: the axes as given (normalised to `axes`) */
     int64_t step[JG_MAX_DIMS]; /* slice, unslice: step; pad: after */
     const double *data;        /* const: numel values (in the arena) */
+    const void *custom;        /* custom: its definition, a custom_op in the arena
+                                  (ops/custom.h) */
 } op_attr;
 
 struct jg_node {

@@ -75,12 +75,12 @@ static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     size_t top = 0;
     for (int gi = 0; gi < j->fus.n_groups; gi++) {
         const jg_node *r = j->fus.groups[gi].root;
-        size_t bytes = (node_bytes(r) + 63) & ~(size_t)63, at = 0;
+        size_t bytes = j->in_place[r->id] ? 0 : (node_bytes(r) + 63) & ~(size_t)63, at = 0;
         for (bool moved = true; moved;) {
             moved = false;
             for (int gk = 0; gk < gi; gk++) {
                 const jg_node *o = j->fus.groups[gk].root;
-                size_t ob = (node_bytes(o) + 63) & ~(size_t)63;
+                size_t ob = j->in_place[o->id] ? 0 : (node_bytes(o) + 63) & ~(size_t)63;
                 bool live_together = !(last[o->id] < first[r->id] || last[r->id] < first[o->id]);
                 if (live_together && at < offset[o->id] + ob && offset[o->id] < at + bytes) {
                     at = offset[o->id] + ob;
@@ -103,10 +103,62 @@ static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     }
     for (int gi = 0; st == JG_OK && gi < j->fus.n_groups; gi++) {
         const jg_node *r = j->fus.groups[gi].root;
-        j->bufs[j->slot_of[r->id]] = j->arena + offset[r->id];
+        j->bufs[j->slot_of[r->id]] = j->in_place[r->id] ? j->in_place[r->id]
+                                                         : j->arena + offset[r->id];
     }
     free(first), free(last), free(offset);
     return st;
+}
+
+/* Whether group gi reads node v's buffer (directly or through a reshape of it). */
+static bool group_reads(const jit_program *j, int gi, const jg_node *v)
+{
+    const jg_graph *g = j->low.g;
+    for (int id = 0; id < g->n_nodes; id++) {
+        if (j->fus.group_of[id] != gi)
+            continue;
+        const jg_node *m = g->nodes[id];
+        for (int k = 0; k < m->n_in; k++)
+            if (storage_of(j, m->in[k]) == v && j->fus.group_of[m->in[k]->id] != gi)
+                return true;
+    }
+    return false;
+}
+
+/* Fused updates in place: an update whose new value is the root of an elementwise kernel
+ * that reads the parameter only at the position it writes (every member pointwise, of the
+ * root's shape or a scalar), and that no later kernel and no output needs the old value
+ * of, is written straight into the parameter store: no arena bytes, no copy after the run. */
+static void plan_in_place_updates(jit_program *j, jg_program *p)
+{
+    const jg_graph *g = j->low.g;
+    for (int u = 0; u < p->n_updates; u++) {
+        const jg_node *param = j->low.map[p->updates[u].param->id];
+        const jg_node *v = j->low.map[p->updates[u].value->id];
+        int gi = j->fus.group_of[v->id];
+        if (!param || j->fus.role[v->id] != ROLE_ROOT || gi < 0 ||
+            j->fus.groups[gi].kind != GROUP_ELEMENTWISE || !shape_eq(v->shape, param->shape))
+            continue;
+        bool ok = true;
+        for (int id = 0; id < g->n_nodes && ok; id++) {
+            const jg_node *m = g->nodes[id];
+            if (j->fus.group_of[id] != gi || m->op == JG_OP_FILL)
+                continue;
+            op_kind kind = op_get(m->op)->kind;
+            ok = (kind == KIND_ELEMENTWISE || kind == KIND_BROADCAST) &&
+                 shape_eq(m->shape, v->shape);
+            for (int k = 0; k < m->n_in && ok; k++)
+                ok = shape_eq(m->in[k]->shape, v->shape) || jg_shape_numel(m->in[k]->shape) == 1;
+        }
+        for (int later = gi + 1; later < j->fus.n_groups && ok; later++)
+            ok = !group_reads(j, later, param);
+        for (int o = 0; o < p->n_outputs && ok; o++)
+            ok = storage_of(j, j->low.map[p->outputs[o]->id]) != param;
+        if (ok) {
+            j->in_place[v->id] = j->bufs[j->slot_of[param->id]];
+            j->n_in_place++;
+        }
+    }
 }
 
 /* Slots: one per leaf and per group root; reshapes share their base's slot. */
@@ -155,20 +207,13 @@ static jg_status assign_slots(jit_program *j, jg_program *p)
 
 /* ---------------------------------------------------------------- kernels */
 
+/* Lanes per vector: as many of the kernel's element type as a register holds (other dtypes
+ * in the group, e.g. an f64 learning rate in an f32 update, use as many lanes). */
 static int lanes_for(const jit_program *j, const fuse_group *grp)
 {
-    const jg_graph *g = j->low.g;
-    bool wide = grp->root->dtype == JG_F64;
-    for (int id = 0; id <= grp->root->id && !wide; id++) {
-        if (j->fus.group_of[id] != grp - j->fus.groups)
-            continue;
-        const jg_node *n = g->nodes[id];
-        wide = n->dtype == JG_F64;
-        for (int k = 0; k < n->n_in; k++)
-            wide |= n->in[k]->dtype == JG_F64;
-    }
-    int bits = jit_vector_bits(j->session);
-    int w = bits / (wide ? 64 : 32);
+    const jg_node *r = grp->root;
+    jg_dtype t = grp->kind == GROUP_REDUCE ? r->in[0]->dtype : r->dtype;
+    int w = jit_vector_bits(j->session) / (8 * (int)jg_dtype_size(t));
     return w < 1 ? 1 : w;
 }
 
@@ -354,6 +399,10 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
     j->timing.passes_ms = now_ms() - t0;
     if (st == JG_OK)
         st = assign_slots(j, p);
+    if (st == JG_OK && !(j->in_place = calloc((size_t)j->low.g->n_nodes + 1, sizeof *j->in_place)))
+        st = JG_ERR_NOMEM;
+    if (st == JG_OK)
+        plan_in_place_updates(j, p);
     if (st == JG_OK)
         st = plan_arena(j, roots, n_roots);
     free(roots);
@@ -418,6 +467,7 @@ void jit_program_free(jit_program *j)
     free(j->arena);
     free(j->scratch);
     free(j->bufs);
+    free(j->in_place);
     free(j->slot_of);
     fusion_free(&j->fus);
     lowered_free(&j->low);

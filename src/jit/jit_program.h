@@ -31,6 +31,9 @@ struct jit_program {
     void **bufs;          /* slot -> base pointer */
     int n_slots;
     void **consts;        /* by node id: converted constants we own */
+    void **in_place;      /* by node id: the parameter's memory an update value is written
+                             to directly (see plan_in_place_updates), or NULL */
+    int n_in_place;
     char *arena;          /* every intermediate, planned by liveness */
     size_t arena_bytes;
     char *scratch;        /* n_threads * scratch_per_thread */
