@@ -4,6 +4,8 @@
  * empty runs whose chunk 1 the caller stole says which kind of dispatch was measured. */
 #include "jit/pool.h"
 
+#include "bench_util.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -11,13 +13,6 @@
 #include <time.h>
 
 #define REPEATS 5
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* An (almost) empty fn. It counts how often the caller ran chunk 1 itself: with nothing to
  * do in chunk 0 the caller often steals chunk 1 before the worker claims it, so the dispatch
@@ -68,12 +63,6 @@ static void saxpy_steps(void *ctx, int64_t begin, int64_t end, int thread)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* Median over REPEATS of the mean ns per run over `iters` runs. */
 static double time_runs(jit_pool *p, int64_t n, jit_pool_fn fn, void *ctx, int iters)
 {
@@ -81,19 +70,12 @@ static double time_runs(jit_pool *p, int64_t n, jit_pool_fn fn, void *ctx, int i
     for (int i = 0; i < iters / 10; i++) /* warm up: workers hot, caches filled */
         jit_pool_run(p, n, 1, 1, fn, ctx);
     for (int r = 0; r < REPEATS; r++) {
-        int64_t t0 = now_ns();
+        int64_t t0 = bu_now_ns();
         for (int i = 0; i < iters; i++)
             jit_pool_run(p, n, 1, 1, fn, ctx);
-        per[r] = (double)(now_ns() - t0) / iters;
+        per[r] = (double)(bu_now_ns() - t0) / iters;
     }
-    qsort(per, REPEATS, sizeof *per, cmp_double);
-    return per[REPEATS / 2];
-}
-
-static void emit(const char *name, double value, const char *unit)
-{
-    printf("{\"bench\": \"%s\", \"value\": %.1f, \"unit\": \"%s\"}\n", name, value, unit);
-    fflush(stdout);
+    return bu_median(per, REPEATS);
 }
 
 int main(void)
@@ -123,16 +105,16 @@ int main(void)
         char name[64];
         steals s = { pthread_self(), 0, 0 };
         snprintf(name, sizeof name, "pool_dispatch_%dt", t);
-        emit(name, time_runs(pools[t - 1], 2, empty, &s, 200000), "ns");
+        bu_emit(name, time_runs(pools[t - 1], 2, empty, &s, 200000), "ns");
         if (t == 2)
-            emit("pool_dispatch_2t_stolen", 100.0 * (double)s.stolen / (double)s.chunk1, "%");
+            bu_emit("pool_dispatch_2t_stolen", 100.0 * (double)s.stolen / (double)s.chunk1, "%");
     }
     _Atomic int started = 0;
-    emit("pool_handoff_2t", time_runs(pools[1], 2, handoff, &started, 100000), "ns");
+    bu_emit("pool_handoff_2t", time_runs(pools[1], 2, handoff, &started, 100000), "ns");
     for (int t = 1; t <= 2; t++) {
         char name[64];
         snprintf(name, sizeof name, "pool_work10us_%dt", t);
-        emit(name, time_runs(pools[t - 1], n, saxpy_steps, &w, 20000), "ns");
+        bu_emit(name, time_runs(pools[t - 1], n, saxpy_steps, &w, 20000), "ns");
     }
 
     free(w.x);

@@ -400,7 +400,10 @@ JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
  *
  * - Data is contiguous, row-major, in the inputs' dtype: all inputs are f32 or all are f64,
  *   and the output has that dtype. The function returns void and must write every element
- *   of the output; it must not keep the pointers, and it must not write its inputs.
+ *   of the output; it must not keep the pointers, and it must not write its inputs. It
+ *   should be pure (the same inputs give the same output): the compiler may skip a call
+ *   whose result nothing needs.
+ * - out_shape left zeroed means a scalar output (ndim 0); JG_SAME_SHAPE means input 0's.
  * - Arguments are passed in the order of args[]. A function takes at most JG_CUSTOM_MAX_ARGS
  *   and has at least one JG_CARG_OUTPUT argument.
  * - Gradients: backward[k] computes the gradient of sum(output * dy) with respect to input k
@@ -422,7 +425,8 @@ JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
  *   i32 or mixed dtypes, an invalid out_shape, forward.fn NULL, n_args outside
  *   0..JG_CUSTOM_MAX_ARGS, an unknown kind, an index out of range, VALUE/GRAD in a forward,
  *   no OUTPUT argument, an INT constant outside int's range, backward[k] set for
- *   k >= n_inputs. */
+ *   k >= n_inputs; def or def->name NULL, a NULL operand. With no operand at all (n <= 0 or
+ *   inputs NULL) there is no graph to record on: the node is poisoned, nothing recorded. */
 typedef enum jg_carg_kind {
     JG_CARG_INPUT,   /* const T *: the data of input `index` */
     JG_CARG_OUTPUT,  /* T *: the op's output (in a backward: the gradient being computed) */
@@ -479,8 +483,9 @@ typedef struct jg_custom_def {
 /* out_shape "like input 0". */
 #define JG_SAME_SHAPE ((jg_shape){ .ndim = -1 })
 
-/* A node computing def's function of the n nodes inputs[0..n-1]. */
-#define jg_custom(def, inputs, n) jg_custom_(JG_HERE, def, inputs, n)
+/* jg_custom(def, inputs, n): a node computing def's function of the n nodes inputs[0..n-1].
+ * Variadic only so that a compound literal passes whole: jg_custom(&d, (jg_node *[]){ a, b }, 2). */
+#define jg_custom(def, ...) jg_custom_(JG_HERE, def, __VA_ARGS__)
 JG_API jg_node *jg_custom_(jg_loc at, const jg_custom_def *def, jg_node *const *inputs, int n);
 
 /* ---------------------------------------------------------------- autodiff */
@@ -522,7 +527,9 @@ typedef struct jg_opts {
     int vector_bits;          /* 0: the widest the CPU has (512 with AVX-512, 256 with AVX2);
                                  256, 128, or 32 for scalar code */
     int opt_level;            /* 0: O3; 1..3: that level; -1: O0 */
-    const char *cpu;          /* NULL: the host's; else an LLVM CPU name ("haswell") */
+    const char *cpu;          /* NULL: the host's; else an LLVM CPU name ("haswell"), used
+                                 for scheduling: the features stay the host's unless
+                                 cpu_features removes some */
     const char *cpu_features; /* NULL: the host's; else added to them ("-avx512f") */
     const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
                                  else none (an in-memory cache always dedups kernels) */

@@ -335,3 +335,33 @@ Test(gemm, i32_is_rejected)
     jit_module_dispose(&m);
     jit_session_free(s);
 }
+
+Test(gemm, empty_sizes)
+{
+    /* k = 0: C = epilogue(0). */
+    run_case(&(gemm_case){ .t = JG_F32, .m = 5, .n = 19, .k = 0, .gap = 1, .epilogue = true });
+}
+
+Test(gemm, empty_m)
+{
+    /* m = 0: nothing to split, and a call over the empty range is harmless. */
+    char err[256];
+    jit_session *s = jit_session_new(&(jit_target){ 0 }, err, sizeof err);
+    cr_assert(s, "%s", err);
+    jit_module m;
+    jit_module_new(s, &m, "gemm");
+    emit_ctx e = { .width = jit_vector_bits(s) / 32 };
+    gemm_desc d = { .dtype = JG_F32, .m = 0, .n = 4, .k = 4, .a = { .slot = 0, .rs = 4, .cs = 1 },
+                    .b = { .slot = 1, .rs = 4, .cs = 1 }, .out_slot = 2 };
+    int64_t outer = -1, align = 0;
+    size_t scratch = 0;
+    LLVMValueRef fn = gemm_emit(&e, &m, &d, &outer, &align, &scratch);
+    cr_assert(fn);
+    cr_assert_eq(outer, 0);
+    void *addr = NULL;
+    jit_compile_info info;
+    cr_assert_eq(jit_compile(s, &m, fn, false, &addr, &info, err, sizeof err), JG_OK, "%s", err);
+    void *bufs[3] = { NULL, NULL, NULL };
+    cr_assert_eq(((jit_kernel_fn)addr)(bufs, 0, 0, NULL), 0);
+    jit_session_free(s);
+}

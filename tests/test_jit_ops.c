@@ -3,9 +3,14 @@
  * vector), multi-dimensional and broadcasting operands ([17,1] with [1,15], scalars), f32 and
  * f64, and i32 where the op takes it. Both executors compile the same outputs of the same
  * graph and run on the same inputs; f32 must agree to 1e-5 (|jit - ref| <= tol * max(1,
- * |ref|)), f64 to 1e-12, i32 exactly. Then gradients through the JIT (f64, 1e-10), a
- * finite-difference check of JIT gradients run by the JIT itself, and the JIT's own settings:
- * 1 vs 2 threads bit for bit, vector widths 512/256/32, fusion off.
+ * |ref|), transcendental ops included), f64 to 1e-12, i32 exactly. Then gradients through the
+ * JIT (f64, 1e-10), a finite-difference check of JIT gradients run by the JIT itself, and the
+ * JIT's own settings: 1 vs 2 threads bit for bit, vector widths 512/256/32, fusion off.
+ *
+ * Compile time dominates (a kernel costs ~10 ms, a GEMM kernel ~100 ms), so each op runs on
+ * its own in one shape per dtype (f32 [1023], f64 [17]) and as parts of fused chains on the
+ * others; reductions run sum and max over every loop structure and the other reductions
+ * over a representative few.
  *
  * A failure names the output's op, shape, dtype, the element (flat and multi-index) and both
  * values. A compile error "internal: no kernel for <op>" means that op's JIT kernel has not
@@ -199,9 +204,11 @@ static void **run(tctx *c, jg_node *const *outs, int n, const jg_opts *o, const 
         jg_program_stats stats;
         cr_assert_eq(jg_program_stats_get(p, &stats), JG_OK, "%s: %s", what, jg_errmsg(p));
         cr_assert(stats.kernels > 0, "%s: the JIT program has no kernels", what);
+        /* a width above the CPU's is clamped to it; 32 (scalar code) always holds */
         if (o->vector_bits)
-            cr_assert_eq(stats.vector_bits, o->vector_bits, "%s: vector_bits %d, asked for %d",
-                         what, stats.vector_bits, o->vector_bits);
+            cr_assert(stats.vector_bits <= o->vector_bits &&
+                          (o->vector_bits != 32 || stats.vector_bits == 32),
+                      "%s: vector_bits %d, asked for %d", what, stats.vector_bits, o->vector_bits);
         if (o->num_threads)
             cr_assert_eq(stats.threads, o->num_threads, "%s: %d threads, asked for %d", what,
                          stats.threads, o->num_threads);
@@ -1343,17 +1350,28 @@ Test(jit_ops, threads_opaque_ops)
     ctx_fini(&c);
 }
 
-/* Outputs that alias: the same node twice, an input, reshapes of an input and of a result. */
-Test(jit_ops, aliased_outputs)
+/* Outputs that alias: the same node twice, an input, reshapes of an input and of a result;
+ * and leaves as outputs and operands: constants, fills, scalars, parameters. */
+Test(jit_ops, aliased_outputs_and_leaves)
 {
     for (int k = 0; k < 2; k++) {
+        jg_dtype t = FLOATS[k];
         tctx c;
         ctx_init(&c, 177 + (uint64_t)k);
-        jg_node *x = input(&c, FLOATS[k], jg_shape(3, 17), SIGNED);
+        jg_node *x = input(&c, t, jg_shape(3, 17), SIGNED);
         jg_node *y = jg_exp(x);
+        double cv[51];
+        for (int i = 0; i < 51; i++)
+            cv[i] = 0.1 * i - 2.5;
+        jg_node *cst = jg_const(c.g, t, jg_shape(3, 17), cv);
+        jg_node *fill = jg_fill(c.g, t, jg_shape(3, 17), 2.5);
+        jg_node *w = jg_param_as(c.g, "w", t, jg_shape(17), jg_seeded(jg_normal(0, 1), 3));
         jg_node *o[] = { y, y, x, jg_reshape(x, jg_shape(17, 3)), jg_reshape(y, jg_shape(-1)),
-                         jg_stop_gradient(x), jg_add(y, jg_reshape(jg_reshape(y, jg_shape(51)), jg_shape(3, 17))) };
-        check(&c, o, (int)(sizeof o / sizeof *o), TOL, k ? "aliased outputs f64" : "aliased outputs f32");
+                         jg_stop_gradient(x), jg_add(y, jg_reshape(jg_reshape(y, jg_shape(51)), jg_shape(3, 17))),
+                         cst, fill, w, jg_scalar(c.g, t, -1.25),
+                         jg_add(jg_mul(x, cst), jg_sub(fill, w)),
+                         jg_sum(jg_mul(cst, jg_scalar(c.g, t, 3)), jg_axes(0), false) };
+        check(&c, o, (int)(sizeof o / sizeof *o), TOL, k ? "aliased outputs, leaves f64" : "aliased outputs, leaves f32");
         ctx_fini(&c);
     }
 }

@@ -1,12 +1,14 @@
 /* Random graphs through the JIT against the reference executor: 50 seeded DAGs of 5 to 25 ops
  * mixing elementwise ops (unary ones on safe domains: log, sqrt, rsqrt and pow of |x| + 1, exp
- * of tanh x), broadcasting binary ops, reductions over random axes (keepdims sometimes) and
- * movement (reshape, permute, transpose, broadcast_to, slice with any step). f32 graphs must
- * agree to 1e-4 (|jit - ref| <= tol * max(1, |ref|): f32 rounding accumulates along the
- * chains), f64 graphs to 1e-10. Each graph also draws JIT settings (threads, vector width,
- * fusion off). A mismatch prints the seed, the settings and the graph (jg_graph_dump); a crash
- * (a signal, e.g. an LLVM fatal error) prints the seed from a signal handler. To debug one
- * seed, set ONLY_SEED below; JG_RANDOM_VERBOSE=1 in the environment dumps every graph. */
+ * of tanh x), broadcasting binary ops, reductions over random axes (keepdims sometimes),
+ * movement (reshape, permute, transpose, broadcast_to, slice with any step), now and then pad,
+ * concat, take and matmul; most graphs also output the gradients of sum(last * r) with
+ * respect to their first inputs. f32 graphs must agree to 1e-4 (|jit - ref| <= tol * max(1,
+ * |ref|): f32 rounding accumulates along the chains), f64 graphs to 1e-10. Each graph also
+ * draws JIT settings (threads, vector width, fusion off). A mismatch prints the seed, the
+ * settings and the graph (jg_graph_dump); a crash (a signal, e.g. an LLVM fatal error) prints
+ * the seed from a signal handler. To debug one seed, set ONLY_SEED below;
+ * JG_RANDOM_VERBOSE=1 in the environment dumps every graph. */
 #include "support/support.h"
 
 #include <math.h>
@@ -140,7 +142,7 @@ static jg_node *new_input(world *w, jg_shape s)
 
 static void add_pool(world *w, jg_node *n)
 {
-    cr_assert(jg_node_ok(n), "builder failed: %s", jg_errmsg(w->g));
+    cr_assert(jg_node_ok(n), "seed %ld: builder failed: %s", (long)current_seed, jg_errmsg(w->g));
     if (w->n_pool < MAX_POOL)
         w->pool[w->n_pool++] = n;
     else

@@ -234,5 +234,9 @@ LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
         return select_(e, c, v[1], v[2]);
     }
     LLVMValueRef r = n->n_in == 1 ? unary(e, n, v[0]) : binary(e, n, v[0], v[1]);
-    return r ? r : LLVMGetUndef(emit_vector_type(e, n->dtype)); /* checked by the planner */
+    if (!r) { /* the kernel is discarded: compiling fails with this op's name */
+        e->unsupported = op_get(n->op)->name;
+        r = LLVMGetUndef(emit_vector_type(e, n->dtype));
+    }
+    return r;
 }

@@ -100,7 +100,9 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
     double cb = pack_cost(d->b.rs, d->b.cs);
     double best = -1;
     int64_t ib0 = cdiv(d->m, 256), ib_max = cdiv(d->m, p->mr), jb_max = cdiv(d->n, p->nr);
-    for (int64_t ib = ib0; ib <= ib_max && ib < ib0 + 64; ib++) {
+    if (d->m == 0 || d->n == 0)
+        ib_max = jb_max = 0;
+    for (int64_t ib = ib0 > 1 ? ib0 : 1; ib <= ib_max && ib < ib0 + 64; ib++) {
         int64_t mc, n_ib, nc, n_jb;
         split(d->m, ib, p->mr, &mc, &n_ib);
         for (int64_t jb = 1; jb <= jb_max && jb <= 64; jb++) {

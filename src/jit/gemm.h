@@ -34,8 +34,8 @@ typedef struct gemm_desc {
  * granularity of that split, *scratch: bytes of per-thread scratch the kernel needs (packed
  * panels), passed as the 4th argument.
  * Here the outer range counts tiles of C (batch x row blocks x column blocks, column blocks
- * fastest; align 1: any split is valid, each tile is written by one call) and the scratch
- * needs no particular alignment. Returns NULL (emitting nothing) for JG_I32, a negative size
+ * fastest; align 1: any split is valid, each tile is written by one call), sized so that the
+ * online CPUs (at most 8) finish together, and the scratch needs no particular alignment. Returns NULL (emitting nothing) for JG_I32, a negative size
  * or more than JG_MAX_DIMS batch dimensions; m or n = 0 gives *outer = 0, k = 0 stores
  * epilogue(0). */
 HIDDEN LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,

@@ -125,13 +125,48 @@ static bool group_reads(const jit_program *j, int gi, const jg_node *v)
     return false;
 }
 
+static bool member_of(const jit_program *j, int gi, const jg_node *n)
+{
+    return j->fus.group_of[n->id] == gi && j->fus.role[n->id] == ROLE_INLINE;
+}
+
+/* Whether the expression n of group gi reads param's buffer anywhere. */
+static bool subtree_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+{
+    if (storage_of(j, n) == param)
+        return true;
+    for (int k = 0; member_of(j, gi, n) && k < n->n_in; k++)
+        if (subtree_reads(j, gi, n->in[k], param))
+            return true;
+    return false;
+}
+
+/* Whether every read of param under n (in group gi) is at n's own index: reached through
+ * pointwise ops of n's shape only. */
+static bool identity_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+{
+    if (storage_of(j, n) == param)
+        return true;
+    if (!member_of(j, gi, n) && j->fus.groups[gi].root != n)
+        return true;
+    op_kind kind = op_get(n->op)->kind;
+    bool pointwise = kind == KIND_ELEMENTWISE || kind == KIND_BROADCAST;
+    for (int k = 0; k < n->n_in; k++) {
+        const jg_node *in = n->in[k];
+        bool ok = pointwise && shape_eq(in->shape, n->shape) ? identity_reads(j, gi, in, param)
+                                                              : !subtree_reads(j, gi, in, param);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 /* Fused updates in place: an update whose new value is the root of an elementwise kernel
- * that reads the parameter only at the position it writes (every member pointwise, of the
- * root's shape or a scalar), and that no later kernel and no output needs the old value
- * of, is written straight into the parameter store: no arena bytes, no copy after the run. */
+ * that reads the parameter only at the position it writes, and whose old value no later
+ * kernel and no output needs, is written straight into the parameter store: no arena bytes,
+ * no copy after the run. */
 static void plan_in_place_updates(jit_program *j, jg_program *p)
 {
-    const jg_graph *g = j->low.g;
     for (int u = 0; u < p->n_updates; u++) {
         const jg_node *param = j->low.map[p->updates[u].param->id];
         const jg_node *v = j->low.map[p->updates[u].value->id];
@@ -139,17 +174,7 @@ static void plan_in_place_updates(jit_program *j, jg_program *p)
         if (!param || j->fus.role[v->id] != ROLE_ROOT || gi < 0 ||
             j->fus.groups[gi].kind != GROUP_ELEMENTWISE || !shape_eq(v->shape, param->shape))
             continue;
-        bool ok = true;
-        for (int id = 0; id < g->n_nodes && ok; id++) {
-            const jg_node *m = g->nodes[id];
-            if (j->fus.group_of[id] != gi || m->op == JG_OP_FILL)
-                continue;
-            op_kind kind = op_get(m->op)->kind;
-            ok = (kind == KIND_ELEMENTWISE || kind == KIND_BROADCAST) &&
-                 shape_eq(m->shape, v->shape);
-            for (int k = 0; k < m->n_in && ok; k++)
-                ok = shape_eq(m->in[k]->shape, v->shape) || jg_shape_numel(m->in[k]->shape) == 1;
-        }
+        bool ok = identity_reads(j, gi, v, param);
         for (int later = gi + 1; later < j->fus.n_groups && ok; later++)
             ok = !group_reads(j, later, param);
         for (int o = 0; o < p->n_outputs && ok; o++)
@@ -332,6 +357,18 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
     for (int gi = 0; gi < j->fus.n_groups && st == JG_OK; gi++) {
         const fuse_group *grp = &j->fus.groups[gi];
         jit_kernel *k = &j->kernels[j->n_kernels];
+        k->group = gi;
+        if (grp->root->op == JG_OP_CUSTOM) {
+            const jg_node *r = grp->root;
+            int in_slots[JG_CUSTOM_MAX_INPUTS + 2]; /* a gradient op has n_inputs + 2 */
+            for (int i = 0; i < r->n_in && i < JG_CUSTOM_MAX_INPUTS + 2; i++)
+                in_slots[i] = j->slot_of[storage_of(j, r->in[i])->id];
+            st = custom_call_prepare(r, in_slots, j->slot_of[r->id], &k->call, err, size);
+            k->outer = k->align = 1;
+            if (st == JG_OK)
+                j->n_kernels++;
+            continue;
+        }
         for (int id = 0; id < g->n_nodes; id++)
             member[id] = j->fus.group_of[id] == gi && j->fus.role[id] != ROLE_ALIAS;
         member[grp->root->id] = grp->kind != GROUP_OPAQUE;
@@ -342,11 +379,17 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         epilogue_ctx ep;
         LLVMValueRef fn = emit_group(j, gi, &e, &m, k, &ep);
         j->timing.build_ms += now_ms() - t0;
-        if (!fn) {
+        if (!fn || e.unsupported) {
             jit_module_dispose(&m);
-            snprintf(err, size, "internal: no kernel for %s (%s)", op_get(grp->root->op)->name,
-                     grp->core ? op_get(grp->core->op)->name : "elementwise");
-            st = JG_ERR_STATE;
+            if (grp->kind == GROUP_MATMUL && grp->core->dtype == JG_I32) {
+                snprintf(err, size, "jg_matmul: the JIT has no i32 matmul (cast the operands "
+                         "to f32 or f64, or compile with JG_EXEC_REFERENCE)");
+                st = JG_ERR_DTYPE;
+            } else {
+                snprintf(err, size, "internal: no kernel for %s",
+                         e.unsupported ? e.unsupported : op_get(grp->root->op)->name);
+                st = JG_ERR_STATE;
+            }
             break;
         }
         jit_compile_info info;
@@ -356,7 +399,6 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         j->timing.codegen_ms += info.codegen_ms;
         j->timing.cache_hits += info.cache_hit;
         k->fn = (jit_kernel_fn)(uintptr_t)addr;
-        k->group = gi;
         k->ir = info.ir;
         k->asm_text = info.asm_text;
         if (st == JG_OK)
@@ -452,6 +494,7 @@ void jit_program_free(jit_program *j)
     if (!j)
         return;
     for (int i = 0; i < j->n_kernels; i++) {
+        custom_call_free(j->kernels[i].call);
         free(j->kernels[i].ir);
         free(j->kernels[i].asm_text);
     }
@@ -516,6 +559,15 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
     for (int i = 0; i < j->n_kernels; i++) {
         jit_kernel *k = &j->kernels[i];
         const jg_node *root = j->fus.groups[k->group].root;
+        if (k->call) {
+            double t0 = j->profile ? now_ms() : 0;
+            custom_call_run(k->call, j->bufs);
+            if (j->profile) {
+                k->total_ms += now_ms() - t0;
+                k->runs++;
+            }
+            continue;
+        }
         run_ctx c = { .j = j, .k = k };
         /* a chunk should carry ~16k elements of work to be worth a thread */
         int64_t per_unit = k->outer ? jg_shape_numel(root->shape) / k->outer : 1;

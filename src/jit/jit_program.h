@@ -3,6 +3,7 @@
 #define JG_JIT_JIT_PROGRAM_H
 
 #include "graph/passes/fuse.h"
+#include "jit/custom_call.h"
 #include "jit/kernel.h"
 #include "jit/lower.h"
 #include "jit/pool.h"
@@ -10,6 +11,7 @@
 
 typedef struct jit_kernel {
     jit_kernel_fn fn;
+    custom_call *call;    /* a custom op: a libffi call instead of fn, on the calling thread */
     int group;            /* its fused group */
     int64_t outer, align; /* the range the pool splits, and its granularity */
     size_t scratch;       /* per-thread scratch bytes */

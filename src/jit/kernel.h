@@ -47,6 +47,7 @@ struct emit_ctx {
     const int *slot_of;         /* by node id: the buffer slot, or -1 */
     const jg_node *bound;
     LLVMValueRef bound_value;
+    const char *unsupported;    /* set when emit_value met an op it cannot lower */
 };
 
 /* Types. */

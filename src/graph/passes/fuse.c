@@ -36,6 +36,7 @@ static bool is_opaque(const jg_node *n)
     switch (n->op) {
     case JG_OP_ARGMAX: case JG_OP_UNSLICE: case JG_OP_PAD: case JG_OP_CONCAT:
     case JG_OP_TAKE: case JG_OP_SCATTER_ADD: case JG_OP_ONE_HOT: case JG_OP_CROSS_ENTROPY:
+    case JG_OP_CUSTOM:
         return true;
     default:
         return false;

@@ -1,0 +1,241 @@
+/* Memory-bound elementwise benchmark: relu(x * a + b) forward and backward over 16M floats,
+ * one JIT program on 2 threads, against a STREAM triad measured in the same run.
+ *
+ *   x, dy: inputs [4096, 4096] f32;  a, b: parameters [4096] f32 (broadcast along rows)
+ *   y  = relu(x * a + b)
+ *   dx, da, db = gradients of sum(y * dy) with respect to x, a, b (jg_grad)
+ *      dx = dy * a * [x*a+b > 0],  da = sum_rows(dy * x * [..]),  db = sum_rows(dy * [..])
+ *
+ * Bytes counted (the minimum any implementation must move, counted like STREAM counts: each
+ * array read or written once, write-allocate traffic not counted):
+ *
+ *   bytes = 4 * N * sizeof(float)        N = 4096 * 4096
+ *         = read x + read dy + write y + write dx
+ *
+ * a, b, da, db (4096 floats each, 64 KiB in all) are ignored. da and db need x and dy, but a
+ * single pass that reads x and dy once can produce y, dx, da and db together, so they add no
+ * minimal traffic; an implementation that computes the reductions in separate kernels reads x
+ * and dy again, which shows here as lower GB/s (and in the profile printed to stderr).
+ *
+ * Reference: STREAM triad a[i] = b[i] + s * c[i] over three arrays of N floats on 2 threads
+ * (pthreads, each a half), compiled as plain C at -O2 (GCC's optimize attribute; baseline
+ * x86-64, i.e. at most SSE2 vectors), bytes = 3 * N * sizeof(float). The two are timed
+ * alternately, REPEATS times each, and the medians compared:
+ *
+ *   {"bench": "elementwise_relu_fwd_bwd_2t", "value": GB/s, "unit": "GB/s",
+ *    "ref": "stream_triad_2t", "ref_value": GB/s, "ratio": jitgrad / triad, ...}
+ *
+ * The per-kernel profile of the program (and its fused groups) goes to stderr. */
+#include "jitgrad.h"
+
+#include "bench_util.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROWS 4096
+#define COLS 4096
+#define N ((size_t)ROWS * COLS)
+#define REPEATS 15
+#define THREADS 2
+
+/* ---------------------------------------------------------------- the STREAM triad */
+
+typedef struct triad {
+    float *a, *b, *c;
+    float s;
+    pthread_t worker;
+    pthread_barrier_t start, done;
+    bool quit;
+} triad;
+
+/* Plain C at -O2, whatever the bench itself is compiled with (CMake's Release is -O3); clang
+ * has no optimize attribute and compiles it with the bench's flags. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define PLAIN_O2 __attribute__((optimize("O2"), noinline))
+#else
+#define PLAIN_O2 __attribute__((noinline))
+#endif
+
+PLAIN_O2 static void triad_part(float *restrict a, const float *restrict b,
+                                const float *restrict c, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] + s * c[i];
+}
+
+static void triad_half(triad *t, int half)
+{
+    size_t lo = half ? N / 2 : 0, n = half ? N - N / 2 : N / 2;
+    triad_part(t->a + lo, t->b + lo, t->c + lo, t->s, n);
+}
+
+static void *triad_worker(void *arg)
+{
+    triad *t = arg;
+    for (;;) {
+        pthread_barrier_wait(&t->start);
+        if (t->quit)
+            return NULL;
+        triad_half(t, 1);
+        pthread_barrier_wait(&t->done);
+    }
+}
+
+static void triad_run(void *arg)
+{
+    triad *t = arg;
+    pthread_barrier_wait(&t->start);
+    triad_half(t, 0);
+    pthread_barrier_wait(&t->done);
+}
+
+/* ---------------------------------------------------------------- the jitgrad program */
+
+static void program_run(void *arg)
+{
+    jg_program *p = arg;
+    if (jg_program_run(p) != JG_OK) {
+        fprintf(stderr, "bench_elementwise: %s\n", jg_errmsg(p));
+        exit(1);
+    }
+}
+
+static float uniform(uint64_t *s)
+{
+    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
+    return (float)((*s * 0x2545F4914F6CDD1DULL) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
+}
+
+/* Checks y and dx on every 509th row and da, db in full against plain C in double: y and dx
+ * within 1e-5, the sums within 1e-4 of the sum of their terms' magnitudes. */
+static int check(const float *x, const float *dy, const float *a, const float *b,
+                 const float *y, const float *dx, const float *da, const float *db)
+{
+    double *s = calloc(4 * COLS, sizeof *s), worst = 0; /* sum da, |da|, db, |db| */
+    if (!s)
+        return 1;
+    for (size_t i = 0; i < ROWS; i++)
+        for (size_t j = 0; j < COLS; j++) {
+            size_t k = i * COLS + j;
+            double z = (double)x[k] * a[j] + b[j], m = z > 0;
+            double ta = dy[k] * (double)x[k] * m, tb = dy[k] * m;
+            s[4 * j] += ta, s[4 * j + 1] += fabs(ta), s[4 * j + 2] += tb, s[4 * j + 3] += fabs(tb);
+            if (i % 509 == 0) {
+                double ey = fabs(y[k] - z * m), edx = fabs(dx[k] - dy[k] * (double)a[j] * m);
+                worst = fmax(worst, fmax(ey, edx) / 1e-5);
+            }
+        }
+    for (size_t j = 0; j < COLS; j++) {
+        worst = fmax(worst, fabs(da[j] - s[4 * j]) / (1e-4 * s[4 * j + 1] + 1e-6));
+        worst = fmax(worst, fabs(db[j] - s[4 * j + 2]) / (1e-4 * s[4 * j + 3] + 1e-6));
+    }
+    free(s);
+    if (!(worst <= 1)) {
+        fprintf(stderr, "bench_elementwise: results differ from plain C (%g x tolerance)\n",
+                worst);
+        return 1;
+    }
+    return 0;
+}
+
+int main(void)
+{
+    size_t bytes = N * sizeof(float);
+    float *x = malloc(bytes), *dy = malloc(bytes), *y = malloc(bytes), *dx = malloc(bytes);
+    float a[COLS], b[COLS], da[COLS], db[COLS];
+    if (!x || !dy || !y || !dx)
+        return 1;
+    uint64_t rng = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < N; i++) {
+        x[i] = uniform(&rng);
+        dy[i] = uniform(&rng);
+    }
+    for (int j = 0; j < COLS; j++) {
+        a[j] = uniform(&rng);
+        b[j] = 0.5f * uniform(&rng);
+    }
+
+    jg_graph *g = jg_graph_new();
+    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(ROWS, COLS));
+    jg_node *dyn = jg_input(g, "dy", JG_F32, jg_shape(ROWS, COLS));
+    jg_node *an = jg_param(g, "a", jg_shape(COLS), jg_zeros());
+    jg_node *bn = jg_param(g, "b", jg_shape(COLS), jg_zeros());
+    jg_node *yn = jg_relu(jg_add(jg_mul(xn, an), bn));
+    jg_node *wrt[3] = { xn, an, bn }, *grads[3] = { NULL, NULL, NULL };
+    jg_grad(g, jg_mul(yn, dyn), wrt, 3, grads); /* gradients of sum(y * dy) */
+    jg_node *outs[4] = { yn, grads[0], grads[1], grads[2] };
+    jg_program *p = jg_compile(g, outs, 4, &(jg_opts){ .num_threads = THREADS });
+    if (!p || jg_param_set(g, "a", a, sizeof a) || jg_param_set(g, "b", b, sizeof b) ||
+        jg_program_set(p, "x", x, bytes) || jg_program_set(p, "dy", dy, bytes)) {
+        fprintf(stderr, "bench_elementwise: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
+        return 1;
+    }
+    program_run(p);
+    if (jg_program_get(p, 0, y, bytes) || jg_program_get(p, 1, dx, bytes) ||
+        jg_program_get(p, 2, da, sizeof da) || jg_program_get(p, 3, db, sizeof db)) {
+        fprintf(stderr, "bench_elementwise: %s\n", jg_errmsg(p));
+        return 1;
+    }
+    if (check(x, dy, a, b, y, dx, da, db))
+        return 1;
+    free(y);
+    free(dx);
+
+    triad t = { .a = malloc(bytes), .b = malloc(bytes), .c = malloc(bytes), .s = 3.0f };
+    if (!t.a || !t.b || !t.c)
+        return 1;
+    for (size_t i = 0; i < N; i++) /* touch every page before timing */
+        t.a[i] = 0, t.b[i] = x[i], t.c[i] = dy[i];
+    pthread_barrier_init(&t.start, NULL, THREADS);
+    pthread_barrier_init(&t.done, NULL, THREADS);
+    if (pthread_create(&t.worker, NULL, triad_worker, &t))
+        return 1;
+
+    /* Alternate the two so that a change in machine load hits both alike. */
+    double tj[REPEATS], tt[REPEATS];
+    program_run(p);
+    triad_run(&t);
+    for (int r = 0; r < REPEATS; r++) {
+        tj[r] = bu_time_median(program_run, p, 0, 1);
+        tt[r] = bu_time_median(triad_run, &t, 0, 1);
+    }
+    double sj = bu_median(tj, REPEATS), st = bu_median(tt, REPEATS);
+    double gbs = 4.0 * (double)bytes / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
+
+    jg_program_stats stats;
+    jg_program_stats_get(p, &stats);
+    bu_line l;
+    bu_begin(&l, "elementwise_relu_fwd_bwd_2t", gbs, "GB/s");
+    bu_ref(&l, "stream_triad_2t", triad_gbs, gbs / triad_gbs);
+    bu_num(&l, "ms", 1e3 * sj);
+    bu_num(&l, "ref_ms", 1e3 * st);
+    bu_int(&l, "kernels", stats.kernels);
+    bu_num(&l, "load_avg_1m", bu_loadavg());
+    bu_end(&l);
+
+    /* Where the time goes: a few profiled runs, the fused groups, the per-kernel table. */
+    jg_program_profile(p, true);
+    for (int r = 0; r < 5; r++)
+        program_run(p);
+    fprintf(stderr, "bench_elementwise: %d kernels, %d threads, %d-bit vectors\n", stats.kernels,
+            stats.threads, stats.vector_bits);
+    jg_program_dump(p, stderr);
+    jg_program_profile_dump(p, stderr);
+
+    t.quit = true;
+    pthread_barrier_wait(&t.start);
+    pthread_join(t.worker, NULL);
+    pthread_barrier_destroy(&t.start);
+    pthread_barrier_destroy(&t.done);
+    free(t.a);
+    free(t.b);
+    free(t.c);
+    free(x);
+    free(dy);
+    jg_program_free(p);
+    jg_graph_free(g);
+    return 0;
+}
