@@ -241,6 +241,59 @@ static void accumulate(emit_ctx *e, const reduce_plan *p, LLVMValueRef acc, kidx
     loop_end(e, &l);
 }
 
+/* Reductions whose innermost input dim is kept: the output, in chunks of W elements. */
+typedef struct chunk_plan {
+    const reduce_plan *p;
+    LLVMValueRef out, identity;
+    int64_t chunks, dlast;
+    const int64_t *kept_dims; /* the kept dims but the innermost */
+} chunk_plan;
+
+/* For outer index o: fills idx's kept components, sets e->mask for a partial chunk, and
+ * returns the chunk's offset in the output. */
+static LLVMValueRef chunk_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, kidx *idx)
+{
+    const reduce_plan *p = c->p;
+    int nd = p->in.ndim;
+    LLVMValueRef chunk = LLVMBuildSRem(e->b, o, i64c(e, c->chunks), "");
+    LLVMValueRef row = LLVMBuildSDiv(e->b, o, i64c(e, c->chunks), "");
+    LLVMValueRef comps[JG_MAX_DIMS];
+    delinearise(e, row, c->kept_dims, p->n_kept - 1, comps);
+    for (int i = 0; i < p->n_kept - 1; i++)
+        idx[p->kept[i]] = (kidx){ comps[i], 0 };
+    LLVMValueRef j = LLVMBuildMul(e->b, chunk, i64c(e, e->width), "");
+    idx[nd - 1] = (kidx){ j, 1 };
+    e->mask = c->dlast % e->width ? emit_lane_mask(e, LLVMBuildSub(e->b, i64c(e, c->dlast), j, ""))
+                                  : NULL;
+    return LLVMBuildAdd(e->b, LLVMBuildMul(e->b, row, i64c(e, c->dlast), ""), j, "");
+}
+
+/* Loops over the reduced dims red[from..), then over this thread's chunks. */
+static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int from)
+{
+    const reduce_plan *p = c->p;
+    if (from == p->n_red) {
+        jg_dtype t = p->x->dtype;
+        loop o;
+        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        LLVMValueRef at = chunk_at(e, c, o.i, idx);
+        LLVMValueRef v = emit_value(e, p->x, idx);
+        if (e->mask)
+            v = LLVMBuildSelect(e->b, e->mask, v, c->identity, "");
+        LLVMValueRef old = emit_load(e, c->out, t, at, 1);
+        emit_store(e, c->out, p->root->dtype, at, combine(e, p->root->op, t, old, v));
+        e->mask = NULL;
+        loop_end(e, &o);
+        return;
+    }
+    int d = p->red[from];
+    loop l;
+    loop_begin(e, &l, i64c(e, 0), i64c(e, p->in.dim[d]), i64c(e, 1), "r");
+    idx[d] = (kidx){ l.i, 0 };
+    accumulate_chunks(e, c, idx, from + 1);
+    loop_end(e, &l);
+}
+
 LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int out_slot,
                          int64_t *outer, int64_t *align)
 {
@@ -286,29 +339,22 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         loop_end(e, &o);
         e->mask = NULL;
     } else {
-        /* chunks of W output elements along the kept innermost dim */
+        /* Chunks of W output elements along the kept innermost dim. The reduced dims run
+         * outside the chunks, so the input streams row by row while the thread's output
+         * chunks, which stay in cache, accumulate in place; each element still adds its
+         * terms in the same order, whatever the split. */
         int64_t dlast = p.in.dim[nd - 1], w = e->width, chunks = (dlast + w - 1) / w;
         for (int i = 0; i < p.n_kept - 1; i++)
             kept_dims[i] = p.in.dim[p.kept[i]];
         *outer = jg_shape_numel(root->shape) / dlast * chunks;
+        chunk_plan c = { .p = &p, .out = out, .chunks = chunks, .dlast = dlast,
+                         .kept_dims = kept_dims, .identity = identity };
         loop o;
         loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
-        LLVMValueRef chunk = LLVMBuildSRem(e->b, o.i, i64c(e, chunks), "");
-        LLVMValueRef row = LLVMBuildSDiv(e->b, o.i, i64c(e, chunks), "");
-        LLVMValueRef comps[JG_MAX_DIMS];
-        delinearise(e, row, kept_dims, p.n_kept - 1, comps);
-        for (int i = 0; i < p.n_kept - 1; i++)
-            idx[p.kept[i]] = (kidx){ comps[i], 0 };
-        LLVMValueRef j = LLVMBuildMul(e->b, chunk, i64c(e, w), "");
-        idx[nd - 1] = (kidx){ j, 1 };
-        if (dlast % w)
-            e->mask = emit_lane_mask(e, LLVMBuildSub(e->b, i64c(e, dlast), j, ""));
-        LLVMBuildStore(e->b, identity, acc);
-        accumulate(e, &p, acc, idx, 0);
-        LLVMValueRef at = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, row, i64c(e, dlast), ""), j, "");
-        emit_store(e, out, root->dtype, at, LLVMBuildLoad2(e->b, vt, acc, ""));
+        emit_store(e, out, root->dtype, chunk_at(e, &c, o.i, idx), identity);
         e->mask = NULL;
         loop_end(e, &o);
+        accumulate_chunks(e, &c, idx, 0);
     }
     emit_kernel_end(e);
     return e->fn;
