@@ -2,6 +2,7 @@
  * what a program shows of its kernels (groups, DOT, IR, assembly, profile, statistics). */
 #include "support/support.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 TestSuite(fuse);
@@ -127,5 +128,39 @@ Test(fuse, vector_width_follows_the_option)
             cr_assert(strstr(ir, "<8 x float>"), "%s", ir);
         jg_program_free(p);
     }
+    jg_graph_free(g);
+}
+
+/* relu(x*a+b) forward and backward: y, dx, da, db in one pass over memory. */
+Test(fuse, forward_and_backward_of_an_affine_relu_is_one_pass)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(300, 70));
+    jg_node *dy = jg_input(g, "dy", JG_F32, jg_shape(300, 70));
+    jg_node *a = jg_param(g, "a", jg_shape(70), jg_normal(1, 0.5));
+    jg_node *b = jg_param(g, "b", jg_shape(70), jg_normal(0, 0.5));
+    jg_node *y = jg_relu(jg_add(jg_mul(x, a), b));
+    jg_node *wrt[3] = { x, a, b }, *d[3];
+    cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, dy), JG_ALL_AXES, false), wrt, 3, d), JG_OK);
+    jg_node *outs[4] = { y, d[0], d[1], d[2] };
+    cr_assert_eq(kernels_of(g, outs, 4, true), 1);
+    float xv[21000], dv[21000];
+    for (int i = 0; i < 21000; i++) {
+        xv[i] = (float)((int64_t)i * 7919 % 200 - 100) / 50.0f;
+        dv[i] = (float)((int64_t)i * 104729 % 100 - 50) / 25.0f;
+    }
+    jg_binding in[2] = { { "x", xv, sizeof xv }, { "dy", dv, sizeof dv } };
+    float got[2][70];
+    for (int e = 0; e < 2; e++) {
+        jg_program *p = jg_compile(g, outs, 4, &(jg_opts){
+            .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT, .num_threads = 2 });
+        for (int i = 0; i < 2; i++)
+            jg_program_set(p, in[i].name, in[i].data, in[i].bytes);
+        cr_assert_eq(jg_program_run(p), JG_OK);
+        jg_program_get(p, 2, got[e], sizeof got[e]); /* da: a column sum */
+        jg_program_free(p);
+    }
+    for (int i = 0; i < 70; i++)
+        cr_assert_float_eq(got[0][i], got[1][i], 1e-3 * (1 + fabsf(got[1][i])), "da[%d]", i);
     jg_graph_free(g);
 }

@@ -143,7 +143,14 @@ void emit_store(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValueRef at, LLVMVa
     unsigned align = (unsigned)jg_dtype_size(t);
     if (!e->mask) {
         LLVMValueRef s = LLVMBuildStore(e->b, v, ptr);
-        LLVMSetAlignment(s, align);
+        LLVMSetAlignment(s, e->aligned_stores ? align * (unsigned)e->width : align);
+        if (e->aligned_stores && e->streaming_stores) {
+            LLVMMetadataRef one = LLVMValueAsMetadata(
+                LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx), 1, 0));
+            LLVMMetadataRef md = LLVMMDNodeInContext2(e->m->ctx, &one, 1);
+            LLVMSetMetadata(s, LLVMGetMDKindIDInContext(e->m->ctx, "nontemporal", 11),
+                            LLVMMetadataAsValue(e->m->ctx, md));
+        }
         return;
     }
     LLVMTypeRef ov[2] = { LLVMTypeOf(v), LLVMTypeOf(ptr) };

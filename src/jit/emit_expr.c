@@ -194,7 +194,20 @@ static LLVMValueRef binary(emit_ctx *e, const jg_node *n, LLVMValueRef a, LLVMVa
     }
 }
 
+static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx);
+
 LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
+{
+    bool memo = e->memo && shape_eq(n->shape, e->memo_shape);
+    if (memo && e->memo[n->id])
+        return e->memo[n->id];
+    LLVMValueRef v = emit_uncached(e, n, idx);
+    if (memo)
+        e->memo[n->id] = v;
+    return v;
+}
+
+static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
     if (n == e->bound)
         return e->bound_value;

@@ -11,6 +11,8 @@
  * element is computed by one thread in a fixed order, so results do not depend on threads. */
 #include "jit/emit_loops.h"
 
+#include <stdlib.h>
+
 static LLVMValueRef i64c(emit_ctx *e, int64_t v) { return emit_i64(e, v); }
 
 /* Splits a linear index over dims[0..n) (row-major) into components. */
@@ -356,6 +358,177 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         loop_end(e, &o);
         accumulate_chunks(e, &c, idx, 0);
     }
+    emit_kernel_end(e);
+    return e->fn;
+}
+
+/* ---------------------------------------------------------------- multi-output kernels */
+
+/* Outputs larger than this are stored non-temporally (see emit_ctx.streaming_stores). */
+#define STREAM_BYTES ((int64_t)16 << 20)
+
+static bool node_bytes_over(const jg_node *n, int64_t bytes)
+{
+    return jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > bytes;
+}
+
+/* The offset of the point idx in a contiguous buffer of shape s (innermost lane 1). */
+static LLVMValueRef offset_in(emit_ctx *e, jg_shape s, const kidx *idx)
+{
+    int64_t strides[JG_MAX_DIMS];
+    shape_strides(s, strides);
+    LLVMValueRef at = i64c(e, 0);
+    for (int d = 0; d < s.ndim; d++)
+        at = LLVMBuildAdd(e->b, at, LLVMBuildMul(e->b, idx[d].base, i64c(e, strides[d]), ""), "");
+    return at;
+}
+
+/* Multi-output kernels split the reduced dims into MULTI_BLOCKS fixed blocks of rows: each
+ * thread streams whole rows (what the prefetchers like), each block's reductions go to its own
+ * partial row, and a final call (begin < 0) combines the partials in block order. The blocks
+ * do not depend on the thread count, so neither do the results. */
+enum { MULTI_BLOCKS = 16 };
+
+int64_t multi_blocks(const jg_node *lead)
+{
+    int64_t rows = jg_shape_numel(lead->in[0]->shape) / jg_shape_numel(lead->shape);
+    return rows < MULTI_BLOCKS ? rows : MULTI_BLOCKS;
+}
+
+/* The final call: out = combination of the partial rows, in block order. */
+static void combine_partials(emit_ctx *e, const jg_node *const *outs, const bool *is_reduce,
+                             LLVMValueRef const *ptr, LLVMValueRef const *part, int n_outs,
+                             int64_t blocks, int64_t kept)
+{
+    int64_t w = e->width, full = kept - kept % w;
+    for (int i = 0; i < n_outs; i++) {
+        if (!is_reduce[i])
+            continue;
+        jg_dtype t = outs[i]->dtype;
+        for (int tail = 0; tail < 2; tail++) {
+            if ((tail ? kept - full : full) == 0)
+                continue;
+            loop c;
+            if (!tail)
+                loop_begin(e, &c, i64c(e, 0), i64c(e, full), i64c(e, w), "c");
+            LLVMValueRef at = tail ? i64c(e, full) : c.i;
+            e->mask = tail ? emit_lane_mask(e, i64c(e, kept - full)) : NULL;
+            LLVMValueRef acc = emit_load(e, part[i], t, at, 1);
+            for (int64_t b = 1; b < blocks; b++)
+                acc = combine(e, outs[i]->op, t, acc,
+                              emit_load(e, part[i], t, LLVMBuildAdd(e->b, at, i64c(e, b * kept), ""), 1));
+            emit_store(e, ptr[i], t, at, acc);
+            e->mask = NULL;
+            if (!tail)
+                loop_end(e, &c);
+        }
+    }
+}
+
+LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *const *outs,
+                        const int *slots, const int *partial_slots, int n_outs, int64_t *outer,
+                        int64_t *align)
+{
+    const jg_node *lead = NULL;
+    for (int i = 0; i < n_outs && !lead; i++)
+        if (outs[i]->op == JG_OP_SUM || outs[i]->op == JG_OP_MAX || outs[i]->op == JG_OP_MIN)
+            lead = outs[i];
+    if (!lead || n_outs > 64)
+        return NULL;
+    reduce_plan p = { .root = lead, .x = lead->in[0], .in = lead->in[0]->shape };
+    int64_t red_dims[JG_MAX_DIMS], kept_dims[JG_MAX_DIMS];
+    for (int d = 0; d < p.in.ndim; d++) {
+        p.reduced[d] = (lead->attr.axes >> d) & 1u;
+        if (p.reduced[d])
+            red_dims[p.n_red] = p.in.dim[d], p.red[p.n_red++] = d;
+        else
+            p.kept[p.n_kept++] = d;
+    }
+    emit_kernel_begin(e, m);
+    int nd = p.in.ndim;
+    int64_t kept = jg_shape_numel(lead->shape), rows = jg_shape_numel(p.in) / kept;
+    int64_t blocks = multi_blocks(lead), dlast = p.in.dim[nd - 1];
+    int64_t chunks = (dlast + e->width - 1) / e->width;
+    for (int i = 0; i < p.n_kept - 1; i++)
+        kept_dims[i] = p.in.dim[p.kept[i]];
+    *outer = blocks;
+    *align = 1;
+    chunk_plan c = { .p = &p, .chunks = chunks, .dlast = dlast, .kept_dims = kept_dims };
+    kidx idx[JG_MAX_DIMS];
+    LLVMValueRef ptr[64], part[64];
+    bool is_reduce[64];
+    for (int i = 0; i < n_outs; i++) {
+        is_reduce[i] = outs[i]->op == JG_OP_SUM || outs[i]->op == JG_OP_MAX ||
+                       outs[i]->op == JG_OP_MIN;
+        ptr[i] = slots[i] >= 0 ? emit_slot_ptr(e, slots[i], outs[i]->dtype) : NULL;
+        part[i] = is_reduce[i] ? emit_slot_ptr(e, partial_slots[i], outs[i]->dtype) : NULL;
+    }
+    /* begin < 0: the final call */
+    LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "work");
+    LLVMBasicBlockRef fin = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "combine");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, begin_arg(e), i64c(e, 0), ""), fin, work);
+    LLVMPositionBuilderAtEnd(e->b, fin);
+    combine_partials(e, outs, is_reduce, ptr, part, n_outs, blocks, kept);
+    emit_kernel_end(e);
+    LLVMPositionBuilderAtEnd(e->b, work);
+
+    int64_t per_block = (rows + blocks - 1) / blocks;
+    loop bl;
+    loop_begin(e, &bl, begin_arg(e), end_arg(e), i64c(e, 1), "block");
+    LLVMValueRef base = LLVMBuildMul(e->b, bl.i, i64c(e, kept), "");
+    /* this block's partial rows start from the identities */
+    loop o;
+    loop_begin(e, &o, i64c(e, 0), i64c(e, kept / dlast * chunks), i64c(e, 1), "o");
+    LLVMValueRef at = LLVMBuildAdd(e->b, base, chunk_at(e, &c, o.i, idx), "");
+    for (int i = 0; i < n_outs; i++)
+        if (is_reduce[i])
+            emit_store(e, part[i], outs[i]->dtype, at,
+                       emit_splat_const(e, outs[i]->dtype, identity_of(outs[i]->op, outs[i]->dtype)));
+    e->mask = NULL;
+    loop_end(e, &o);
+    /* its rows, each streamed whole */
+    LLVMValueRef r0 = LLVMBuildMul(e->b, bl.i, i64c(e, per_block), "");
+    LLVMValueRef r1 = LLVMBuildAdd(e->b, r0, i64c(e, per_block), "");
+    r1 = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, r1, i64c(e, rows), ""), r1,
+                         i64c(e, rows), "");
+    loop r;
+    loop_begin(e, &r, r0, r1, i64c(e, 1), "row");
+    LLVMValueRef comps[JG_MAX_DIMS];
+    delinearise(e, r.i, red_dims, p.n_red, comps);
+    for (int k = 0; k < p.n_red; k++)
+        idx[p.red[k]] = (kidx){ comps[k], 0 };
+    loop_begin(e, &o, i64c(e, 0), i64c(e, kept / dlast * chunks), i64c(e, 1), "o");
+    LLVMValueRef out_at = chunk_at(e, &c, o.i, idx);
+    LLVMValueRef part_at = LLVMBuildAdd(e->b, base, out_at, "");
+    LLVMValueRef full_at = offset_in(e, p.in, idx);
+    LLVMValueRef *memo = calloc((size_t)n_nodes + 1, sizeof *memo);
+    e->memo = memo;
+    e->memo_shape = p.in;
+    for (int i = 0; i < n_outs; i++) {
+        const jg_node *out = outs[i];
+        if (!is_reduce[i]) {
+            LLVMValueRef v = emit_value(e, out, idx);
+            e->aligned_stores = dlast % e->width == 0 && (uint64_t)e->width * jg_dtype_size(out->dtype) % 64 == 0;
+            e->streaming_stores = node_bytes_over(out, STREAM_BYTES);
+            if (ptr[i])
+                emit_store(e, ptr[i], out->dtype, full_at, v);
+            e->aligned_stores = e->streaming_stores = false;
+            continue;
+        }
+        jg_dtype t = out->dtype;
+        LLVMValueRef v = emit_value(e, out->in[0], idx);
+        if (e->mask)
+            v = LLVMBuildSelect(e->b, e->mask, v,
+                                emit_splat_const(e, t, identity_of(out->op, t)), "");
+        LLVMValueRef old = emit_load(e, part[i], t, part_at, 1);
+        emit_store(e, part[i], t, part_at, combine(e, out->op, t, old, v));
+    }
+    e->memo = NULL;
+    free(memo);
+    e->mask = NULL;
+    loop_end(e, &o);
+    loop_end(e, &r);
+    loop_end(e, &bl);
     emit_kernel_end(e);
     return e->fn;
 }

@@ -13,4 +13,16 @@ HIDDEN LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph 
 HIDDEN LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int out_slot,
                                 int64_t *outer, int64_t *align);
 
+/* One pass computing several outputs over one iteration space (a GROUP_MULTI kernel): the
+ * column reductions among outs accumulate, the others are stored (slots[i] < 0: computed
+ * for the others only, not stored). e->member covers every part. Reductions accumulate per
+ * block of rows into partial_slots[i] (multi_blocks(lead) rows of the output's size); the
+ * runtime then calls the kernel once more with begin < 0 to combine them. */
+HIDDEN LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes,
+                               const jg_node *const *outs, const int *slots,
+                               const int *partial_slots, int n_outs, int64_t *outer,
+                               int64_t *align);
+/* The number of row blocks (partial rows) of a multi kernel led by reduction lead. */
+HIDDEN int64_t multi_blocks(const jg_node *lead);
+
 #endif

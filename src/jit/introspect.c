@@ -117,7 +117,7 @@ void jg_program_profile_dump(const jg_program *p, FILE *out)
     char buf[96];
     fprintf(out, "%-7s %-12s %-22s %10s %8s %6s\n", "kernel", "kind", "writes", "us/run", "runs",
             "share");
-    static const char *const kinds[] = { "elementwise", "reduce", "matmul", "opaque" };
+    static const char *const kinds[] = { "elementwise", "reduce", "matmul", "opaque", "multi" };
     for (int r = 0; r < j->n_kernels; r++) {
         const jit_kernel *k = &j->kernels[order[r]];
         const fuse_group *grp = &j->fus.groups[k->group];

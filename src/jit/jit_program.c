@@ -38,6 +38,34 @@ static const jg_node *storage_of(const jit_program *j, const jg_node *n)
     return j->fus.role[n->id] == ROLE_ALIAS ? j->fus.alias_of[n->id] : n;
 }
 
+/* The kernel that computes group gi: its own, or its multi-output leader's. */
+static int exec_of(const jit_program *j, int gi)
+{
+    return j->fus.groups[gi].leader >= 0 ? j->fus.groups[gi].leader : gi;
+}
+
+/* A part of a multi-output kernel whose result only that kernel reads, and which is no
+ * output, is never stored. */
+static bool internal_part(const jit_program *j, int gi)
+{
+    const fuse_group *grp = &j->fus.groups[gi];
+    int k = exec_of(j, gi);
+    if (j->fus.groups[k].kind != GROUP_MULTI || j->fus.is_output[grp->root->id] ||
+        grp->kind == GROUP_REDUCE)
+        return false;
+    const jg_graph *g = j->low.g;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        int owner = j->fus.group_of[id];
+        if (owner >= 0 && exec_of(j, owner) == k)
+            continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (storage_of(j, n->in[i]) == grp->root && j->fus.role[id] != ROLE_UNUSED)
+                return false;
+    }
+    return true;
+}
+
 /* Arena offsets: each kernel's output lives from its kernel to the last kernel reading it
  * (to the end for outputs); two buffers share bytes only when their lives do not overlap. */
 static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
@@ -53,16 +81,18 @@ static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     for (int id = 0; id < n; id++)
         first[id] = last[id] = -1;
     for (int gi = 0; gi < j->fus.n_groups; gi++)
-        first[j->fus.groups[gi].root->id] = last[j->fus.groups[gi].root->id] = gi;
+        first[j->fus.groups[gi].root->id] = last[j->fus.groups[gi].root->id] = exec_of(j, gi);
     /* readers: any member of group gi reading a non-member buffer */
     for (int id = 0; id < n; id++) {
         const jg_node *v = g->nodes[id];
         int gi = j->fus.group_of[id];
         if (gi < 0)
             continue;
+        gi = exec_of(j, gi);
         for (int k = 0; k < v->n_in; k++) {
             const jg_node *in = v->in[k];
-            if (j->fus.group_of[in->id] == gi && j->fus.role[in->id] == ROLE_INLINE)
+            if (j->fus.group_of[in->id] >= 0 && exec_of(j, j->fus.group_of[in->id]) == gi &&
+                j->fus.role[in->id] == ROLE_INLINE)
                 continue;
             const jg_node *s = storage_of(j, in);
             if (last[s->id] < gi)
@@ -75,12 +105,14 @@ static jg_status plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     size_t top = 0;
     for (int gi = 0; gi < j->fus.n_groups; gi++) {
         const jg_node *r = j->fus.groups[gi].root;
-        size_t bytes = j->in_place[r->id] ? 0 : (node_bytes(r) + 63) & ~(size_t)63, at = 0;
+        bool none = j->in_place[r->id] || internal_part(j, gi);
+        size_t bytes = none ? 0 : (node_bytes(r) + 63) & ~(size_t)63, at = 0;
         for (bool moved = true; moved;) {
             moved = false;
             for (int gk = 0; gk < gi; gk++) {
                 const jg_node *o = j->fus.groups[gk].root;
-                size_t ob = j->in_place[o->id] ? 0 : (node_bytes(o) + 63) & ~(size_t)63;
+                bool o_none = j->in_place[o->id] || internal_part(j, gk);
+                size_t ob = o_none ? 0 : (node_bytes(o) + 63) & ~(size_t)63;
                 bool live_together = !(last[o->id] < first[r->id] || last[r->id] < first[o->id]);
                 if (live_together && at < offset[o->id] + ob && offset[o->id] < at + bytes) {
                     at = offset[o->id] + ob;
@@ -191,7 +223,8 @@ static jg_status assign_slots(jit_program *j, jg_program *p)
 {
     jg_graph *g = j->low.g;
     j->slot_of = malloc((size_t)g->n_nodes * sizeof *j->slot_of);
-    j->bufs = calloc((size_t)g->n_nodes + 1, sizeof *j->bufs);
+    /* leaves and roots, plus the partial buffers of multi-output kernels */
+    j->bufs = calloc(2 * (size_t)g->n_nodes + 1, sizeof *j->bufs);
     j->consts = calloc((size_t)g->n_nodes + 1, sizeof *j->consts);
     if (!j->slot_of || !j->bufs || !j->consts)
         return JG_ERR_NOMEM;
@@ -238,6 +271,10 @@ static int lanes_for(const jit_program *j, const fuse_group *grp)
 {
     const jg_node *r = grp->root;
     jg_dtype t = grp->kind == GROUP_REDUCE ? r->in[0]->dtype : r->dtype;
+    if (grp->kind == GROUP_MULTI) /* the iteration space's dtype: any part's input */
+        for (int gi = 0; gi < j->fus.n_groups; gi++)
+            if (exec_of(j, gi) == grp - j->fus.groups && j->fus.groups[gi].root->n_in)
+                t = j->fus.groups[gi].root->in[0]->dtype;
     int w = jit_vector_bits(j->session) / (8 * (int)jg_dtype_size(t));
     return w < 1 ? 1 : w;
 }
@@ -321,6 +358,43 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
         free(in_slots);
         return fn;
     }
+    case GROUP_MULTI: {
+        int n = 0;
+        size_t cap = (size_t)j->fus.n_groups + 1;
+        const jg_node **outs = malloc(cap * sizeof *outs);
+        int *slots = malloc(cap * sizeof *slots), *partial = malloc(cap * sizeof *partial);
+        k->partials = calloc(cap, sizeof *k->partials);
+        LLVMValueRef fn = NULL;
+        bool ok = outs && slots && partial && k->partials;
+        const jg_node *lead = NULL;
+        for (int p = 0; ok && p < j->fus.n_groups; p++) {
+            if (exec_of(j, p) != gi)
+                continue;
+            const jg_node *r = j->fus.groups[p].root;
+            outs[n] = r;
+            slots[n] = internal_part(j, p) ? -1 : j->slot_of[r->id];
+            partial[n] = -1;
+            if (j->fus.groups[p].kind == GROUP_REDUCE || (p == gi && r->op == JG_OP_SUM) ||
+                r->op == JG_OP_MAX || r->op == JG_OP_MIN || r->op == JG_OP_SUM) {
+                lead = lead ? lead : r;
+                size_t bytes = (size_t)multi_blocks(r) * node_bytes(r);
+                void *buf = k->partials[k->n_partials++] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+                ok = buf != NULL;
+                partial[n] = j->n_slots;
+                j->bufs[j->n_slots++] = buf;
+            }
+            n++;
+        }
+        if (ok && lead) {
+            fn = emit_multi(e, m, j->low.g->n_nodes, outs, slots, partial, n, &k->outer,
+                            &k->align);
+            k->finish = true;
+        }
+        free(outs);
+        free(slots);
+        free(partial);
+        return fn;
+    }
     case GROUP_MATMUL: {
         const jg_node *mm = grp->core;
         gemm_desc d = { .dtype = mm->dtype, .batch_ndim = mm->shape.ndim - 2,
@@ -369,8 +443,12 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
                 j->n_kernels++;
             continue;
         }
-        for (int id = 0; id < g->n_nodes; id++)
-            member[id] = j->fus.group_of[id] == gi && j->fus.role[id] != ROLE_ALIAS;
+        if (grp->leader >= 0)
+            continue; /* computed by its multi-output kernel */
+        for (int id = 0; id < g->n_nodes; id++) {
+            int owner = j->fus.group_of[id];
+            member[id] = owner >= 0 && exec_of(j, owner) == gi && j->fus.role[id] != ROLE_ALIAS;
+        }
         member[grp->root->id] = grp->kind != GROUP_OPAQUE;
         double t0 = now_ms();
         jit_module m;
@@ -438,6 +516,8 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
         snprintf(err, size, "out of memory");
         st = JG_ERR_NOMEM;
     }
+    if (st == JG_OK && !o->no_fusion)
+        pass_fuse_siblings(j->low.g, &j->fus);
     j->timing.passes_ms = now_ms() - t0;
     if (st == JG_OK)
         st = assign_slots(j, p);
@@ -493,6 +573,11 @@ void jit_program_free(jit_program *j)
 {
     if (!j)
         return;
+    for (int i = 0; j->kernels && i <= j->n_kernels && i <= j->fus.n_groups; i++) {
+        for (int p = 0; p < j->kernels[i].n_partials; p++)
+            free(j->kernels[i].partials[p]);
+        free(j->kernels[i].partials);
+    }
     for (int i = 0; i < j->n_kernels; i++) {
         custom_call_free(j->kernels[i].call);
         free(j->kernels[i].ir);
@@ -570,12 +655,21 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
         }
         run_ctx c = { .j = j, .k = k };
         /* a chunk should carry ~16k elements of work to be worth a thread */
-        int64_t per_unit = k->outer ? jg_shape_numel(root->shape) / k->outer : 1;
+        group_kind kind = j->fus.groups[k->group].kind;
+        int64_t work = kind == GROUP_REDUCE || (kind == GROUP_MULTI && root->n_in == 1)
+                           ? jg_shape_numel(root->in[0]->shape) : jg_shape_numel(root->shape);
+        if (kind == GROUP_MULTI)
+            for (int q = 0; q < j->fus.n_groups; q++)
+                if (exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)
+                    work = jg_shape_numel(j->fus.groups[q].root->in[0]->shape);
+        int64_t per_unit = k->outer ? work / k->outer : 1;
         if (j->fus.groups[k->group].kind == GROUP_MATMUL)
             per_unit = 1 << 14;
         int64_t min_chunk = per_unit >= (1 << 14) ? 1 : (1 << 14) / (per_unit ? per_unit : 1);
         double t0 = j->profile ? now_ms() : 0;
         jit_pool_run(j->pool, k->outer, k->align, min_chunk, run_chunk, &c);
+        if (k->finish) /* a multi-output kernel combines its partial rows */
+            k->fn(j->bufs, -1, -1, j->scratch);
         if (j->profile) {
             k->total_ms += now_ms() - t0;
             k->runs++;

@@ -15,6 +15,9 @@ typedef struct jit_kernel {
     int group;            /* its fused group */
     int64_t outer, align; /* the range the pool splits, and its granularity */
     size_t scratch;       /* per-thread scratch bytes */
+    bool finish;          /* call once more with begin < 0 after the parallel part */
+    void **partials;      /* multi-output kernels: partial rows we own */
+    int n_partials;
     char *ir, *asm_text;  /* kept when jg_opts.keep_text */
     double total_ms;      /* profile: time in this kernel over `runs` runs */
     int64_t runs;

@@ -1,10 +1,38 @@
 /* Lowering a user's graph to the program graph the compiler works on: the nodes the roots
  * need, copied into a private graph, with composite ops (mean, softmax, losses, ...) replaced
- * by their decompositions. The user's graph is never modified by compiling. Parameters keep
+ * by their decompositions and moved constants folded. The user's graph is never modified by compiling. Parameters keep
  * their store index, so kernels read and write the user's store. */
 #include "jit/lower.h"
 
 #include <stdlib.h>
+
+static bool is_fill(const jg_node *n, double v)
+{
+    return n->op == JG_OP_FILL && n->attr.scalar[0] == v;
+}
+
+/* Folds that gradient graphs need most: a constant moved around is a constant of the new
+ * shape (the seed of jg_grad is broadcast ones), and x * 1, x + 0 are x. Returns the node n
+ * becomes, or NULL to copy it as it is. */
+static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in)
+{
+    switch (n->op) {
+    case JG_OP_RESHAPE: case JG_OP_BROADCAST: case JG_OP_PERMUTE:
+        if (in[0]->op == JG_OP_FILL)
+            return jg_fill(g, n->dtype, n->shape, in[0]->attr.scalar[0]);
+        return NULL;
+    case JG_OP_MUL: case JG_OP_ADD: {
+        double unit = n->op == JG_OP_MUL ? 1 : 0;
+        for (int k = 0; k < 2; k++)
+            if (is_fill(in[k], unit) && shape_eq(in[1 - k]->shape, n->shape) &&
+                in[1 - k]->dtype == n->dtype)
+                return in[1 - k];
+        return NULL;
+    }
+    default:
+        return NULL;
+    }
+}
 
 jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered *out,
                       char *err, size_t size)
@@ -41,9 +69,11 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered
             in[k] = out->map[n->in[k]->id];
         const op_def *def = op_get(n->op);
         int before = g->n_nodes;
+        jg_node *folded = def->decompose ? NULL : fold(g, n, in);
         jg_node *m = def->decompose ? def->decompose(n, in)
-                                    : graph_node_new(g, n->at, n->op, n->dtype, n->shape, in,
-                                                     n->n_in, &n->attr);
+                     : folded     ? folded
+                                  : graph_node_new(g, n->at, n->op, n->dtype, n->shape, in,
+                                                   n->n_in, &n->attr);
         if (in != stack_in)
             free(in);
         if (!node_poisoned(m) && (!shape_eq(m->shape, n->shape) || m->dtype != n->dtype))
@@ -55,7 +85,7 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered
                             "composite", def->name, op_get(g->nodes[k]->op)->name);
         if (node_poisoned(m) || g->status != JG_OK)
             break;
-        if (!def->decompose) {
+        if (!def->decompose && !folded) {
             m->name = n->name;
             m->param = n->param;
         }

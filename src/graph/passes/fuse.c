@@ -148,7 +148,7 @@ static jg_status build_groups(state *s)
         jg_node *n = g->nodes[id];
         index[id] = f->n_groups;
         f->groups[f->n_groups++] = (fuse_group){ .kind = kind_of(n, s->has_matmul[id]),
-                                                 .root = n };
+                                                 .root = n, .leader = -1 };
     }
     for (int id = 0; id < g->n_nodes; id++) {
         node_role r = f->role[id];
@@ -189,14 +189,16 @@ jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enable
     out->role = calloc((size_t)n + 1, sizeof *out->role);
     out->group_of = malloc(((size_t)n + 1) * sizeof *out->group_of);
     out->alias_of = calloc((size_t)n + 1, sizeof *out->alias_of);
+    out->is_output = calloc((size_t)n + 1, sizeof *out->is_output);
     jg_status st = JG_ERR_NOMEM;
     if (!s.needed || !s.is_root || !s.need_buffer || !s.matmul_view || !s.has_matmul ||
-        !s.uses || !s.consumer || !s.top || !out->role || !out->group_of || !out->alias_of)
+        !s.uses || !s.consumer || !s.top || !out->role || !out->group_of || !out->alias_of ||
+        !out->is_output)
         goto done;
     for (int i = 0; i < n; i++)
         out->group_of[i] = -1;
     for (int i = 0; i < n_roots; i++)
-        s.needed[roots[i]->id] = s.is_root[roots[i]->id] = true;
+        s.needed[roots[i]->id] = s.is_root[roots[i]->id] = out->is_output[roots[i]->id] = true;
     for (int id = n - 1; id >= 0; id--) {
         jg_node *v = g->nodes[id];
         if (!s.needed[id])
@@ -230,21 +232,27 @@ void fusion_free(fusion *f)
     free(f->role);
     free(f->group_of);
     free(f->alias_of);
+    free(f->is_output);
     free(f->groups);
     *f = (fusion){ 0 };
 }
 
 void fusion_dump(const jg_graph *g, const fusion *f, FILE *out)
 {
-    static const char *const kinds[] = { "elementwise", "reduce", "matmul", "opaque" };
+    static const char *const kinds[] = { "elementwise", "reduce", "matmul", "opaque",
+                                         "multi" };
     char buf[96];
     for (int gi = 0; gi < f->n_groups; gi++) {
         const fuse_group *grp = &f->groups[gi];
+        if (grp->leader >= 0)
+            continue; /* listed with its kernel */
         fprintf(out, "kernel %d (%s) -> %%%d %s%s:", gi, kinds[grp->kind], grp->root->id,
                 jg_dtype_str(grp->root->dtype), shape_str(grp->root->shape, buf, sizeof buf));
-        for (int id = 0; id < g->n_nodes; id++)
-            if (f->group_of[id] == gi)
+        for (int id = 0; id < g->n_nodes; id++) {
+            int owner = f->group_of[id];
+            if (owner == gi || (owner >= 0 && f->groups[owner].leader == gi))
                 fprintf(out, " %s%%%d", op_get(g->nodes[id]->op)->name, id);
+        }
         fputc('\n', out);
     }
 }

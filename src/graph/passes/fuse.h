@@ -10,6 +10,7 @@ typedef enum group_kind {
     GROUP_REDUCE,      /* a reduction of an inline elementwise DAG */
     GROUP_MATMUL,      /* a matmul with an inline elementwise epilogue */
     GROUP_OPAQUE,      /* one op with a kernel of its own (gather, scatter, pad, ...) */
+    GROUP_MULTI,       /* sibling groups over one iteration space, one pass (fuse_siblings.c) */
 } group_kind;
 
 typedef struct fuse_group {
@@ -17,6 +18,7 @@ typedef struct fuse_group {
     jg_node *root; /* the value the kernel writes */
     jg_node *core; /* the reduction / matmul / opaque node, or NULL */
     int n_members; /* nodes computed in the kernel, root included */
+    int leader;    /* -1, or the GROUP_MULTI group whose kernel computes this one */
 } fuse_group;
 
 /* How each node of the graph is realised. */
@@ -32,6 +34,7 @@ typedef struct fusion {
     node_role *role;  /* by node id */
     int *group_of;    /* by node id: the group computing it (ROOT, INLINE), else -1 */
     jg_node **alias_of; /* by node id, ROLE_ALIAS: the buffer node it reinterprets */
+    bool *is_output;    /* by node id: one of the roots pass_fuse was given */
     fuse_group *groups; /* in execution order */
     int n_groups;
 } fusion;
@@ -41,6 +44,10 @@ typedef struct fusion {
 HIDDEN jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled,
                            fusion *out);
 HIDDEN void fusion_free(fusion *f);
+/* Sibling fusion (fuse_siblings.c): merges reductions that keep the innermost dimension with
+ * the elementwise groups of their input's shape that feed them or share their inputs, so one
+ * pass over memory writes all of them. Returns whether it merged anything. */
+HIDDEN bool pass_fuse_siblings(jg_graph *g, fusion *f);
 /* Writes the groups as text: one line per kernel with its member ops. */
 HIDDEN void fusion_dump(const jg_graph *g, const fusion *f, FILE *out);
 

@@ -1,0 +1,170 @@
+/* Sibling fusion: after pass_fuse, a reduction that keeps the innermost dimension (a column
+ * sum such as a bias gradient) and the pointwise groups over its input's shape that feed it,
+ * consume what feeds it, or reduce the same space, become one kernel: the input is streamed
+ * once, row by row, each output chunk accumulating in cache, every elementwise result stored
+ * as it passes. relu(x*a+b)'s forward and backward (y, dx, da, db) is one pass.
+ *
+ * Legality: every member of a merged group is pointwise over the common shape S (or a
+ * one-element value), so each is evaluated at the point's own index and shared values are
+ * computed once; reductions share the reduced axes, and no part reads a reduction's result
+ * (complete only after the last row); the merged kernel runs where its last
+ * part ran, so no group between the first and the last part may read a part's result. A
+ * part's result that only other parts read, and that is no output, is never stored. */
+#include "graph/passes/fuse.h"
+#include "ops/op.h"
+
+#include <stdlib.h>
+
+static bool pointwise(const jg_node *n)
+{
+    op_kind k = op_get(n->op)->kind;
+    return k == KIND_ELEMENTWISE || k == KIND_BROADCAST || n->op == JG_OP_FILL;
+}
+
+static bool is_column_reduction(const jg_node *r)
+{
+    int nd = r->in[0]->shape.ndim;
+    return (r->op == JG_OP_SUM || r->op == JG_OP_MAX || r->op == JG_OP_MIN) && nd > 1 &&
+           !((r->attr.axes >> (nd - 1)) & 1u) && r->attr.axes != 0;
+}
+
+/* Whether group gi fits a multi kernel over shape s reducing `axes`. */
+static bool fits(const jg_graph *g, const fusion *f, int gi, jg_shape s, uint32_t axes)
+{
+    const fuse_group *grp = &f->groups[gi];
+    if (grp->leader >= 0 || grp->kind == GROUP_MULTI)
+        return false;
+    if (grp->kind == GROUP_REDUCE) {
+        if (!is_column_reduction(grp->root) || grp->root->attr.axes != axes ||
+            !shape_eq(grp->root->in[0]->shape, s))
+            return false;
+    } else if (grp->kind != GROUP_ELEMENTWISE || !shape_eq(grp->root->shape, s)) {
+        return false;
+    }
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        if (f->group_of[id] != gi || (n == grp->root && grp->kind == GROUP_REDUCE))
+            continue;
+        if (!pointwise(n) || (!shape_eq(n->shape, s) && jg_shape_numel(n->shape) != 1))
+            return false;
+    }
+    return true;
+}
+
+/* The group a node's value comes from when it is a buffer (through reshape aliases). */
+static int producer(const fusion *f, const jg_node *n)
+{
+    if (f->role[n->id] == ROLE_ALIAS)
+        n = f->alias_of[n->id];
+    return f->role[n->id] == ROLE_ROOT ? f->group_of[n->id] : -1;
+}
+
+/* Whether group a reads the result of group b. */
+static bool reads(const jg_graph *g, const fusion *f, int a, int b)
+{
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        if (f->group_of[id] != a)
+            continue;
+        for (int k = 0; k < n->n_in; k++)
+            if (producer(f, n->in[k]) == b && f->group_of[n->in[k]->id] != a)
+                return true;
+    }
+    return false;
+}
+
+/* A reduction's result is complete only after the last row: no part may read one. */
+static bool reads_a_reduction(const jg_graph *g, const fusion *f, const bool *in_set)
+{
+    for (int b = 0; b < f->n_groups; b++) {
+        if (!in_set[b] || f->groups[b].kind != GROUP_REDUCE)
+            continue;
+        for (int a = 0; a < f->n_groups; a++)
+            if (in_set[a] && a != b && reads(g, f, a, b))
+                return true;
+    }
+    return false;
+}
+
+/* No group strictly between the set's first and last part may read a part. */
+static bool order_ok(const jg_graph *g, const fusion *f, const bool *in_set, int lo, int hi)
+{
+    for (int x = lo + 1; x < hi; x++) {
+        if (in_set[x])
+            continue;
+        for (int p = lo; p <= hi; p++)
+            if (in_set[p] && reads(g, f, x, p))
+                return false;
+    }
+    return true;
+}
+
+bool pass_fuse_siblings(jg_graph *g, fusion *f)
+{
+    bool changed = false;
+    bool *in_set = calloc((size_t)f->n_groups + 1, sizeof *in_set);
+    if (!in_set)
+        return false; /* an optimisation: skip it */
+    for (int l = 0; l < f->n_groups; l++) {
+        fuse_group *lead = &f->groups[l];
+        if (lead->kind != GROUP_REDUCE || lead->leader >= 0 || !is_column_reduction(lead->root))
+            continue;
+        jg_shape s = lead->root->in[0]->shape;
+        uint32_t axes = lead->root->attr.axes;
+        for (int i = 0; i < f->n_groups; i++)
+            in_set[i] = false;
+        in_set[l] = true;
+        int lo = l, hi = l, count = 1;
+        /* first the whole connected family, which is legal more often than any greedy
+         * prefix of it (a consumer between two parts must join with them) */
+        for (bool grew = true; grew;) {
+            grew = false;
+            for (int gi = 0; gi < f->n_groups; gi++) {
+                if (in_set[gi] || !fits(g, f, gi, s, axes))
+                    continue;
+                for (int p = 0; p < f->n_groups; p++)
+                    if (in_set[p] && (reads(g, f, p, gi) || reads(g, f, gi, p))) {
+                        in_set[gi] = grew = true;
+                        lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi, count++;
+                        break;
+                    }
+            }
+        }
+        if (!order_ok(g, f, in_set, lo, hi) || reads_a_reduction(g, f, in_set)) {
+            /* then grow greedily, one legal group at a time */
+            for (int i = 0; i < f->n_groups; i++)
+                in_set[i] = false;
+            in_set[l] = true;
+            lo = hi = l, count = 1;
+        }
+        for (bool grew = true; grew;) {
+            grew = false;
+            for (int gi = 0; gi < f->n_groups; gi++) {
+                if (in_set[gi] || !fits(g, f, gi, s, axes))
+                    continue;
+                bool linked = false;
+                for (int p = 0; p < f->n_groups && !linked; p++)
+                    linked = in_set[p] && (reads(g, f, p, gi) || reads(g, f, gi, p));
+                if (!linked)
+                    continue;
+                in_set[gi] = true;
+                int nlo = gi < lo ? gi : lo, nhi = gi > hi ? gi : hi;
+                if (!order_ok(g, f, in_set, nlo, nhi) || reads_a_reduction(g, f, in_set)) {
+                    in_set[gi] = false;
+                    continue;
+                }
+                lo = nlo, hi = nhi, count++;
+                grew = true;
+            }
+        }
+        if (count < 2)
+            continue;
+        for (int gi = lo; gi <= hi; gi++)
+            if (in_set[gi] && gi != hi)
+                f->groups[gi].leader = hi;
+        f->groups[hi].kind = GROUP_MULTI;
+        changed = true;
+    }
+    free(in_set);
+    return changed;
+}
