@@ -574,3 +574,33 @@ Test(custom, custom_call_f32_and_many_arguments)
     custom_call_free(c);
     jg_graph_free(g);
 }
+
+/* Through the JIT: the custom call sits between fused kernels, forward and backward, and
+ * gives what the reference executor gives. */
+Test(custom, runs_inside_jit_programs)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *w = t_param(g, "w", jg_shape(5, 7), 3);
+    jg_custom_def d = square_def(0.75);
+    jg_node *y = jg_tanh(jg_custom(&d, &(jg_node *){ jg_tanh(w) }, 1));
+    jg_node *loss = jg_sum(jg_mul(y, y), JG_ALL_AXES, false), *dw;
+    cr_assert_eq(jg_grad(g, loss, &w, 1, &dw), JG_OK, "%s", jg_errmsg(g));
+    jg_node *outs[2] = { loss, dw };
+    double got[2][36];
+    for (int e = 0; e < 2; e++) {
+        jg_program *p = jg_compile(g, outs, 2, &(jg_opts){
+            .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT });
+        cr_assert(p, "%s", jg_errmsg(g));
+        cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+        jg_program_get(p, 0, got[e], sizeof(double));
+        jg_program_get(p, 1, got[e] + 1, 35 * sizeof(double));
+        if (!e) {
+            jg_program_stats st;
+            jg_program_stats_get(p, &st);
+            cr_assert_gt(st.kernels, 2, "custom calls between JIT kernels");
+        }
+        jg_program_free(p);
+    }
+    t_assert_close(got[0], got[1], 36, 1e-12);
+    jg_graph_free(g);
+}
