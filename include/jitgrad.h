@@ -693,6 +693,24 @@ JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out /* OUT
                              char *errbuf, size_t errbuf_size);
 JG_API void jg_array_free(jg_array *a);
 
+/* ---------------------------------------------------------------- model kit: layers */
+/* (convolution, pooling: ops/conv.c) */
+
+/* ---------------------------------------------------------------- model kit: recurrent */
+/* (RNN, GRU, LSTM cells and sequences: ops/recurrent.c) */
+
+/* ---------------------------------------------------------------- model kit: images */
+/* (augmentation: ops/image.c) */
+
+/* ---------------------------------------------------------------- model kit: training */
+/* (optimisers, schedules, gradient accumulation: graph/train.c) */
+
+/* ---------------------------------------------------------------- model kit: data */
+/* (datasets, batching, shuffling: io/dataset.c) */
+
+/* ---------------------------------------------------------------- model kit: files */
+/* (.npy, safetensors checkpoints, PNG, CSV logs, progress: src/io) */
+
 /* ---------------------------------------------------------------- errors */
 
 /* jg_errmsg(handle): for a graph, the first builder/compile error if any, else the message of
