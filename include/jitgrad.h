@@ -514,8 +514,17 @@ typedef struct jg_update {
     jg_node *value;
 } jg_update;
 
+/* Training programs run dropout and use batch statistics in batchnorm (updating the running
+ * statistics); evaluation programs skip dropout and use the running statistics. */
+typedef enum jg_mode {
+    JG_MODE_DEFAULT = 0, /* evaluation for jg_compile, training for jg_compile_train */
+    JG_MODE_TRAIN,
+    JG_MODE_EVAL,
+} jg_mode;
+
 typedef struct jg_opts {
     jg_executor executor;
+    jg_mode mode;
     const jg_update *updates; /* applied together after the outputs are computed */
     int n_updates;
     /* Keep every value in double instead of rounding f32 results to float after each op
@@ -584,25 +593,57 @@ JG_API void jg_program_profile_dump(const jg_program *p, FILE *out);
 
 /* ---------------------------------------------------------------- training */
 
-typedef enum jg_optimizer_kind { JG_OPT_SGD, JG_OPT_ADAM } jg_optimizer_kind;
+typedef enum jg_optimizer_kind { JG_OPT_SGD, JG_OPT_ADAM, JG_OPT_RMSPROP } jg_optimizer_kind;
 
 /* Optimiser settings. The learning rate lives in the store as the frozen f64 scalar parameter
  * "<name>.lr" (name from jg_train_opts: "opt.lr" by default), so it can be changed between
- * runs with jg_param_set without recompiling. Invalid settings (lr <= 0, negative or NaN
- * momentum, eps or weight_decay, betas outside [0, 1), nesterov without momentum) make
- * jg_compile_train fail with JG_ERR_ARG. */
+ * runs with jg_param_set (or jg_program_set_lr) without recompiling. Invalid settings
+ * (lr <= 0, negative or NaN momentum, eps, weight_decay or l2, betas or alpha outside [0, 1),
+ * nesterov without momentum or with another kind than SGD) make jg_compile_train fail with
+ * JG_ERR_ARG.
+ *
+ * The rules, for a parameter w with gradient g (averaged over accumulated runs, then with the
+ * coupled L2 term added) and learning rate lr (times its group's lr_scale):
+ *   SGD       v = momentum v + g;  d = nesterov ? g + momentum v : v  (no momentum: d = g)
+ *             w = w - lr d
+ *   Adam      m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;  t = t + 1
+ *             w = w - lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+ *   RMSprop   v = alpha v + (1 - alpha) g^2;  s = g / (sqrt(v) + eps)   (PyTorch's rule)
+ *             with momentum: b = momentum b + s, w = w - lr b;  without: w = w - lr s
+ * Two regularisers, kept distinct:
+ *   l2 (coupled L2 penalty)  g = g + l2 w before the rule, as if l2/2 |w|^2 were added to the
+ *                            loss: the term goes through momentum and Adam's scaling.
+ *   weight_decay (decoupled) after the rule, w = w - lr weight_decay w_old (w_old: before
+ *                            the step), outside momentum and Adam's scaling. Adam with
+ *                            weight_decay is AdamW (Loshchilov and Hutter; PyTorch's AdamW).
+ * For SGD without momentum the two give the same update; with momentum or Adam they differ. */
 typedef struct jg_optimizer {
     jg_optimizer_kind kind;
     double lr;
-    double momentum;     /* SGD: 0 for plain SGD */
+    double momentum;     /* SGD, RMSprop: 0 for none */
     bool nesterov;       /* SGD with momentum */
     double beta1, beta2; /* Adam; 0 means the defaults 0.9, 0.999 */
-    double eps;          /* Adam; 0 means 1e-8 */
+    double eps;          /* Adam, RMSprop; 0 means 1e-8 */
     double weight_decay; /* decoupled (AdamW style) decay per step, scaled by lr */
+    double alpha;        /* RMSprop's smoothing of g^2; 0 means 0.99 */
+    double l2;           /* coupled L2 penalty: adds l2 * w to the gradient */
 } jg_optimizer;
 
 #define jg_sgd(lr_, momentum_) ((jg_optimizer){ .kind = JG_OPT_SGD, .lr = (lr_), .momentum = (momentum_) })
 #define jg_adam(lr_) ((jg_optimizer){ .kind = JG_OPT_ADAM, .lr = (lr_) })
+#define jg_adamw(lr_, weight_decay_) ((jg_optimizer){ .kind = JG_OPT_ADAM, .lr = (lr_), \
+    .weight_decay = (weight_decay_) })
+#define jg_rmsprop(lr_) ((jg_optimizer){ .kind = JG_OPT_RMSPROP, .lr = (lr_) })
+
+/* Settings for the parameters whose name starts with prefix ("" matches every name). A
+ * frozen group is left out of training: no gradient, no optimiser state, no update (as
+ * jg_param_freeze, but for this program only). */
+typedef struct jg_param_group {
+    const char *prefix;
+    double lr_scale;     /* the learning rate is multiplied by it; 0 means 1 */
+    bool no_decay;       /* neither weight_decay nor l2 (biases, batchnorm scales) */
+    bool frozen;
+} jg_param_group;
 
 typedef struct jg_train_opts {
     jg_optimizer optimizer;
@@ -614,13 +655,26 @@ typedef struct jg_train_opts {
     /* Prefix of this program's optimiser state in the store; NULL or "" means "opt". Each
      * training program compiled from one graph needs its own. */
     const char *name;
+    /* Parameter groups: a parameter takes the settings of the FIRST group whose prefix
+     * its name starts with; parameters matching none train with the defaults. */
+    const jg_param_group *groups;
+    int n_groups;
+    /* Gradient accumulation: each run adds its gradients to "<name>.<param>.acc" and every
+     * accumulate-th run applies the update with their MEAN (so accumulating k batches of n
+     * equals one batch of k n under a mean loss), then clears them. "<name>.count" counts
+     * the runs since the last update. 0 or 1: update on every run. The loss output is still
+     * the loss of each run's own batch. */
+    int accumulate;
 } jg_train_opts;
 
 /* Compiles one training step: loss (output 0, a scalar), its gradient with respect to every
  * trainable parameter, and the optimiser update, applied in place on each run. Optimiser
  * state is added to the store as frozen parameters, with name = opts->name ("opt" if unset):
- * the learning rate "<name>.lr", Adam's step count "<name>.t", and per parameter its
- * momentum or first moment "<name>.<param>.m" and Adam's second moment "<name>.<param>.v".
+ * the learning rate "<name>.lr", Adam's step count "<name>.t", the accumulation counter
+ * "<name>.count", and per parameter its momentum or first moment "<name>.<param>.m", the
+ * second moment of Adam and RMSprop "<name>.<param>.v" and the gradient sum
+ * "<name>.<param>.acc". Invalid groups (NULL prefix, lr_scale negative or not finite) and
+ * accumulate < 0 are JG_ERR_ARG.
  * NULL on failure (jg_errmsg(g)), in particular JG_ERR_ARG when "<name>.lr" already exists
  * (another training program uses that name), when a state name is already taken by a
  * parameter or input, or when a state name would be longer than 255 characters. */
@@ -649,6 +703,8 @@ typedef struct jg_gradcheck_opts {
     const jg_binding *inputs; /* values of inputs; unbound float inputs get N(0, 1) values */
     int n_inputs;
     int max_moves;        /* attempts to move the point away from kinks; 0 means 20 */
+    bool train;           /* check the training-mode function (batch statistics; dropout
+                             masks stay fixed during a check); state is never updated */
 } jg_gradcheck_opts;
 
 typedef struct jg_gradcheck_report {
@@ -693,23 +749,391 @@ JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out /* OUT
                              char *errbuf, size_t errbuf_size);
 JG_API void jg_array_free(jg_array *a);
 
+/* ---------------------------------------------------------------- model kit: regularisation */
+
+/* Inverted dropout: in training programs each element is zeroed with probability p and the
+ * rest scaled by 1 / (1 - p); in evaluation programs the identity. The mask comes from a
+ * counter-based generator keyed by (graph seed, node, run step): reproducible, different
+ * every run, recomputed in the backward pass rather than stored. */
+#define jg_dropout(x, p) jg_dropout_(JG_HERE, x, p)
+JG_API jg_node *jg_dropout_(jg_loc at, jg_node *x, double p);
+
+/* Batch normalisation over dim 1 of x ([N, C] or [N, C, H, W, ...]): parameters
+ * "<name>.gamma", "<name>.beta" (trainable) and "<name>.running_mean", "<name>.running_var"
+ * (frozen state; reused when the name exists). Training programs normalise with the batch
+ * statistics (biased variance) and update the running ones with
+ * r <- (1 - momentum) r + momentum * batch (unbiased variance); evaluation programs use the
+ * running statistics. Typical: momentum 0.1, eps 1e-5. */
+#define jg_batchnorm(name, x, momentum, eps) jg_batchnorm_(JG_HERE, name, x, momentum, eps)
+JG_API jg_node *jg_batchnorm_(jg_loc at, const char *name, jg_node *x, double momentum,
+                              double eps);
+/* Layer normalisation over the last dimension, with "<name>.gamma" and "<name>.beta". */
+#define jg_layernorm(name, x, eps) jg_layernorm_(JG_HERE, name, x, eps)
+JG_API jg_node *jg_layernorm_(jg_loc at, const char *name, jg_node *x, double eps);
+
 /* ---------------------------------------------------------------- model kit: layers */
 /* (convolution, pooling: ops/conv.c) */
+
+/* 2-D convolution and pooling over NCHW tensors (f32 or f64). They are composites of the ops
+ * above (pad, slice, concat, reshape, matmul, reductions): gradients, the JIT and the
+ * reference executor handle them with no special code, and jg_graph_dump shows those ops.
+ *
+ * Options of jg_conv2d / jg_conv_transpose2d; a zero field takes its default (stride 1,
+ * padding 0, dilation 1, groups 1, output padding 0), a negative one is JG_ERR_ARG; opts may
+ * be NULL. Padding adds pad_h zero rows at the top AND the bottom (pad_w columns each side).
+ * groups splits the channels into that many independent convolutions (groups == C: depthwise).
+ * output_padding (transposed convolution only) adds rows/columns at the bottom/right of the
+ * output to pick among the input sizes that a strided conv2d maps to one size; it must be
+ * smaller than the stride or the dilation. */
+typedef struct jg_conv_opts {
+    int stride_h, stride_w;
+    int pad_h, pad_w;
+    int dilation_h, dilation_w;
+    int groups;
+    int output_padding_h, output_padding_w;
+} jg_conv_opts;
+
+/* conv2d(x [N,C,H,W], w [O,C/groups,KH,KW], bias [O] or NULL) -> [N,O,OH,OW] with
+ * OH = (H + 2*pad_h - dilation_h*(KH-1) - 1) / stride_h + 1 (rounded down; OW likewise).
+ * A cross-correlation, as in PyTorch: out[n,o,i,j] = bias[o] + sum over c in o's group, kh,
+ * kw of x_padded[n,c, i*stride_h + kh*dilation_h, j*stride_w + kw*dilation_w] * w[o,c',kh,kw].
+ * Errors: x or w not 4-D, i32 or differing dtypes, C != groups * w's second dimension,
+ * groups not dividing C and O, a bias not [O], a kernel larger than the padded input,
+ * negative options, output_padding set. Example, 3x3 "same" convolution:
+ *     jg_node *h = jg_conv2d(x, w, b, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }); */
+/* (variadic only so that a compound literal of options passes whole) */
+#define jg_conv2d(x, w, bias, ...) jg_conv2d_(JG_HERE, x, w, bias, __VA_ARGS__)
+/* conv_transpose2d(x [N,C,H,W], w [C,O/groups,KH,KW], bias [O] or NULL) -> [N,O,OH,OW] with
+ * OH = (H-1)*stride_h - 2*pad_h + dilation_h*(KH-1) + output_padding_h + 1: the adjoint of
+ * conv2d with respect to its input (w has conv2d's layout for the reverse direction C <- O),
+ * as PyTorch's ConvTranspose2d; for generators (upsampling). Same errors as jg_conv2d, with
+ * w's FIRST dimension matched against C, plus padding that leaves no output. */
+#define jg_conv_transpose2d(x, w, bias, ...) \
+    jg_conv_transpose2d_(JG_HERE, x, w, bias, __VA_ARGS__)
+/* Pooling over kh x kw windows of x [N,C,H,W] moved by stride_h/stride_w (>= 1, no default),
+ * padding pad_h/pad_w (each at most half the kernel, as in PyTorch) on both sides ->
+ * [N,C,OH,OW], OH = (H + 2*pad_h - kh) / stride_h + 1 (rounded down). max_pool2d pads with
+ * -inf (padding never wins) and splits the gradient equally among tied maxima (jg_max).
+ * avg_pool2d counts the padding as zeros and always divides by kh*kw (PyTorch's
+ * count_include_pad=True), so windows at a padded border average in zeros. */
+#define jg_max_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
+    jg_max_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
+#define jg_avg_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
+    jg_avg_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
+/* global_avg_pool(x [N,C,H,W]) -> [N,C]: the mean over H and W. */
+#define jg_global_avg_pool(x) jg_global_avg_pool_(JG_HERE, x)
+
+JG_API jg_node *jg_conv2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias,
+                           const jg_conv_opts *opts);
+JG_API jg_node *jg_conv_transpose2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias,
+                                     const jg_conv_opts *opts);
+JG_API jg_node *jg_max_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,
+                               int stride_w, int pad_h, int pad_w);
+JG_API jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,
+                               int stride_w, int pad_h, int pad_w);
+JG_API jg_node *jg_global_avg_pool_(jg_loc at, jg_node *x);
 
 /* ---------------------------------------------------------------- model kit: recurrent */
 /* (RNN, GRU, LSTM cells and sequences: ops/recurrent.c) */
 
+/* Recurrent layers, built from existing ops (matmul, sigmoid, tanh, slice, take, where), so
+ * gradients, the JIT and the reference executor need nothing of their own. Weights live in
+ * the store under a caller-given prefix: "<prefix>.w_ih" [I, k*H], "<prefix>.w_hh" [H, k*H],
+ * "<prefix>.b" [k*H] with k = 1 (tanh RNN), 3 (GRU: gates r, z, n) or 4 (LSTM: gates i, f,
+ * g, o). They are created on first use in x's dtype (Xavier uniform, biases zero, the LSTM
+ * forget-gate bias 1) and REUSED when the prefix comes again, so unrolled steps share them;
+ * an existing weight of another shape or dtype is an error (JG_ERR_SHAPE / JG_ERR_DTYPE).
+ * Cells take x [B, I] and h (and c) [B, H] of one float dtype:
+ *   rnn:  h' = tanh(x W_ih + h W_hh + b)
+ *   gru:  r = sigmoid(x W_ir + h W_hr + b_r), z = sigmoid(x W_iz + h W_hz + b_z),
+ *         n = tanh(x W_in + b_n + r * (h W_hn)), h' = (1 - z) * n + z * h
+ *         (one bias, on the input side: PyTorch's b_hn is folded away, b_hr/b_hz into b)
+ *   lstm: c' = f * c + i * g, h' = o * tanh(c')  (i, f, o sigmoid; g tanh)
+ * jg_lstm_cell returns h' and also stores h' and c' in *h_out and *c_out (either may be
+ * NULL); on error all are the poisoned node. */
+#define jg_rnn_cell(g, prefix, x, h) jg_rnn_cell_(JG_HERE, g, prefix, x, h)
+#define jg_gru_cell(g, prefix, x, h) jg_gru_cell_(JG_HERE, g, prefix, x, h)
+#define jg_lstm_cell(g, prefix, x, h, c, h_out, c_out) \
+    jg_lstm_cell_(JG_HERE, g, prefix, x, h, c, h_out, c_out)
+
+typedef enum jg_rnn_kind { JG_RNN_TANH, JG_GRU, JG_LSTM } jg_rnn_kind;
+
+typedef struct jg_rnn_opts {
+    /* A second pass runs from the end; its weights have the prefix "<prefix>.bwd" and the
+     * forward pass's "<prefix>.fwd" (unidirectional: "<prefix>"). Outputs concatenate
+     * [forward, backward] along the last axis. */
+    bool bidirectional;
+    /* false: the last state [B, H] (bidirectional: forward's last and backward's first,
+     * [B, 2H]); true: every step's state [B, T, H] (or [B, T, 2H]). */
+    bool return_sequences;
+    /* NULL: every sequence has T steps. Else an i32 node [B] of lengths in 1..T: steps
+     * t >= length keep the previous state, so "last" is the state at each sequence's own
+     * length, and those steps output zeros in return_sequences. The backward pass reads each
+     * sequence from its own last element (x[b, len-1], ..., x[b, 0]), as PyTorch's packed
+     * sequences do. Lengths are not checked at run time: one <= 0 keeps the zero
+     * initial state, one > T acts as T. */
+    jg_node *lengths;
+} jg_rnn_opts;
+
+/* jg_rnn(g, kind, prefix, x [B, T, I], hidden, opts): the sequence unrolled over T steps
+ * from a zero state with shared weights; opts may be NULL (unidirectional, last state).
+ * Variadic only so that a compound literal passes whole:
+ * jg_rnn(g, JG_LSTM, "enc", x, 128, &(jg_rnn_opts){ .bidirectional = true, .lengths = len }). */
+#define jg_rnn(g, kind, prefix, x, hidden, ...) \
+    jg_rnn_(JG_HERE, g, kind, prefix, x, hidden, __VA_ARGS__)
+/* jg_embedding(g, name, ids, vocab, dim): take(W, ids, 0) of a parameter W = "<name>"
+ * [vocab, dim] (N(0, 1) init, f32; reused when it exists), for i32 ids of any shape
+ * (e.g. [B, T] -> [B, T, dim]). An id outside 0..vocab-1 fails the run with JG_ERR_RANGE. */
+#define jg_embedding(g, name, ids, vocab, dim) jg_embedding_(JG_HERE, g, name, ids, vocab, dim)
+
+JG_API jg_node *jg_rnn_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, jg_node *h);
+JG_API jg_node *jg_gru_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, jg_node *h);
+JG_API jg_node *jg_lstm_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x,
+                              jg_node *h, jg_node *c, jg_node **h_out /* OUT */,
+                              jg_node **c_out /* OUT */);
+JG_API jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix,
+                        jg_node *x, int64_t hidden, const jg_rnn_opts *opts);
+JG_API jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids,
+                              int64_t vocab, int64_t dim);
+
 /* ---------------------------------------------------------------- model kit: images */
 /* (augmentation: ops/image.c) */
+
+/* Graph image ops on the last two axes of x: [H, W], [N, H, W] or [N, C, H, W] (other ranks
+ * are JG_ERR_SHAPE). Every image of the batch gets the same transform. Each op is a composite
+ * of differentiable ops (slice, pad, concat, take, elementwise): gradients, the JIT and the
+ * reference executor need nothing more. For per-sample random transforms of training data
+ * use jg_augment below, on the host.
+ * - hflip / vflip: mirror left-right / top-bottom. Any dtype.
+ * - translate(x, dy, dx): out[y][x] = x[y - dy][x - dx], zero outside, so (1, 0) moves the
+ *   content one row down. Any dtype.
+ * - gaussian_blur(x, sigma): separable, 2 * ceil(3 sigma) + 1 taps, normalised; the edges are
+ *   clamped (replicated), so a constant image stays constant, and the sum of an image is
+ *   kept when it is zero within ceil(3 sigma) of its borders. sigma 0 is the identity;
+ *   negative, NaN or above 64 is JG_ERR_ARG. f32/f64 only.
+ * - rotate(x, degrees): bilinear about the centre ((H-1)/2, (W-1)/2), counter-clockwise as
+ *   displayed (rows grow downwards), zero outside: rotate(x, 90) == vflip(transpose(x)) for a
+ *   square image. Differentiable in x (a fixed linear map). f32/f64 only. */
+#define jg_hflip(x) jg_hflip_(JG_HERE, x)
+#define jg_vflip(x) jg_vflip_(JG_HERE, x)
+#define jg_translate(x, dy, dx) jg_translate_(JG_HERE, x, dy, dx)
+#define jg_gaussian_blur(x, sigma) jg_gaussian_blur_(JG_HERE, x, sigma)
+#define jg_rotate(x, degrees) jg_rotate_(JG_HERE, x, degrees)
+
+JG_API jg_node *jg_hflip_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_vflip_(jg_loc at, jg_node *x);
+JG_API jg_node *jg_translate_(jg_loc at, jg_node *x, int dy, int dx);
+JG_API jg_node *jg_gaussian_blur_(jg_loc at, jg_node *x, double sigma);
+JG_API jg_node *jg_rotate_(jg_loc at, jg_node *x, double degrees);
+
+/* Host-side augmentation of a float batch [n, c, h, w] (c = 1 for [n, h, w]), for data
+ * pipelines. Per sample, in this order, the same for all its channels: mirror left-right
+ * with probability hflip_prob, top-bottom with vflip_prob; rotate by an angle uniform in
+ * [-max_rotate_deg, max_rotate_deg] (as jg_rotate); translate by integers uniform in
+ * [-max_shift, max_shift] (as jg_translate); random crop with padding: pad by crop_pad zeros
+ * and crop back to h x w at a uniform offset (a translation uniform in [-crop_pad, crop_pad]);
+ * with probability blur_prob, blur with blur_sigma (as jg_gaussian_blur). The zero struct
+ * changes nothing. The choices for sample i are a pure function of (seed, step, i):
+ * reproducible, and a new step (e.g. epoch * batches + batch) gives new ones. */
+typedef struct jg_augment_opts {
+    double hflip_prob, vflip_prob;  /* in [0, 1] */
+    double max_rotate_deg;          /* >= 0 */
+    int max_shift;                  /* pixels, >= 0 */
+    int crop_pad;                   /* pixels, >= 0 */
+    double blur_prob;               /* in [0, 1] */
+    double blur_sigma;              /* in [0, 64] */
+} jg_augment_opts;
+
+/* Augments images in place. JG_ERR_ARG for NULL opts or data or an option out of range,
+ * JG_ERR_SHAPE for a dimension < 1 or h * w >= 2^31; the batch is left untouched then. For the
+ * reason, call jg_augment_to with an errbuf. */
+JG_API jg_status jg_augment(const jg_augment_opts *o, float *images, int n, int c, int h,
+                            int w, uint64_t seed, uint64_t step);
+/* The same from src into dst (src == dst is in place). On failure writes a message
+ * ("jg_augment: <reason>") into errbuf if not NULL. */
+JG_API jg_status jg_augment_to(const jg_augment_opts *o, const float *src, float *dst, int n,
+                               int c, int h, int w, uint64_t seed, uint64_t step,
+                               char *errbuf, size_t errbuf_size);
 
 /* ---------------------------------------------------------------- model kit: training */
 /* (optimisers, schedules, gradient accumulation: graph/train.c) */
 
+/* Learning-rate schedules, computed on the host between runs (graph/schedule.c):
+ *
+ *     jg_schedule s = { .kind = JG_SCHED_COSINE, .lr = 0.1, .t_max = 1000, .warmup = 100 };
+ *     for (int64_t step = 0; step < 1100; step++) {
+ *         jg_program_set_lr(g, NULL, jg_lr_at(&s, step));
+ *         jg_program_run(train);
+ *     }
+ *
+ * With warmup W > 0 the rate rises linearly, lr * step / W for step < W, and the schedule
+ * then runs from its own step 0 at step W. With u = step - W:
+ *   CONSTANT     lr
+ *   STEP         lr * gamma^floor(u / step_size)
+ *   EXPONENTIAL  lr * gamma^u
+ *   COSINE       min_lr + (lr - min_lr) (1 + cos(pi min(u, t_max) / t_max)) / 2
+ *                (reaches min_lr at u = t_max and stays there) */
+typedef enum jg_schedule_kind {
+    JG_SCHED_CONSTANT,
+    JG_SCHED_STEP,
+    JG_SCHED_EXPONENTIAL,
+    JG_SCHED_COSINE,
+} jg_schedule_kind;
+
+typedef struct jg_schedule {
+    jg_schedule_kind kind;
+    double lr;          /* the base (peak) rate, > 0 */
+    double gamma;       /* STEP, EXPONENTIAL: factor in (0, 1] (0 is an error) */
+    int64_t step_size;  /* STEP: decay every step_size steps, >= 1 */
+    int64_t t_max;      /* COSINE: steps from lr down to min_lr, >= 1 */
+    double min_lr;      /* COSINE: the final rate, in [0, lr] */
+    int64_t warmup;     /* steps of linear warm-up from 0 (0: none) */
+} jg_schedule;
+
+/* The learning rate at step (0-based). NaN when s is NULL, step < 0 or a field is invalid
+ * (jg_program_set_lr rejects NaN, so a bad schedule surfaces there). */
+JG_API double jg_lr_at(const jg_schedule *s, int64_t step);
+/* Writes lr into the store entry "<opt_name>.lr" of a training program compiled from g
+ * (opt_name NULL or "" means "opt"); the next run uses it, no recompiling. JG_ERR_ARG
+ * (message in jg_errmsg(g), the graph not poisoned) when lr is negative or not finite, or
+ * no such entry exists. */
+JG_API jg_status jg_program_set_lr(jg_graph *g, const char *opt_name, double lr);
+
 /* ---------------------------------------------------------------- model kit: data */
 /* (datasets, batching, shuffling: io/dataset.c) */
 
+/* A dataset: samples x[i] (rows of an f32 or f64 array [n, ...]) with i32 labels y[i] (an
+ * i32 array [n] or [n, 1]), e.g. from jg_idx_read or a .npy reader. Subsets, splits and
+ * class filters are views: they select rows of the same arrays.
+ *
+ *     jg_dataset *all, *train, *val;
+ *     if (jg_dataset_new(&images, &labels, &all, err, sizeof err) != JG_OK) ...
+ *     if (jg_dataset_split(all, 0.9, 42, &train, &val) != JG_OK) ... jg_dataset_errmsg(all)
+ *     jg_loader *ld = jg_loader_new(train, 128, &(jg_loader_opts){ .shuffle = true,
+ *                                                                 .drop_last = true, .seed = 1 });
+ *     for (int epoch = 0; epoch < 10; epoch++)
+ *         while (jg_loader_next(ld, xb, yb, &n)) { set inputs, run }
+ *
+ * Lifetime: a dataset BORROWS the arrays' data (the jg_array structs themselves are copied
+ * and may be temporary): free the arrays only after every dataset and loader made from them.
+ * A derived dataset does not need its parent (free them in any order); a loader needs its
+ * dataset. Each dataset owns its row list and its labels (so relabelling does not touch y).
+ * Errors: jg_dataset_new writes its message into errbuf; functions taking a dataset return
+ * NULL (or a status) and leave the reason in jg_dataset_errmsg(ds). */
+typedef struct jg_dataset jg_dataset;
+typedef struct jg_loader jg_loader;
+
+/* x: f32 or f64, ndim >= 1; y: i32 [n] or [n, 1] with n = x's first dimension, or NULL for
+ * an unlabelled dataset (labels then read as 0). JG_ERR_ARG / JG_ERR_DTYPE / JG_ERR_SHAPE on
+ * bad input, *out NULL. */
+JG_API jg_status jg_dataset_new(const jg_array *x, const jg_array *y,
+                                jg_dataset **out /* OUT */, char *errbuf, size_t errbuf_size);
+JG_API void jg_dataset_free(jg_dataset *ds);
+/* The last error of a call on ds ("" if none); never NULL. */
+JG_API const char *jg_dataset_errmsg(const jg_dataset *ds);
+/* Number of samples (0 for NULL), and the shape of one sample (x's shape without its first
+ * dimension) and its element count. */
+JG_API int64_t jg_dataset_size(const jg_dataset *ds);
+JG_API jg_shape jg_dataset_sample_shape(const jg_dataset *ds);
+JG_API int64_t jg_dataset_sample_numel(const jg_dataset *ds);
+/* Sample i as floats (sample_numel values) and its label; either output may be NULL. */
+JG_API jg_status jg_dataset_get(jg_dataset *ds, int64_t i, float *x_out, int32_t *y_out);
+
+/* Samples indices[0..n-1] of ds, in that order (repeats allowed), each in [0, size). */
+JG_API jg_dataset *jg_dataset_subset(jg_dataset *ds, const int64_t *indices, int64_t n);
+/* Samples begin..end-1 of ds; 0 <= begin <= end <= size. */
+JG_API jg_dataset *jg_dataset_range(jg_dataset *ds, int64_t begin, int64_t end);
+/* Shuffles ds with seed and cuts it: *a gets round(fraction * size) samples, *b the rest
+ * (fraction in [0, 1]). Both keep their shuffled order. On failure both are NULL. */
+JG_API jg_status jg_dataset_split(jg_dataset *ds, double fraction, uint64_t seed,
+                                  jg_dataset **a /* OUT */, jg_dataset **b /* OUT */);
+/* The samples whose label is one of classes[0..n-1] (distinct), in ds's order; with relabel,
+ * label classes[k] becomes k (e.g. classes 5..9 -> 0..4 for transfer learning). */
+JG_API jg_dataset *jg_dataset_filter_classes(jg_dataset *ds, const int32_t *classes, int n,
+                                             bool relabel);
+
+/* Batching. shuffle: each epoch visits the samples in a fresh random order that depends only
+ * on (seed, epoch), so runs are reproducible and epochs differ; else in dataset order.
+ * drop_last: skip the final batch when it would be short. */
+typedef struct jg_loader_opts {
+    bool shuffle;
+    bool drop_last;
+    uint64_t seed;
+} jg_loader_opts;
+
+/* A loader of batches of `batch` samples (>= 1) over ds (not empty; with drop_last, at least
+ * one full batch); opts NULL: no shuffling, keep the last batch. NULL on failure (reason in
+ * jg_dataset_errmsg(ds)). */
+JG_API jg_loader *jg_loader_new(jg_dataset *ds, int batch, const jg_loader_opts *opts);
+JG_API void jg_loader_free(jg_loader *ld);
+/* Copies the next batch: n samples (n <= batch; smaller only for a last batch without
+ * drop_last) into x_out (n * sample_numel floats, row-major) and y_out (n labels); either
+ * may be NULL. Returns false (with *n_out 0) at the end of an epoch; the next call then
+ * starts the next epoch. Also false for a NULL loader. */
+JG_API bool jg_loader_next(jg_loader *ld, float *x_out, int32_t *y_out, int *n_out /* OUT */);
+/* The current epoch, from 0 (the number of epochs finished). */
+JG_API int64_t jg_loader_epoch(const jg_loader *ld);
+/* Batches per epoch. */
+JG_API int64_t jg_loader_batches(const jg_loader *ld);
+
 /* ---------------------------------------------------------------- model kit: files */
 /* (.npy, safetensors checkpoints, PNG, CSV logs, progress: src/io) */
+
+/* .npy arrays (NumPy format 1.0-3.0, C order only). f4, f8 and i4 load as f32, f64 and i32;
+ * other integer and bool types load as i32 when every value fits (else JG_ERR_DTYPE); f2 and
+ * anything else is JG_ERR_IO, as are a bad magic, a bad header dict, fortran_order True,
+ * empty arrays and truncated data. On failure *out is zeroed and errbuf (if not NULL) gets a
+ * message naming the file and the problem. Free the array with jg_array_free. */
+JG_API jg_status jg_npy_read(const char *path, jg_array *out /* OUT */, char *errbuf,
+                             size_t errbuf_size);
+/* Writes a (little-endian, format 1.0) through a temporary file and a rename. */
+JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
+                              size_t errbuf_size);
+
+/* Checkpoints: the WHOLE parameter store (weights, running statistics, optimiser state such
+ * as "opt.lr" and "opt.w.m") as a safetensors file (dtypes "F32"/"F64"), written to a
+ * temporary name, fsync'd and renamed over path: an interrupted or failed save leaves any
+ * existing file intact. Load validates the whole file first: header length, JSON, offsets
+ * (inside the file, not overlapping), every tensor's name, dtype and shape against the store,
+ * and that every parameter of the graph is present; only then are values copied, so a failed
+ * load leaves the store untouched. Errors: JG_ERR_IO (unreadable, malformed, truncated),
+ * JG_ERR_DTYPE, JG_ERR_SHAPE, JG_ERR_ARG (a tensor the graph lacks, or a parameter the file
+ * lacks); the message ("jg_checkpoint_load: <path>: tensor 'w': ...") is in jg_errmsg(g) and,
+ * like a store accessor's, does not poison the graph. */
+JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path);
+JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path);
+
+/* PNG images (8-bit), written through a temporary file and a rename. They return JG_ERR_ARG
+ * for bad arguments (NULL, sizes < 1, lo >= hi) and JG_ERR_IO when the file cannot be written
+ * (errno tells why). gray: row-major width x height values mapped from [lo, hi] to 0..255,
+ * clamped (NaN gives 0). grid: n row-major h x w images, each min-max normalised on its own
+ * (a constant image is mid-grey), in a grid of `cols` columns with `pad` black pixels between
+ * and around them. heatmap: h rows of w values as RGB on a blue-white-red scale symmetric about 0
+ * (-max|v| blue, 0 white, +max|v| red). */
+JG_API jg_status jg_png_write_gray(const char *path, const float *pixels, int width, int height,
+                                   float lo, float hi);
+JG_API jg_status jg_png_write_grid(const char *path, const float *images, int n, int h, int w,
+                                   int cols, int pad);
+JG_API jg_status jg_png_write_heatmap(const char *path, const float *values, int w, int h);
+
+/* CSV metrics logs. jg_csv_open appends to path, writing the header line (the n column names)
+ * only when the file is new or empty; NULL on failure (errno tells why). jg_csv_row appends
+ * one line of n values (%.10g) and flushes it. jg_csv_close flushes, fsyncs and frees; it
+ * does nothing given NULL and returns JG_ERR_IO when a write failed. */
+typedef struct jg_csv jg_csv;
+JG_API jg_csv *jg_csv_open(const char *path, const char *const *columns, int n);
+JG_API jg_status jg_csv_row(jg_csv *c, const double *values);
+JG_API jg_status jg_csv_close(jg_csv *c);
+
+/* A progress bar: "label  done/total  pct%  rate/s  ETA  extra". On a terminal one line is
+ * redrawn with '\r' at most ~10 times a second; otherwise a plain line is printed at most
+ * every 10% and at the end. total <= 0 means unknown (no percentage or ETA). out NULL means
+ * stderr. jg_progress_done prints the final state if not yet shown, ends the line and frees
+ * (NULL: nothing). */
+typedef struct jg_progress jg_progress;
+JG_API jg_progress *jg_progress_new(const char *label, int64_t total, FILE *out);
+JG_API void jg_progress_update(jg_progress *p, int64_t done, const char *extra);
+JG_API void jg_progress_done(jg_progress *p);
 
 /* ---------------------------------------------------------------- errors */
 

@@ -116,9 +116,10 @@ static jg_status build(check *c)
     for (int i = 0; i < c->n; i++)
         if (c->grads[i])
             outs[k++] = c->grads[i];
-    jg_opts exact = { .exact = true, .executor = JG_EXEC_REFERENCE };
-    c->full = jg_compile(g, outs, k, &exact);
-    c->value = jg_compile(g, &c->f, 1, &exact);
+    jg_opts exact = { .exact = true, .executor = JG_EXEC_REFERENCE,
+                      .mode = c->o.train ? JG_MODE_TRAIN : JG_MODE_EVAL };
+    c->full = program_compile(g, outs, k, &exact, false);
+    c->value = program_compile(g, &c->f, 1, &exact, false);
     free(outs);
     return c->full && c->value ? JG_OK : g->status;
 }

@@ -100,6 +100,7 @@ void graph_release(jg_graph *g)
     if (--g->refs > 0)
         return;
     store_free(g);
+    free(g->train_updates);
     free(g->nodes);
     for (arena_chunk *c = g->arena, *next; c; c = next) {
         next = c->next;
@@ -215,4 +216,18 @@ void jg_graph_dump(const jg_graph *g, FILE *out)
             fprintf(out, "%s%%%d", k ? ", " : " ", n->in[k]->id);
         fprintf(out, " : %s%s\n", jg_dtype_str(n->dtype), FMT_SHAPE(buf, n->shape));
     }
+}
+
+jg_status graph_add_train_update(jg_graph *g, jg_node *anchor, jg_node *param, jg_node *value)
+{
+    if (g->n_train_updates == g->cap_train_updates) {
+        int cap = g->cap_train_updates ? 2 * g->cap_train_updates : 8;
+        graph_train_update *u = realloc(g->train_updates, (size_t)cap * sizeof *u);
+        if (!u)
+            return JG_ERR_NOMEM;
+        g->train_updates = u;
+        g->cap_train_updates = cap;
+    }
+    g->train_updates[g->n_train_updates++] = (graph_train_update){ anchor, param, value };
+    return JG_OK;
 }

@@ -31,6 +31,7 @@ typedef struct op_attr {
     int64_t list[JG_MAX_DIMS]; /* permute: perm; slice, unslice: start; pad: before;
                                   reductions: the axes as given (normalised to `axes`) */
     int64_t step[JG_MAX_DIMS]; /* slice, unslice: step; pad: after */
+    uint64_t key;              /* random: the stream (seed and node), fixed at build time */
     const double *data;        /* const: numel values (in the arena) */
     const void *custom;        /* custom: its definition, a custom_op in the arena
                                   (ops/custom.h) */
@@ -58,6 +59,11 @@ typedef struct graph_param {
 
 typedef struct arena_chunk arena_chunk;
 
+/* A state update that training programs apply when they compute `anchor`. */
+typedef struct graph_train_update {
+    jg_node *anchor, *param, *value;
+} graph_train_update;
+
 struct jg_graph {
     int refs;                 /* the user's handle + one per live program */
     bool user_freed;
@@ -69,6 +75,9 @@ struct jg_graph {
     char errmsg[512];
     char last_msg[512];       /* the last failed non-sticky call (store accessors) */
     uint64_t seed;
+    graph_train_update *train_updates; /* state every training program updates when it
+                                          computes the anchor (batchnorm running stats) */
+    int n_train_updates, cap_train_updates;
     graph_param *params;      /* the parameter store */
     int n_params, cap_params;
 };
@@ -98,6 +107,10 @@ static inline bool node_poisoned(const jg_node *n) { return n->op == JG_OP_POISO
 /* Checks the graph's invariants (verify.c); on failure writes the reason into why. Debug
  * builds run it on every compile. */
 HIDDEN jg_status graph_verify(const jg_graph *g, char *why, size_t size);
+
+/* Registers a state update for training programs (random.c / norm.c use it). */
+HIDDEN jg_status graph_add_train_update(jg_graph *g, jg_node *anchor, jg_node *param,
+                                        jg_node *value);
 
 /* ---- shapes (shape.c) */
 

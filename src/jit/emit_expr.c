@@ -207,12 +207,77 @@ LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
     return v;
 }
 
+/* splitmix64's finaliser, as rng.c's mix64, on i64 scalars or vectors. */
+static LLVMValueRef mix64(emit_ctx *e, LLVMValueRef z, bool vec)
+{
+    LLVMTypeRef i64 = LLVMInt64TypeInContext(e->m->ctx);
+#define K(v) (vec ? emit_splat(e, LLVMConstInt(i64, (v), 0)) : LLVMConstInt(i64, (v), 0))
+    z = LLVMBuildXor(e->b, z, LLVMBuildLShr(e->b, z, K(30), ""), "");
+    z = LLVMBuildMul(e->b, z, K(0xbf58476d1ce4e5b9ULL), "");
+    z = LLVMBuildXor(e->b, z, LLVMBuildLShr(e->b, z, K(27), ""), "");
+    z = LLVMBuildMul(e->b, z, K(0x94d049bb133111ebULL), "");
+    z = LLVMBuildXor(e->b, z, LLVMBuildLShr(e->b, z, K(31), ""), "");
+    return z;
+#undef K
+}
+
+/* rng_u64(key, counter) of rng.c, with a scalar key and scalar or vector counters. */
+static LLVMValueRef rng_u64_ir(emit_ctx *e, LLVMValueRef key, LLVMValueRef counter, bool vec)
+{
+    LLVMTypeRef i64 = LLVMInt64TypeInContext(e->m->ctx);
+    LLVMValueRef k = mix64(e, LLVMBuildAdd(e->b, key, LLVMConstInt(i64, 0x9e3779b97f4a7c15ULL, 0), ""),
+                           false);
+    LLVMValueRef mul = LLVMConstInt(i64, 0xd1b54a32d192ed03ULL, 0);
+    if (vec) {
+        k = emit_splat(e, k);
+        mul = emit_splat(e, mul);
+    }
+    return mix64(e, LLVMBuildXor(e->b, k, LLVMBuildMul(e->b, counter, mul, ""), ""), vec);
+}
+
+/* random_value(key, step, i) of random.c at the lanes' element indices. */
+static LLVMValueRef emit_random(emit_ctx *e, const jg_node *n, const kidx *idx)
+{
+    LLVMTypeRef i64 = LLVMInt64TypeInContext(e->m->ctx);
+    LLVMValueRef base;
+    int64_t lane;
+    if (e->flat) {
+        base = idx[0].base, lane = idx[0].lane;
+    } else {
+        int64_t strides[JG_MAX_DIMS];
+        shape_strides(n->shape, strides);
+        base = emit_i64(e, 0), lane = 0;
+        for (int d = 0; d < n->shape.ndim; d++) {
+            base = LLVMBuildAdd(e->b, base, LLVMBuildMul(e->b, idx[d].base, emit_i64(e, strides[d]), ""), "");
+            lane += idx[d].lane * strides[d];
+        }
+    }
+    LLVMValueRef lanes[64];
+    for (int i = 0; i < e->width; i++)
+        lanes[i] = LLVMConstInt(i64, (unsigned long long)(i * lane), 1);
+    LLVMValueRef counter = LLVMBuildAdd(e->b, emit_splat(e, base),
+                                        LLVMConstVector(lanes, (unsigned)e->width), "");
+    LLVMValueRef step_ptr = emit_slot_ptr(e, e->step_slot, JG_I32);
+    step_ptr = LLVMBuildBitCast(e->b, step_ptr, LLVMPointerType(i64, 0), "");
+    LLVMValueRef step = LLVMBuildLoad2(e->b, i64, step_ptr, "step");
+    LLVMValueRef key = rng_u64_ir(e, LLVMConstInt(i64, n->attr.key, 0), step, false);
+    LLVMValueRef bits = rng_u64_ir(e, key, counter, true);
+    LLVMValueRef top = LLVMBuildLShr(e->b, bits, emit_splat(e, LLVMConstInt(i64, 11, 0)), "");
+    LLVMTypeRef vd = LLVMVectorType(LLVMDoubleTypeInContext(e->m->ctx), (unsigned)e->width);
+    LLVMValueRef u = LLVMBuildFMul(e->b, LLVMBuildUIToFP(e->b, top, vd, ""),
+                                   emit_splat(e, LLVMConstReal(LLVMDoubleTypeInContext(e->m->ctx),
+                                                               0x1.0p-53)), "");
+    return n->dtype == JG_F64 ? u : LLVMBuildFPTrunc(e->b, u, emit_vector_type(e, n->dtype), "");
+}
+
 static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
     if (n == e->bound)
         return e->bound_value;
     if (n->op == JG_OP_FILL)
         return emit_splat_const(e, n->dtype, n->attr.scalar[0]);
+    if (n->op == JG_OP_RANDOM)
+        return emit_random(e, n, idx);
     if (!e->member[n->id])
         return load_buffer(e, n, idx);
 

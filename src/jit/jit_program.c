@@ -260,6 +260,8 @@ static jg_status assign_slots(jit_program *j, jg_program *p)
     for (int id = 0; id < g->n_nodes; id++)
         if (j->fus.role[id] == ROLE_ALIAS)
             j->slot_of[id] = j->slot_of[j->fus.alias_of[id]->id];
+    j->step_slot = j->n_slots++;
+    j->bufs[j->step_slot] = &j->step;
     return JG_OK;
 }
 
@@ -453,7 +455,8 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         double t0 = now_ms();
         jit_module m;
         jit_module_new(j->session, &m, "jitgrad");
-        emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->slot_of };
+        emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->slot_of,
+                       .step_slot = j->step_slot };
         epilogue_ctx ep;
         LLVMValueRef fn = emit_group(j, gi, &e, &m, k, &ep);
         j->timing.build_ms += now_ms() - t0;
@@ -509,7 +512,7 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
         roots[i] = p->outputs[i];
     for (int i = 0; i < p->n_updates; i++)
         roots[p->n_outputs + i] = p->updates[i].value;
-    jg_status st = lower_graph(p->graph, roots, n_roots, &j->low, err, size);
+    jg_status st = lower_graph(p->graph, roots, n_roots, p->train, &j->low, err, size);
     for (int i = 0; st == JG_OK && i < n_roots; i++)
         roots[i] = j->low.map[roots[i]->id];
     if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, !o->no_fusion, &j->fus) != JG_OK) {
@@ -641,6 +644,7 @@ static void range_message(const jit_program *j, const jg_node *n, int64_t pos, c
 jg_status jit_program_run(jg_program *p, char *err, size_t size)
 {
     jit_program *j = p->jit;
+    j->step = p->step;
     for (int i = 0; i < j->n_kernels; i++) {
         jit_kernel *k = &j->kernels[i];
         const jg_node *root = j->fus.groups[k->group].root;

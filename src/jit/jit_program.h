@@ -35,6 +35,8 @@ struct jit_program {
     int *slot_of;         /* program-graph node id -> buffer slot, or -1 */
     void **bufs;          /* slot -> base pointer */
     int n_slots;
+    int step_slot;        /* holds `step`: random nodes read the run step from it */
+    uint64_t step;
     void **consts;        /* by node id: converted constants we own */
     void **in_place;      /* by node id: the parameter's memory an update value is written
                              to directly (see plan_in_place_updates), or NULL */

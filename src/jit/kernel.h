@@ -45,6 +45,7 @@ struct emit_ctx {
     bool flat;                  /* elementwise group over same-size buffers: idx is one
                                    linear index (see emit_loops.c) */
     const int *slot_of;         /* by node id: the buffer slot, or -1 */
+    int step_slot;              /* the slot holding the run step (u64) random nodes read */
     const jg_node *bound;
     LLVMValueRef bound_value;
     const char *unsupported;    /* set when emit_value met an op it cannot lower */

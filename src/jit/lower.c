@@ -14,9 +14,11 @@ static bool is_fill(const jg_node *n, double v)
 /* Folds that gradient graphs need most: a constant moved around is a constant of the new
  * shape (the seed of jg_grad is broadcast ones), and x * 1, x + 0 are x. Returns the node n
  * becomes, or NULL to copy it as it is. */
-static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in)
+static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool train)
 {
     switch (n->op) {
+    case JG_OP_MODE: /* resolved here: a program is either training or evaluating */
+        return in[train ? 0 : 1];
     case JG_OP_RESHAPE: case JG_OP_BROADCAST: case JG_OP_PERMUTE:
         if (in[0]->op == JG_OP_FILL)
             return jg_fill(g, n->dtype, n->shape, in[0]->attr.scalar[0]);
@@ -34,8 +36,8 @@ static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in)
     }
 }
 
-jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered *out,
-                      char *err, size_t size)
+jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool train,
+                      lowered *out, char *err, size_t size)
 {
     *out = (lowered){ 0 };
     bool *needed = calloc((size_t)src->n_nodes + 1, sizeof *needed);
@@ -69,7 +71,7 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered
             in[k] = out->map[n->in[k]->id];
         const op_def *def = op_get(n->op);
         int before = g->n_nodes;
-        jg_node *folded = def->decompose ? NULL : fold(g, n, in);
+        jg_node *folded = def->decompose ? NULL : fold(g, n, in, train);
         jg_node *m = def->decompose ? def->decompose(n, in)
                      : folded     ? folded
                                   : graph_node_new(g, n->at, n->op, n->dtype, n->shape, in,

@@ -11,9 +11,10 @@ typedef struct lowered {
     int n_src;
 } lowered;
 
-/* Copies what the roots need into a new graph, decomposing composite ops. */
-HIDDEN jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, lowered *out,
-                             char *err, size_t size);
+/* Copies what the roots need into a new graph, decomposing composite ops and resolving
+ * train/eval choices for a training (train) or evaluation program. */
+HIDDEN jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool train,
+                             lowered *out, char *err, size_t size);
 HIDDEN void lowered_free(lowered *l);
 
 #endif

@@ -67,6 +67,40 @@ static bool updates_ok(jg_graph *g, const jg_opts *o)
     return true;
 }
 
+/* Training programs also update the state of what they compute (batchnorm running stats). */
+static jg_status add_train_updates(jg_program *p, jg_graph *g)
+{
+    if (!g->n_train_updates)
+        return JG_OK;
+    bool *needed = calloc((size_t)g->n_nodes + 1, sizeof *needed);
+    jg_update *u = realloc(p->updates, ((size_t)p->n_updates + (size_t)g->n_train_updates + 1) *
+                                           sizeof *u);
+    if (!needed || !u) {
+        free(needed);
+        if (u)
+            p->updates = u;
+        return JG_ERR_NOMEM;
+    }
+    p->updates = u;
+    for (int i = 0; i < p->n_outputs; i++)
+        needed[p->outputs[i]->id] = true;
+    for (int i = 0; i < p->n_updates; i++)
+        needed[p->updates[i].value->id] = true;
+    for (int id = g->n_nodes - 1; id >= 0; id--)
+        for (int k = 0; needed[id] && k < g->nodes[id]->n_in; k++)
+            needed[g->nodes[id]->in[k]->id] = true;
+    for (int i = 0; i < g->n_train_updates; i++) {
+        const graph_train_update *t = &g->train_updates[i];
+        bool taken = false;
+        for (int k = 0; k < p->n_updates; k++)
+            taken |= p->updates[k].param == t->param;
+        if (needed[t->anchor->id] && !taken)
+            p->updates[p->n_updates++] = (jg_update){ t->param, t->value };
+    }
+    free(needed);
+    return JG_OK;
+}
+
 static jg_status plan(jg_program *p, jg_graph *g)
 {
     bool *needed = calloc((size_t)g->n_nodes, sizeof *needed);
@@ -116,6 +150,12 @@ static jg_status plan(jg_program *p, jg_graph *g)
 
 jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, const jg_opts *opts)
 {
+    return program_compile(g, outputs, n_outputs, opts, true);
+}
+
+jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
+                            const jg_opts *opts, bool state_updates)
+{
     if (!g)
         return NULL;
     if (g->status != JG_OK)
@@ -144,12 +184,17 @@ jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, cons
     }
 #endif
 
+    if ((unsigned)o.mode > JG_MODE_EVAL) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile: unknown mode %d", (int)o.mode);
+        return NULL;
+    }
     jg_program *p = calloc(1, sizeof *p);
     if (!p)
         goto nomem;
     p->graph = g;
     graph_retain(g);
     p->exact = o.exact;
+    p->train = o.mode == JG_MODE_TRAIN;
     p->n_outputs = n_outputs;
     p->n_updates = o.n_updates;
     p->outputs = malloc(((size_t)n_outputs + 1) * sizeof *p->outputs);
@@ -160,6 +205,8 @@ jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs, cons
         memcpy(p->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
     if (o.n_updates)
         memcpy(p->updates, o.updates, (size_t)o.n_updates * sizeof *o.updates);
+    if (p->train && state_updates && add_train_updates(p, g) != JG_OK)
+        goto nomem;
     if (plan(p, g) != JG_OK)
         goto nomem;
     if (o.exact || o.executor == JG_EXEC_REFERENCE) {
@@ -252,6 +299,7 @@ jg_status jg_program_run(jg_program *p)
         return st;
     }
     p->ran = true;
+    p->step++;
     p->status = JG_OK;
     p->errmsg[0] = '\0';
     return JG_OK;

@@ -16,6 +16,8 @@ typedef struct jit_program jit_program;
 struct jg_program {
     jg_graph *graph;      /* retained: nodes and the store outlive the user's handle */
     bool exact;           /* reference executor: no rounding of f32 results */
+    bool train;           /* training mode: dropout on, batch statistics */
+    uint64_t step;        /* runs so far: the random streams' counter */
     jg_node **outputs;
     int n_outputs;
     jg_update *updates;
@@ -34,6 +36,11 @@ struct jg_program {
     jg_status status;
     char errmsg[1024];
 };
+
+/* jg_compile; state_updates false leaves out the training programs' state updates
+ * (batchnorm running statistics), for gradient checks that must not change the store. */
+HIDDEN jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
+                                   const jg_opts *opts, bool state_updates);
 
 /* Makes leaf n (an input or parameter the program reads) take its values from `values`
  * (numel doubles, owned by the caller, read at each run) instead of its binding or the store.

@@ -82,6 +82,16 @@ jg_status reference_run(jg_program *p, char *err)
             load(out, p->graph->params[n->param].data, n->dtype, numel);
             continue;
         }
+        if (n->op == JG_OP_MODE) {
+            memcpy(out, p->values[p->slot[n->in[p->train ? 0 : 1]->id]],
+                   (size_t)numel * sizeof *out);
+            continue;
+        }
+        if (n->op == JG_OP_RANDOM) {
+            for (int64_t k = 0; k < numel; k++)
+                out[k] = round_to(n->dtype, random_value(n->attr.key, p->step, k));
+            continue;
+        }
         for (int k = 0; k < n->n_in; k++)
             in[k] = p->values[p->slot[n->in[k]->id]];
         char why[OP_ERR_SIZE] = "";

@@ -65,6 +65,11 @@ HIDDEN const op_def *op_get(jg_op op);
  * "file:line: jg_<op>: <why>" and returns the poison node on failure. */
 HIDDEN jg_node *op_build(jg_loc at, jg_op op, jg_node *const *in, int n_in, const op_attr *attr);
 
+/* Train/eval and randomness (random.c): mode(train, eval) picks by program mode; a random
+ * node's value at element i in run `step`. */
+HIDDEN jg_node *jg_mode_(jg_loc at, jg_node *train, jg_node *eval);
+HIDDEN double random_value(uint64_t key, uint64_t step, int64_t i);
+
 /* Common shape rules. */
 HIDDEN jg_status infer_same(jg_node *const *in, int n_in, op_attr *attr, jg_shape *shape,
                             jg_dtype *dtype, char *why);       /* unary: like operand 0 */

@@ -85,7 +85,7 @@ static void decide(state *s, jg_node *n)
         s->top[id] = n;
         return;
     }
-    if (n->op == JG_OP_FILL) {
+    if (n->op == JG_OP_FILL || n->op == JG_OP_RANDOM) { /* recomputed where used */
         role[id] = s->is_root[id] || s->need_buffer[id] ? ROLE_ROOT : ROLE_INLINE;
         s->top[id] = n;
         return;
@@ -157,10 +157,9 @@ static jg_status build_groups(state *s)
             jg_node *b = n->in[0];
             f->alias_of[id] = f->role[b->id] == ROLE_ALIAS ? f->alias_of[b->id] : b;
         }
-        if ((r != ROLE_ROOT && r != ROLE_INLINE) || n->op == JG_OP_FILL) {
-            if (n->op != JG_OP_FILL || r != ROLE_ROOT)
-                continue;
-        }
+        bool constant = n->op == JG_OP_FILL || n->op == JG_OP_RANDOM;
+        if ((r != ROLE_ROOT && r != ROLE_INLINE) || (constant && r != ROLE_ROOT))
+            continue;
         int gi = index[s->top[id]->id];
         f->group_of[id] = gi;
         fuse_group *grp = &f->groups[gi];
