@@ -1108,8 +1108,8 @@ JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path);
  * (errno tells why). gray: row-major width x height values mapped from [lo, hi] to 0..255,
  * clamped (NaN gives 0). grid: n row-major h x w images, each min-max normalised on its own
  * (a constant image is mid-grey), in a grid of `cols` columns with `pad` black pixels between
- * and around them. heatmap: h rows of w values as RGB on a blue-white-red scale symmetric about 0
- * (-max|v| blue, 0 white, +max|v| red). */
+ * and around them. heatmap: h rows of w values as RGB on a blue-white-red scale symmetric
+ * about 0 (-max|v| blue, 0 white, +max|v| red). */
 JG_API jg_status jg_png_write_gray(const char *path, const float *pixels, int width, int height,
                                    float lo, float hi);
 JG_API jg_status jg_png_write_grid(const char *path, const float *images, int n, int h, int w,
