@@ -1,7 +1,8 @@
 /* Training programs: the loss, its gradients and the optimiser update compiled as one program.
- * The update rules are ordinary graph nodes and the optimiser state lives in the parameter
- * store (frozen parameters), so the step is differentiable, inspectable and fusable like the
- * rest; the program's updates write the new values back after each run. */
+ * The update rules (SGD, Adam, RMSprop; coupled L2, decoupled decay; parameter groups;
+ * gradient accumulation) are ordinary graph nodes and the optimiser state lives in the
+ * parameter store (frozen parameters), so the step is inspectable and fusable like the rest;
+ * the program's updates write the new values back after each run. */
 #include "ops/op.h"
 
 #include <float.h>
@@ -72,7 +73,7 @@ static void push(update_list *l, jg_node *param, jg_node *value)
 
 /* One parameter's SGD / momentum / Nesterov step (PyTorch's convention: v = mu v + g). */
 static void sgd_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_node *w,
-                     jg_node *grad, jg_node *lr, update_list *out)
+                     jg_node *grad, jg_node *lr, bool decay, update_list *out)
 {
     jg_node *step = grad;
     if (o->momentum != 0) {
@@ -82,14 +83,14 @@ static void sgd_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_
         step = o->nesterov ? jg_add(grad, jg_scale(v_new, o->momentum)) : v_new;
     }
     jg_node *w_new = jg_sub(w, jg_mul(lr, step));
-    if (o->weight_decay != 0)
+    if (decay && o->weight_decay != 0)
         w_new = jg_sub(w_new, jg_mul(lr, jg_scale(w, o->weight_decay)));
     push(out, w, w_new);
 }
 
 /* One parameter's Adam step with bias correction; t is the already incremented step. */
 static void adam_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_node *w,
-                      jg_node *grad, jg_node *lr, jg_node *t, update_list *out)
+                      jg_node *grad, jg_node *lr, jg_node *t, bool decay, update_list *out)
 {
     double b1 = o->beta1 ? o->beta1 : 0.9, b2 = o->beta2 ? o->beta2 : 0.999;
     double eps = o->eps ? o->eps : 1e-8;
@@ -102,17 +103,38 @@ static void adam_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg
     jg_node *c2 = jg_cast(jg_shift(jg_neg(jg_exp(jg_scale(t, log(b2)))), 1), w->dtype);
     jg_node *denom = jg_shift(jg_sqrt(jg_div(v_new, c2)), eps);
     jg_node *w_new = jg_sub(w, jg_mul(lr, jg_div(jg_div(m_new, c1), denom)));
-    if (o->weight_decay != 0)
+    if (decay && o->weight_decay != 0)
         w_new = jg_sub(w_new, jg_mul(lr, jg_scale(w, o->weight_decay)));
     push(out, m, m_new);
     push(out, v, v_new);
     push(out, w, w_new);
 }
 
+/* One parameter's RMSprop step, PyTorch's rule: eps outside the square root, momentum on the
+ * scaled step. */
+static void rmsprop_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg_node *w,
+                         jg_node *grad, jg_node *lr, bool decay, update_list *out)
+{
+    double alpha = o->alpha ? o->alpha : 0.99, eps = o->eps ? o->eps : 1e-8;
+    jg_node *v = state(g, prefix, w, "v", w->shape, 0);
+    jg_node *v_new = jg_add(jg_scale(v, alpha), jg_scale(jg_square(grad), 1 - alpha));
+    jg_node *step = jg_div(grad, jg_shift(jg_sqrt(v_new), eps));
+    push(out, v, v_new);
+    if (o->momentum != 0) {
+        jg_node *b = state(g, prefix, w, "m", w->shape, 0);
+        step = jg_add(jg_scale(b, o->momentum), step);
+        push(out, b, step);
+    }
+    jg_node *w_new = jg_sub(w, jg_mul(lr, step));
+    if (decay && o->weight_decay != 0)
+        w_new = jg_sub(w_new, jg_mul(lr, jg_scale(w, o->weight_decay)));
+    push(out, w, w_new);
+}
+
 /* Checks every setting; each test is written so that NaN fails it. */
 static bool optimizer_ok(jg_graph *g, const jg_optimizer *o)
 {
-    if ((unsigned)o->kind > JG_OPT_ADAM) {
+    if ((unsigned)o->kind > JG_OPT_RMSPROP) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
                     "jg_compile_train: invalid optimiser: unknown kind %d", (int)o->kind);
         return false;
@@ -131,6 +153,8 @@ static bool optimizer_ok(jg_graph *g, const jg_optimizer *o)
         { "eps", o->eps, o->eps >= 0 && o->eps <= DBL_MAX, ">= 0 and finite" },
         { "weight_decay", o->weight_decay, o->weight_decay >= 0 && o->weight_decay <= DBL_MAX,
           ">= 0 and finite" },
+        { "alpha", o->alpha, o->alpha >= 0 && o->alpha < 1, "in [0, 1)" },
+        { "l2", o->l2, o->l2 >= 0 && o->l2 <= DBL_MAX, ">= 0 and finite" },
     };
     for (size_t i = 0; i < sizeof field / sizeof field[0]; i++)
         if (!field[i].ok) {
@@ -139,6 +163,11 @@ static bool optimizer_ok(jg_graph *g, const jg_optimizer *o)
                         field[i].name, field[i].value, field[i].want);
             return false;
         }
+    if (o->nesterov && o->kind != JG_OPT_SGD) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: invalid optimiser: nesterov is for SGD only");
+        return false;
+    }
     if (o->kind == JG_OPT_SGD && o->nesterov && o->momentum == 0) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
                     "jg_compile_train: invalid optimiser: nesterov needs momentum > 0");
@@ -147,20 +176,63 @@ static bool optimizer_ok(jg_graph *g, const jg_optimizer *o)
     return true;
 }
 
+/* Checks the groups and accumulate; each test is written so that NaN fails it. */
+static bool train_opts_ok(jg_graph *g, const jg_train_opts *opts)
+{
+    if (opts->n_groups < 0 || (opts->n_groups > 0 && !opts->groups)) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: bad parameter groups "
+                    "(n_groups %d, groups %s)", opts->n_groups, opts->groups ? "set" : "NULL");
+        return false;
+    }
+    for (int i = 0; i < opts->n_groups; i++) {
+        const jg_param_group *pg = &opts->groups[i];
+        if (!pg->prefix) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: parameter group %d "
+                        "has no prefix (\"\" matches every parameter)", i);
+            return false;
+        }
+        if (!(pg->lr_scale >= 0 && pg->lr_scale <= DBL_MAX)) {
+            graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: parameter group %d "
+                        "('%s'): lr_scale %g (must be >= 0 and finite; freeze with .frozen)",
+                        i, pg->prefix, pg->lr_scale);
+            return false;
+        }
+    }
+    if (opts->accumulate < 0) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: accumulate %d (must be >= 0)", opts->accumulate);
+        return false;
+    }
+    return true;
+}
+
+/* The first group whose prefix the name starts with, or NULL. */
+static const jg_param_group *group_of(const jg_train_opts *opts, const char *name)
+{
+    for (int i = 0; i < opts->n_groups; i++)
+        if (strncmp(name, opts->groups[i].prefix, strlen(opts->groups[i].prefix)) == 0)
+            return &opts->groups[i];
+    return NULL;
+}
+
 /* Checks every state name the step will create before creating any, so that a failure
  * leaves the store as it was. */
 static bool state_names_free(jg_graph *g, const char *prefix, const jg_optimizer *o,
-                             jg_node *const *wrt, jg_node *const *grads, int n)
+                             bool accumulating, jg_node *const *wrt, jg_node *const *grads,
+                             int n)
 {
-    bool adam = o->kind == JG_OPT_ADAM;
-    if (!state_free(g, prefix, NULL, "lr") || (adam && !state_free(g, prefix, NULL, "t")))
+    bool adam = o->kind == JG_OPT_ADAM, rms = o->kind == JG_OPT_RMSPROP;
+    if (!state_free(g, prefix, NULL, "lr") || (adam && !state_free(g, prefix, NULL, "t")) ||
+        (accumulating && !state_free(g, prefix, NULL, "count")))
         return false;
     for (int i = 0; i < n; i++) {
         if (!grads[i])
             continue;
         if ((adam || o->momentum != 0) && !state_free(g, prefix, wrt[i], "m"))
             return false;
-        if (adam && !state_free(g, prefix, wrt[i], "v"))
+        if ((adam || rms) && !state_free(g, prefix, wrt[i], "v"))
+            return false;
+        if (accumulating && !state_free(g, prefix, wrt[i], "acc"))
             return false;
     }
     return true;
@@ -177,8 +249,9 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         return NULL;
     }
     const jg_optimizer *o = &opts->optimizer;
-    if (!optimizer_ok(g, o))
+    if (!optimizer_ok(g, o) || !train_opts_ok(g, opts))
         return NULL;
+    int accumulate = opts->accumulate > 1 ? opts->accumulate : 1;
     if (!loss || loss->graph != g || node_poisoned(loss) || loss->shape.ndim != 0) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: loss must be a scalar "
                     "node of this graph");
@@ -210,26 +283,46 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     jg_node **wrt = malloc(((size_t)n_params + 1) * sizeof *wrt);
     jg_node **grads = malloc(((size_t)n_params + 1) * sizeof *grads);
     jg_node **outs = malloc(((size_t)opts->n_extra_outputs + 1) * sizeof *outs);
-    update_list ups = { malloc(((size_t)n_params * 3 + 1) * sizeof *ups.u), 0 };
+    update_list ups = { malloc(((size_t)n_params * 4 + 2) * sizeof *ups.u), 0 };
     jg_program *p = NULL;
     if (!wrt || !grads || !outs || !ups.u) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_NOMEM, "jg_compile_train: out of memory");
         goto done;
     }
-    for (int i = 0; i < n_params; i++)
-        if (!g->params[i].frozen)
+    for (int i = 0; i < n_params; i++) {
+        const jg_param_group *pg = group_of(opts, g->params[i].node->name);
+        if (!g->params[i].frozen && !(pg && pg->frozen))
             wrt[n_train++] = g->params[i].node;
+    }
     if (n_train == 0) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: no trainable parameters");
         goto done;
     }
     if (jg_grad(g, loss, wrt, n_train, grads) != JG_OK)
         goto done;
-    if (!state_names_free(g, prefix, o, wrt, grads, n_train))
+    if (!state_names_free(g, prefix, o, accumulate > 1, wrt, grads, n_train))
         goto done;
 
     /* The learning rate is a store entry so it can change between runs without recompiling. */
     jg_node *lr = state(g, prefix, NULL, "lr", JG_SCALAR, o->lr);
+    /* Accumulation: each run adds its gradient into "<p>.acc"; on the last run of a cycle
+     * (count == accumulate - 1) the step uses their mean and every update goes through,
+     * on the others where() keeps the old values. */
+    jg_node *count = NULL, *last = NULL;
+    if (accumulate > 1) {
+        count = state(g, prefix, NULL, "count", JG_SCALAR, 0);
+        last = jg_eq(count, jg_scalar_like(count, accumulate - 1));
+        for (int i = 0; i < n_train; i++) {
+            if (!grads[i])
+                continue;
+            jg_node *acc = state(g, prefix, wrt[i], "acc", wrt[i]->shape, 0);
+            grads[i] = jg_add(acc, grads[i]);
+            push(&ups, acc, jg_where(last, jg_scalar_like(grads[i], 0), grads[i]));
+            grads[i] = jg_scale(grads[i], 1.0 / accumulate);
+        }
+        push(&ups, count, jg_where(last, jg_scalar_like(count, 0), jg_shift(count, 1)));
+    }
+    int first_gated = ups.n;
     jg_node *t = NULL;
     if (o->kind == JG_OPT_ADAM) {
         jg_node *t_old = state(g, prefix, NULL, "t", JG_SCALAR, 0);
@@ -239,17 +332,30 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     for (int i = 0; i < n_train; i++) {
         if (!grads[i])
             continue; /* the loss does not depend on it */
-        jg_node *w = wrt[i], *lr_w = jg_cast(lr, w->dtype);
+        jg_node *w = wrt[i], *lr_w = jg_cast(lr, w->dtype), *grad = grads[i];
+        const jg_param_group *pg = group_of(opts, w->name);
+        bool decay = !(pg && pg->no_decay);
+        if (pg && pg->lr_scale != 0 && pg->lr_scale != 1)
+            lr_w = jg_scale(lr_w, pg->lr_scale);
+        if (decay && o->l2 != 0)
+            grad = jg_add(grad, jg_scale(w, o->l2)); /* coupled: the gradient of l2/2 |w|^2 */
         if (o->kind == JG_OPT_SGD)
-            sgd_step(g, prefix, o, w, grads[i], lr_w, &ups);
+            sgd_step(g, prefix, o, w, grad, lr_w, decay, &ups);
+        else if (o->kind == JG_OPT_ADAM)
+            adam_step(g, prefix, o, w, grad, lr_w, t, decay, &ups);
         else
-            adam_step(g, prefix, o, w, grads[i], lr_w, t, &ups);
+            rmsprop_step(g, prefix, o, w, grad, lr_w, decay, &ups);
     }
+    if (last)
+        for (int i = first_gated; i < ups.n; i++)
+            ups.u[i].value = jg_where(last, ups.u[i].value, ups.u[i].param);
     outs[0] = loss;
     if (opts->n_extra_outputs)
         memcpy(outs + 1, opts->extra_outputs, (size_t)opts->n_extra_outputs * sizeof *outs);
     if (g->status == JG_OK) {
         jg_opts co = opts->compile;
+        if (co.mode == JG_MODE_DEFAULT)
+            co.mode = JG_MODE_TRAIN;
         co.updates = ups.u;
         co.n_updates = ups.n;
         p = jg_compile(g, outs, 1 + opts->n_extra_outputs, &co);
