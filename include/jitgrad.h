@@ -775,8 +775,9 @@ JG_API jg_node *jg_layernorm_(jg_loc at, const char *name, jg_node *x, double ep
 /* (convolution, pooling: ops/conv.c) */
 
 /* 2-D convolution and pooling over NCHW tensors (f32 or f64). They are composites of the ops
- * above (pad, slice, concat, reshape, matmul, reductions): gradients, the JIT and the
- * reference executor handle them with no special code, and jg_graph_dump shows those ops.
+ * above (an im2col gather by jg_take with a constant index table, pad, reshape, matmul,
+ * reductions): gradients, the JIT and the reference executor handle them with no special
+ * code, and jg_graph_dump shows those ops.
  *
  * Options of jg_conv2d / jg_conv_transpose2d; a zero field takes its default (stride 1,
  * padding 0, dilation 1, groups 1, output padding 0), a negative one is JG_ERR_ARG; opts may
@@ -877,6 +878,8 @@ typedef struct jg_rnn_opts {
 
 /* jg_rnn(g, kind, prefix, x [B, T, I], hidden, opts): the sequence unrolled over T steps
  * from a zero state with shared weights; opts may be NULL (unidirectional, last state).
+ * Unrolling puts every step in the graph: a training program holds about 25 kernels per LSTM
+ * step and direction, so compile time grows with T (seconds for T = 28).
  * Variadic only so that a compound literal passes whole:
  * jg_rnn(g, JG_LSTM, "enc", x, 128, &(jg_rnn_opts){ .bidirectional = true, .lengths = len }). */
 #define jg_rnn(g, kind, prefix, x, hidden, ...) \
@@ -1141,7 +1144,8 @@ JG_API void jg_progress_done(jg_progress *p);
  * the last failed call (jg_graph_errmsg); for a program, its last error ("" if none). */
 #define jg_errmsg(h) _Generic((h), \
     jg_graph *: jg_graph_errmsg, const jg_graph *: jg_graph_errmsg, \
-    jg_program *: jg_program_errmsg, const jg_program *: jg_program_errmsg)(h)
+    jg_program *: jg_program_errmsg, const jg_program *: jg_program_errmsg, \
+    jg_dataset *: jg_dataset_errmsg, const jg_dataset *: jg_dataset_errmsg)(h)
 
 #ifdef __cplusplus
 }
