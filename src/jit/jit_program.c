@@ -330,7 +330,8 @@ static void operand_of(const jit_program *j, const jg_node *mm, int which, gemm_
     shape_strides(v->shape, bstrides);
     for (int d = 0; d < view.ndim; d++)
         stride[d] = src[d] < 0 || v->shape.dim[src[d]] == 1 ? 0 : bstrides[src[d]];
-    op->slot = j->slot_of[buf->id];
+    op->slot = j->kslot[v->id];
+    (void)buf;
     op->rs = stride[view.ndim - 2];
     op->cs = stride[view.ndim - 1];
     /* batch dims of the operand align right with the output's batch dims */
@@ -339,12 +340,46 @@ static void operand_of(const jit_program *j, const jg_node *mm, int which, gemm_
         op->bstride[d] = d < lead ? 0 : stride[d - lead];
 }
 
+/* Kernels address their buffers through a table of their own, numbered in the order the
+ * group's nodes first use them, so structurally equal kernels (the steps of an unrolled RNN)
+ * have equal IR and are compiled once. */
+static int local_slot(jit_program *j, int global)
+{
+    if (global < 0)
+        return -1;
+    if (j->g2l[global] < 0) {
+        j->g2l[global] = j->n_local;
+        j->local_bufs[j->n_local++] = j->bufs[global];
+    }
+    return j->g2l[global];
+}
+
+/* Numbers the slots group gi uses (node slots in id order, the step first) into j->kslot. */
+static void number_slots(jit_program *j, const bool *member, const jg_node *root)
+{
+    const jg_graph *g = j->low.g;
+    for (int s = 0; s < 2 * g->n_nodes + 1; s++)
+        j->g2l[s] = -1;
+    j->n_local = 0;
+    local_slot(j, j->step_slot);
+    for (int id = 0; id < g->n_nodes; id++)
+        j->kslot[id] = -1;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        if (!member[id] && n != root)
+            continue;
+        j->kslot[id] = local_slot(j, j->slot_of[id]);
+        for (int k = 0; k < n->n_in; k++)
+            j->kslot[n->in[k]->id] = local_slot(j, j->slot_of[n->in[k]->id]);
+    }
+}
+
 static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *m,
                                jit_kernel *k, epilogue_ctx *ep)
 {
     const fuse_group *grp = &j->fus.groups[gi];
     const jg_node *root = grp->root;
-    int out = j->slot_of[root->id];
+    int out = j->kslot[root->id];
     switch (grp->kind) {
     case GROUP_ELEMENTWISE:
         return emit_elementwise(e, m, j->low.g, root, out, &k->outer, &k->align);
@@ -355,7 +390,7 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
         if (!in_slots)
             return NULL;
         for (int i = 0; i < root->n_in; i++)
-            in_slots[i] = j->slot_of[storage_of(j, root->in[i])->id];
+            in_slots[i] = j->kslot[root->in[i]->id];
         LLVMValueRef fn = opaque_emit(e, m, root, out, in_slots, &k->outer, &k->align);
         free(in_slots);
         return fn;
@@ -374,7 +409,7 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
                 continue;
             const jg_node *r = j->fus.groups[p].root;
             outs[n] = r;
-            slots[n] = internal_part(j, p) ? -1 : j->slot_of[r->id];
+            slots[n] = internal_part(j, p) ? -1 : j->kslot[r->id];
             partial[n] = -1;
             if (j->fus.groups[p].kind == GROUP_REDUCE || (p == gi && r->op == JG_OP_SUM) ||
                 r->op == JG_OP_MAX || r->op == JG_OP_MIN || r->op == JG_OP_SUM) {
@@ -382,8 +417,8 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
                 size_t bytes = (size_t)multi_blocks(r) * node_bytes(r);
                 void *buf = k->partials[k->n_partials++] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
                 ok = buf != NULL;
-                partial[n] = j->n_slots;
-                j->bufs[j->n_slots++] = buf;
+                j->bufs[j->n_slots] = buf;
+                partial[n] = local_slot(j, j->n_slots++);
             }
             n++;
         }
@@ -424,7 +459,11 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
     jg_graph *g = j->low.g;
     bool *member = calloc((size_t)g->n_nodes + 1, sizeof *member);
     j->kernels = calloc((size_t)j->fus.n_groups + 1, sizeof *j->kernels);
-    if (!member || !j->kernels) {
+    size_t n_slots_max = 2 * (size_t)g->n_nodes + 1;
+    j->g2l = malloc(n_slots_max * sizeof *j->g2l);
+    j->local_bufs = malloc(n_slots_max * sizeof *j->local_bufs);
+    j->kslot = malloc(((size_t)g->n_nodes + 1) * sizeof *j->kslot);
+    if (!member || !j->kernels || !j->g2l || !j->local_bufs || !j->kslot) {
         free(member);
         snprintf(err, size, "out of memory");
         return JG_ERR_NOMEM;
@@ -453,15 +492,22 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         }
         member[grp->root->id] = grp->kind != GROUP_OPAQUE;
         double t0 = now_ms();
+        number_slots(j, member, grp->root);
         jit_module m;
         jit_module_new(j->session, &m, "jitgrad");
-        emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->slot_of,
-                       .step_slot = j->step_slot };
+        emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->kslot,
+                       .step_slot = 0 };
         epilogue_ctx ep;
         LLVMValueRef fn = emit_group(j, gi, &e, &m, k, &ep);
         j->timing.build_ms += now_ms() - t0;
+        if (fn && !(k->bufs = malloc(((size_t)j->n_local + 1) * sizeof *k->bufs)))
+            fn = NULL;
+        if (k->bufs)
+            memcpy(k->bufs, j->local_bufs, (size_t)j->n_local * sizeof *k->bufs);
         if (!fn || e.unsupported) {
             jit_module_dispose(&m);
+            free(k->bufs);
+            k->bufs = NULL;
             if (grp->kind == GROUP_MATMUL && grp->core->dtype == JG_I32) {
                 snprintf(err, size, "jg_matmul: the JIT has no i32 matmul (cast the operands "
                          "to f32 or f64, or compile with JG_EXEC_REFERENCE)");
@@ -476,6 +522,10 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         jit_compile_info info;
         void *addr = NULL;
         st = jit_compile(j->session, &m, fn, keep_text, &addr, &info, err, size);
+        if (st != JG_OK) {
+            free(k->bufs);
+            k->bufs = NULL;
+        }
         j->timing.optimise_ms += info.optimise_ms;
         j->timing.codegen_ms += info.codegen_ms;
         j->timing.cache_hits += info.cache_hit;
@@ -582,6 +632,7 @@ void jit_program_free(jit_program *j)
         free(j->kernels[i].partials);
     }
     for (int i = 0; i < j->n_kernels; i++) {
+        free(j->kernels[i].bufs);
         custom_call_free(j->kernels[i].call);
         free(j->kernels[i].ir);
         free(j->kernels[i].asm_text);
@@ -598,6 +649,9 @@ void jit_program_free(jit_program *j)
     free(j->arena);
     free(j->scratch);
     free(j->bufs);
+    free(j->g2l);
+    free(j->local_bufs);
+    free(j->kslot);
     free(j->in_place);
     free(j->slot_of);
     fusion_free(&j->fus);
@@ -616,7 +670,7 @@ static void run_chunk(void *ctx, int64_t begin, int64_t end, int thread)
     run_ctx *c = ctx;
     char *scratch = c->j->scratch ? c->j->scratch + (size_t)thread * c->j->scratch_per_thread
                                   : NULL;
-    int64_t r = c->k->fn(c->j->bufs, begin, end, scratch);
+    int64_t r = c->k->fn(c->k->bufs, begin, end, scratch);
     if (r && thread < 64)
         c->failed[thread] = r;
 }
@@ -673,7 +727,7 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
         double t0 = j->profile ? now_ms() : 0;
         jit_pool_run(j->pool, k->outer, k->align, min_chunk, run_chunk, &c);
         if (k->finish) /* a multi-output kernel combines its partial rows */
-            k->fn(j->bufs, -1, -1, j->scratch);
+            k->fn(k->bufs, -1, -1, j->scratch);
         if (j->profile) {
             k->total_ms += now_ms() - t0;
             k->runs++;

@@ -11,6 +11,7 @@
 
 typedef struct jit_kernel {
     jit_kernel_fn fn;
+    void **bufs;          /* the kernel's own slot table (see number_slots) */
     custom_call *call;    /* a custom op: a libffi call instead of fn, on the calling thread */
     int group;            /* its fused group */
     int64_t outer, align; /* the range the pool splits, and its granularity */
@@ -35,6 +36,9 @@ struct jit_program {
     int *slot_of;         /* program-graph node id -> buffer slot, or -1 */
     void **bufs;          /* slot -> base pointer */
     int n_slots;
+    int *g2l, *kslot;     /* while compiling a kernel: global slot -> local, node -> local */
+    void **local_bufs;
+    int n_local;
     int step_slot;        /* holds `step`: random nodes read the run step from it */
     uint64_t step;
     void **consts;        /* by node id: converted constants we own */
