@@ -32,6 +32,8 @@
  * - Ownership: a graph owns its nodes and its parameter store. A program keeps its graph
  *   alive, so programs and graphs may be freed in any order.
  * - dtypes: f32 (default for parameters), f64 (gradient checks), i32 (labels, indices).
+ *   i32 arithmetic saturates instead of wrapping (a JIT sum saturates at each step, the
+ *   reference executor at the end, so only sums whose partial sums overflow differ).
  *   Binary ops need equal dtypes; jg_cast converts. Broadcasting follows NumPy.
  * - Thread safety: a graph is used from one thread at a time. Programs compiled from one
  *   graph share its parameter store and its reference count, so they too must be used from

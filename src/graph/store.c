@@ -75,7 +75,9 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
         g->cap_params = cap;
     }
     int64_t numel = jg_shape_numel(param->shape);
-    void *data = malloc((size_t)numel * jg_dtype_size(param->dtype));
+    /* 64-byte aligned: fused updates write whole aligned vectors straight into it */
+    size_t bytes = ((size_t)numel * jg_dtype_size(param->dtype) + 63) & ~(size_t)63;
+    void *data = aligned_alloc(64, bytes);
     if (!data)
         goto nomem;
     uint64_t key = init.seed ? init.seed : rng_u64(g->seed, rng_hash_str(param->name));

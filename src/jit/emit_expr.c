@@ -112,6 +112,25 @@ static LLVMValueRef cast(emit_ctx *e, jg_dtype from, jg_dtype to, LLVMValueRef v
     return to == JG_F64 ? LLVMBuildFPExt(e->b, v, vt, "") : LLVMBuildFPTrunc(e->b, v, vt, "");
 }
 
+/* i32 arithmetic saturates, as the reference (which computes in double and saturates). */
+static LLVMValueRef sat(emit_ctx *e, const char *name, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef t = LLVMTypeOf(a);
+    LLVMValueRef args[2] = { a, b };
+    return emit_intrinsic(e, name, &t, 1, args, 2);
+}
+
+static LLVMValueRef sat_mul(emit_ctx *e, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef w = LLVMVectorType(LLVMInt64TypeInContext(e->m->ctx), (unsigned)e->width);
+    LLVMValueRef p = LLVMBuildMul(e->b, LLVMBuildSExt(e->b, a, w, ""), LLVMBuildSExt(e->b, b, w, ""), "");
+    LLVMValueRef hi = emit_splat(e, LLVMConstInt(LLVMInt64TypeInContext(e->m->ctx), INT32_MAX, 1));
+    LLVMValueRef lo = emit_splat(e, LLVMConstInt(LLVMInt64TypeInContext(e->m->ctx), (unsigned long long)(int64_t)INT32_MIN, 1));
+    p = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, p, hi, ""), hi, p, "");
+    p = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, p, lo, ""), lo, p, "");
+    return LLVMBuildTrunc(e->b, p, LLVMTypeOf(a), "");
+}
+
 /* i32 division as the reference: truncating, x / 0 = 0, INT_MIN / -1 saturates. */
 static LLVMValueRef int_div(emit_ctx *e, LLVMValueRef a, LLVMValueRef b)
 {
@@ -131,12 +150,12 @@ static LLVMValueRef unary(emit_ctx *e, const jg_node *n, LLVMValueRef v)
     LLVMBuilderRef b = e->b;
     double a0 = n->attr.scalar[0], a1 = n->attr.scalar[1];
     switch (n->op) {
-    case JG_OP_NEG: return is_float(t) ? LLVMBuildFNeg(b, v, "") : LLVMBuildSub(b, k(e, t, 0), v, "");
+    case JG_OP_NEG: return is_float(t) ? LLVMBuildFNeg(b, v, "") : sat(e, "llvm.ssub.sat", k(e, t, 0), v);
     case JG_OP_ABS:
         if (is_float(t))
             return intrinsic1(e, "llvm.fabs", v);
         return select_(e, LLVMBuildICmp(b, LLVMIntSLT, v, k(e, t, 0), ""),
-                       LLVMBuildSub(b, k(e, t, 0), v, ""), v);
+                       sat(e, "llvm.ssub.sat", k(e, t, 0), v), v);
     case JG_OP_EXP: return intrinsic1(e, "llvm.exp", v);
     case JG_OP_LOG: return intrinsic1(e, "llvm.log", v);
     case JG_OP_SQRT: return intrinsic1(e, "llvm.sqrt", v);
@@ -178,9 +197,9 @@ static LLVMValueRef binary(emit_ctx *e, const jg_node *n, LLVMValueRef a, LLVMVa
     LLVMBuilderRef b = e->b;
     bool f = is_float(t);
     switch (n->op) {
-    case JG_OP_ADD: return f ? LLVMBuildFAdd(b, a, c, "") : LLVMBuildAdd(b, a, c, "");
-    case JG_OP_SUB: return f ? LLVMBuildFSub(b, a, c, "") : LLVMBuildSub(b, a, c, "");
-    case JG_OP_MUL: return f ? LLVMBuildFMul(b, a, c, "") : LLVMBuildMul(b, a, c, "");
+    case JG_OP_ADD: return f ? LLVMBuildFAdd(b, a, c, "") : sat(e, "llvm.sadd.sat", a, c);
+    case JG_OP_SUB: return f ? LLVMBuildFSub(b, a, c, "") : sat(e, "llvm.ssub.sat", a, c);
+    case JG_OP_MUL: return f ? LLVMBuildFMul(b, a, c, "") : sat_mul(e, a, c);
     case JG_OP_DIV: return f ? LLVMBuildFDiv(b, a, c, "") : int_div(e, a, c);
     case JG_OP_MAXIMUM: return select_(e, compare(e, t, LLVMRealOGE, LLVMIntSGE, a, c), a, c);
     case JG_OP_MINIMUM: return select_(e, compare(e, t, LLVMRealOLE, LLVMIntSLE, a, c), a, c);

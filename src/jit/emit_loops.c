@@ -163,8 +163,9 @@ static LLVMValueRef combine(emit_ctx *e, jg_op op, jg_dtype t, LLVMValueRef a, L
 {
     LLVMTypeRef ty = LLVMTypeOf(a);
     LLVMValueRef args[2] = { a, b };
-    if (op == JG_OP_SUM)
-        return t == JG_I32 ? LLVMBuildAdd(e->b, a, b, "") : LLVMBuildFAdd(e->b, a, b, "");
+    if (op == JG_OP_SUM) /* i32 sums saturate at each step (the reference: at the end) */
+        return t == JG_I32 ? emit_intrinsic(e, "llvm.sadd.sat", &ty, 1, args, 2)
+                           : LLVMBuildFAdd(e->b, a, b, "");
     if (t == JG_I32)
         return emit_intrinsic(e, op == JG_OP_MAX ? "llvm.smax" : "llvm.smin", &ty, 1, args, 2);
     /* NaN-propagating, as the reference: x86 in LLVM 14 cannot select llvm.maximum on

@@ -193,10 +193,21 @@ static bool identity_reads(const jit_program *j, int gi, const jg_node *n, const
     return true;
 }
 
-/* Fused updates in place: an update whose new value is the root of an elementwise kernel
- * that reads the parameter only at the position it writes, and whose old value no later
- * kernel and no output needs, is written straight into the parameter store: no arena bytes,
- * no copy after the run. */
+/* Whether group q is an opaque kernel that can fail at run time (an index out of range). */
+static bool can_fail(const jit_program *j, int q)
+{
+    jg_op op = j->fus.groups[q].root->op;
+    return j->fus.groups[q].kind == GROUP_OPAQUE &&
+           (op == JG_OP_TAKE || op == JG_OP_SCATTER_ADD || op == JG_OP_ONE_HOT ||
+            op == JG_OP_CROSS_ENTROPY);
+}
+
+/* Fused updates in place: an update whose new value is the root of an elementwise kernel of
+ * its own that reads the parameter only at the position it writes is written straight into
+ * the parameter store (no arena bytes, no copy after the run) when no kernel running at or
+ * after it, no output and no other update needs the old value, and no kernel after it can
+ * fail (a failed run must leave the store as it was). Positions are execution positions:
+ * sibling fusion runs merged groups where their last part was. */
 static void plan_in_place_updates(jit_program *j, jg_program *p)
 {
     for (int u = 0; u < p->n_updates; u++) {
@@ -204,13 +215,17 @@ static void plan_in_place_updates(jit_program *j, jg_program *p)
         const jg_node *v = j->low.map[p->updates[u].value->id];
         int gi = j->fus.group_of[v->id];
         if (!param || j->fus.role[v->id] != ROLE_ROOT || gi < 0 ||
-            j->fus.groups[gi].kind != GROUP_ELEMENTWISE || !shape_eq(v->shape, param->shape))
+            j->fus.groups[gi].kind != GROUP_ELEMENTWISE || j->fus.groups[gi].leader >= 0 ||
+            !shape_eq(v->shape, param->shape))
             continue;
         bool ok = identity_reads(j, gi, v, param);
-        for (int later = gi + 1; later < j->fus.n_groups && ok; later++)
-            ok = !group_reads(j, later, param);
+        for (int q = 0; q < j->fus.n_groups && ok; q++)
+            if (q != gi && exec_of(j, q) >= gi)
+                ok = !group_reads(j, q, param) && !can_fail(j, q);
         for (int o = 0; o < p->n_outputs && ok; o++)
             ok = storage_of(j, j->low.map[p->outputs[o]->id]) != param;
+        for (int w = 0; w < p->n_updates && ok; w++)
+            ok = w == u || storage_of(j, j->low.map[p->updates[w].value->id]) != param;
         if (ok) {
             j->in_place[v->id] = j->bufs[j->slot_of[param->id]];
             j->n_in_place++;
@@ -605,6 +620,14 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
             return JG_ERR_NOMEM;
         }
     }
+    j->n_updates = p->n_updates;
+    j->stage = calloc((size_t)p->n_updates + 1, sizeof *j->stage);
+    for (int u = 0; j->stage && u < p->n_updates; u++) {
+        const jg_node *v = storage_of(j, j->low.map[p->updates[u].value->id]);
+        if (v->op == JG_OP_PARAM && v->param != p->updates[u].param->param &&
+            !(j->stage[u] = malloc(node_bytes(v))))
+            break;
+    }
     j->n_outputs = p->n_outputs;
     j->snap = calloc((size_t)p->n_outputs + 1, sizeof *j->snap);
     if (!j->snap) {
@@ -640,6 +663,9 @@ void jit_program_free(jit_program *j)
     free(j->kernels);
     for (int i = 0; j->snap && i < j->n_outputs; i++)
         free(j->snap[i]);
+    for (int i = 0; j->stage && i < j->n_updates; i++)
+        free(j->stage[i]);
+    free(j->stage);
     free(j->snap);
     jit_pool_free(j->pool);
     jit_session_free(j->session);
@@ -673,6 +699,13 @@ static void run_chunk(void *ctx, int64_t begin, int64_t end, int thread)
     int64_t r = c->k->fn(c->k->bufs, begin, end, scratch);
     if (r && thread < 64)
         c->failed[thread] = r;
+}
+
+/* Where update u's new value is after the kernels have run. */
+static const void *update_source(const jit_program *j, const jg_program *p, int u)
+{
+    const jg_node *v = storage_of(j, j->low.map[p->updates[u].value->id]);
+    return j->bufs[j->slot_of[v->id]];
 }
 
 /* The message of a kernel that found an index out of range at flat position pos. */
@@ -741,13 +774,16 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
     for (int i = 0; i < p->n_outputs; i++)
         if (j->snap[i])
             jit_program_read(p, p->outputs[i], j->snap[i]);
-    /* updates: the new values into the store, after every kernel has read the old ones */
-    for (int i = 0; i < p->n_updates; i++) {
-        const jg_node *v = storage_of(j, j->low.map[p->updates[i].value->id]);
-        void *dst = p->graph->params[p->updates[i].param->param].data;
-        void *src = j->bufs[j->slot_of[v->id]];
+    /* Updates take effect together, as in the reference: values that live in a parameter
+     * (P <- Q while Q <- P) are staged first, then every value goes into the store. */
+    for (int u = 0; u < p->n_updates; u++)
+        if (j->stage[u])
+            memcpy(j->stage[u], update_source(j, p, u), node_bytes(p->updates[u].param));
+    for (int u = 0; u < p->n_updates; u++) {
+        void *dst = p->graph->params[p->updates[u].param->param].data;
+        const void *src = j->stage[u] ? j->stage[u] : update_source(j, p, u);
         if (dst != src)
-            memcpy(dst, src, node_bytes(v));
+            memcpy(dst, src, node_bytes(p->updates[u].param));
     }
     return JG_OK;
 }

@@ -54,6 +54,9 @@ struct jit_program {
     jit_pool *pool;       /* NULL: one thread */
     int n_threads;
     int n_outputs;
+    void **stage;         /* by update: a copy of a value that lives in a parameter, taken
+                             before any update is written (updates take effect together) */
+    int n_updates;
     void **snap;          /* by output: a copy taken before the updates, for outputs that
                              are parameters (which the updates overwrite), else NULL */
     bool profile;
