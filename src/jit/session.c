@@ -3,9 +3,9 @@
  * Every LLVMErrorRef is consumed; ownership of a buffer or module passes only where the LLVM-C
  * documentation says it does. */
 #include "jit/session.h"
+#include "io/atomic.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct cache_entry {
     uint64_t key;
@@ -276,22 +275,22 @@ static LLVMMemoryBufferRef disk_load(const jit_session *s, uint64_t key)
     return buf;
 }
 
-/* Writes to a temporary name, fsyncs, renames: a reader never sees half a file. */
+/* Through io_atomic: a reader never sees half a file; a failure just skips the cache. */
 static void disk_store(const jit_session *s, uint64_t key, LLVMMemoryBufferRef obj)
 {
-    char path[1024], tmp[1100];
+    char path[1024];
     disk_path(s, key, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
     mkdir(s->cache_dir, 0777); /* may exist already */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
+    io_atomic a;
+    if (!io_atomic_begin(&a, path, NULL, 0))
         return;
     disk_header h = { .magic = "JGOBJ1", .key = key, .size = LLVMGetBufferSize(obj) };
-    bool ok = write(fd, &h, sizeof h) == (ssize_t)sizeof h &&
-              write(fd, LLVMGetBufferStart(obj), h.size) == (ssize_t)h.size && fsync(fd) == 0;
-    ok = close(fd) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0)
-        unlink(tmp);
+    if (fwrite(&h, sizeof h, 1, a.f) != 1 ||
+        fwrite(LLVMGetBufferStart(obj), 1, h.size, a.f) != h.size) {
+        io_atomic_abort(&a);
+        return;
+    }
+    io_atomic_commit(&a, NULL, 0);
 }
 
 static jg_status add_object(jit_session *s, LLVMMemoryBufferRef obj, const char *name,
