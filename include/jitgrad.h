@@ -1140,6 +1140,24 @@ JG_API jg_progress *jg_progress_new(const char *label, int64_t total, FILE *out)
 JG_API void jg_progress_update(jg_progress *p, int64_t done, const char *extra);
 JG_API void jg_progress_done(jg_progress *p);
 
+/* Training curves as an SVG line chart (plain text). One series is n (x, y) points drawn as
+ * one <polyline> with its label in the legend, one colour per series; points where x or y is
+ * NaN or infinite are skipped. log_y draws y on a log10 scale and needs every finite y > 0
+ * (else JG_ERR_ARG). Titles, labels may be NULL (omitted; a NULL series label shows as
+ * "series <i>") and are XML-escaped. Written through a temporary file and a rename. Returns
+ * JG_OK, JG_ERR_ARG (bad arguments) or JG_ERR_IO; errbuf (if not NULL) gets "<path>: <why>". */
+typedef struct jg_series { const char *label; const double *x; const double *y; int n; } jg_series;
+JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_label,
+                             const char *y_label, const jg_series *series, int n_series,
+                             bool log_y, char *errbuf, size_t errbuf_size);
+/* Plots columns y_columns[0..n_y-1] of a CSV log (as written by jg_csv_open/jg_csv_row: a
+ * header line, then numeric rows; empty or "nan" fields are NaN) against x_column, titled
+ * with the CSV's file name. An unknown column is JG_ERR_ARG; an unreadable or malformed CSV
+ * (ragged row, non-numeric field) is JG_ERR_IO with the line number. */
+JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const char *x_column,
+                             const char *const *y_columns, int n_y, bool log_y, char *errbuf,
+                             size_t errbuf_size);
+
 /* ---------------------------------------------------------------- errors */
 
 /* jg_errmsg(handle): for a graph, the first builder/compile error if any, else the message of
