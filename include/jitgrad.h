@@ -545,6 +545,10 @@ typedef struct jg_opts {
     const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
                                  else none (an in-memory cache always dedups kernels) */
     bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
+    /* Passes to skip, comma-separated: "simplify" (constant and identity folding), "cse"
+     * (common subexpressions), "siblings" (multi-output kernels), "inplace" (updates
+     * written straight into the store); fusion itself is no_fusion. NULL: all on. */
+    const char *passes_off;
 } jg_opts;
 
 /* Compiles outputs (and updates) into a program; opts may be NULL. On failure returns NULL
@@ -577,6 +581,8 @@ typedef struct jg_program_stats {
     int vector_bits;        /* 512, 256, 128 or 32 */
     size_t arena_bytes;     /* every intermediate buffer, planned by liveness */
     int in_place_updates;   /* parameter updates written straight into the store */
+    int cse_merged;         /* nodes found equal to an earlier one (pass "cse") */
+    int simplified;         /* nodes folded away (pass "simplify") */
     double passes_ms, build_ms, optimise_ms, codegen_ms, total_ms; /* compile time */
 } jg_program_stats;
 

@@ -17,6 +17,7 @@ jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out)
                                .vector_bits = jit_vector_bits(j->session),
                                .arena_bytes = j->arena_bytes,
                                .in_place_updates = j->n_in_place,
+                               .cse_merged = j->low.merged, .simplified = j->low.folded,
                                .passes_ms = j->timing.passes_ms, .build_ms = j->timing.build_ms,
                                .optimise_ms = j->timing.optimise_ms,
                                .codegen_ms = j->timing.codegen_ms,

@@ -11,6 +11,7 @@
 #include "jit/jit_program.h"
 #include "jit/emit_loops.h"
 #include "jit/emit_opaque.h"
+#include "graph/passes/passes.h"
 #include "jit/gemm.h"
 
 #include <stdlib.h>
@@ -577,21 +578,22 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
         roots[i] = p->outputs[i];
     for (int i = 0; i < p->n_updates; i++)
         roots[p->n_outputs + i] = p->updates[i].value;
-    jg_status st = lower_graph(p->graph, roots, n_roots, p->train, &j->low, err, size);
+    jg_status st = lower_graph(p->graph, roots, n_roots, p->train, o->passes_off, &j->low,
+                               err, size);
     for (int i = 0; st == JG_OK && i < n_roots; i++)
         roots[i] = j->low.map[roots[i]->id];
     if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, !o->no_fusion, &j->fus) != JG_OK) {
         snprintf(err, size, "out of memory");
         st = JG_ERR_NOMEM;
     }
-    if (st == JG_OK && !o->no_fusion)
+    if (st == JG_OK && !o->no_fusion && pass_enabled(o->passes_off, "siblings"))
         pass_fuse_siblings(j->low.g, &j->fus);
     j->timing.passes_ms = now_ms() - t0;
     if (st == JG_OK)
         st = assign_slots(j, p);
     if (st == JG_OK && !(j->in_place = calloc((size_t)j->low.g->n_nodes + 1, sizeof *j->in_place)))
         st = JG_ERR_NOMEM;
-    if (st == JG_OK)
+    if (st == JG_OK && pass_enabled(o->passes_off, "inplace"))
         plan_in_place_updates(j, p);
     if (st == JG_OK)
         st = plan_arena(j, roots, n_roots);

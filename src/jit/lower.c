@@ -3,6 +3,8 @@
  * by their decompositions and moved constants folded. The user's graph is never modified by compiling. Parameters keep
  * their store index, so kernels read and write the user's store. */
 #include "jit/lower.h"
+#include "graph/passes/cse.h"
+#include "graph/passes/passes.h"
 
 #include <stdlib.h>
 
@@ -14,11 +16,14 @@ static bool is_fill(const jg_node *n, double v)
 /* Folds that gradient graphs need most: a constant moved around is a constant of the new
  * shape (the seed of jg_grad is broadcast ones), and x * 1, x + 0 are x. Returns the node n
  * becomes, or NULL to copy it as it is. */
-static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool train)
+static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool train,
+                     bool simplify)
 {
-    switch (n->op) {
-    case JG_OP_MODE: /* resolved here: a program is either training or evaluating */
+    if (n->op == JG_OP_MODE) /* resolved here: a program is either training or evaluating */
         return in[train ? 0 : 1];
+    if (!simplify)
+        return NULL;
+    switch (n->op) {
     case JG_OP_RESHAPE: case JG_OP_BROADCAST: case JG_OP_PERMUTE:
         if (in[0]->op == JG_OP_FILL)
             return jg_fill(g, n->dtype, n->shape, in[0]->attr.scalar[0]);
@@ -37,7 +42,7 @@ static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool tra
 }
 
 jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool train,
-                      lowered *out, char *err, size_t size)
+                      const char *passes_off, lowered *out, char *err, size_t size)
 {
     *out = (lowered){ 0 };
     bool *needed = calloc((size_t)src->n_nodes + 1, sizeof *needed);
@@ -57,6 +62,8 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool tr
             needed[src->nodes[id]->in[k]->id] = true;
 
     jg_graph *g = out->g;
+    bool simplify = pass_enabled(passes_off, "simplify"), cse = pass_enabled(passes_off, "cse");
+    cse_table table = { 0 };
     jg_node *stack_in[8];
     for (int id = 0; id < src->n_nodes && g->status == JG_OK; id++) {
         const jg_node *n = src->nodes[id];
@@ -71,11 +78,17 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool tr
             in[k] = out->map[n->in[k]->id];
         const op_def *def = op_get(n->op);
         int before = g->n_nodes;
-        jg_node *folded = def->decompose ? NULL : fold(g, n, in, train);
+        jg_node *folded = def->decompose ? NULL : fold(g, n, in, train, simplify);
+        out->folded += folded != NULL && n->op != JG_OP_MODE;
+        jg_node *same = def->decompose || folded || !cse ? NULL
+                        : cse_find(&table, n->op, n->dtype, n->shape, in, n->n_in, &n->attr);
         jg_node *m = def->decompose ? def->decompose(n, in)
                      : folded     ? folded
+                     : same       ? same
                                   : graph_node_new(g, n->at, n->op, n->dtype, n->shape, in,
                                                    n->n_in, &n->attr);
+        if (cse && !def->decompose && !folded && !same && !node_poisoned(m))
+            cse_add(&table, m);
         if (in != stack_in)
             free(in);
         if (!node_poisoned(m) && (!shape_eq(m->shape, n->shape) || m->dtype != n->dtype))
@@ -87,12 +100,14 @@ jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool tr
                             "composite", def->name, op_get(g->nodes[k]->op)->name);
         if (node_poisoned(m) || g->status != JG_OK)
             break;
-        if (!def->decompose && !folded) {
+        if (!def->decompose && !folded && !same) {
             m->name = n->name;
             m->param = n->param;
         }
         out->map[id] = m;
     }
+    out->merged = table.merged;
+    cse_free(&table);
     free(needed);
     if (g->status != JG_OK) {
         snprintf(err, size, "lowering: %s", g->errmsg);

@@ -1,0 +1,83 @@
+/* The pass pipeline's switches: each pass can be turned off per program and the program
+ * computes the same values either way; what each pass did shows in the program's stats. */
+#include "support/support.h"
+
+#include <stdlib.h>
+
+TestSuite(passes);
+
+static jg_program_stats compile_stats(jg_graph *g, jg_node **outs, int n, const char *off,
+                                      double *values, int count)
+{
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .passes_off = off });
+    cr_assert(p, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+    cr_assert_eq(jg_program_get(p, 0, values, (size_t)count * sizeof *values), JG_OK);
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    jg_program_free(p);
+    return st;
+}
+
+Test(passes, cse_merges_equal_subexpressions)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(6, 5), 1);
+    /* written twice on purpose, as generated code or gradients often do */
+    jg_node *a = jg_sum(jg_exp(jg_scale(x, 0.5)), jg_axes(1), false);
+    jg_node *b = jg_sum(jg_exp(jg_scale(x, 0.5)), jg_axes(1), false);
+    jg_node *out = jg_add(a, b);
+    double on[6], off[6];
+    jg_program_stats s_on = compile_stats(g, &out, 1, NULL, on, 6);
+    jg_program_stats s_off = compile_stats(g, &out, 1, "cse", off, 6);
+    cr_assert_geq(s_on.cse_merged, 3, "scale, exp and sum merged: %d", s_on.cse_merged);
+    cr_assert_eq(s_off.cse_merged, 0);
+    cr_assert_lt(s_on.kernels, s_off.kernels, "%d vs %d kernels", s_on.kernels, s_off.kernels);
+    t_assert_close(on, off, 6, 1e-12);
+    jg_graph_free(g);
+}
+
+Test(passes, simplify_folds_the_gradient_seed_and_identities)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(4, 3), 1);
+    jg_node *f = jg_sum(jg_square(jg_add(jg_scale(x, 1.0), jg_fill(g, JG_F64, jg_shape(4, 3), 0))),
+                        JG_ALL_AXES, false);
+    jg_node *dx;
+    cr_assert_eq(jg_grad(g, f, &x, 1, &dx), JG_OK);
+    double on[12], off[12];
+    jg_program_stats s_on = compile_stats(g, &dx, 1, NULL, on, 12);
+    jg_program_stats s_off = compile_stats(g, &dx, 1, "simplify,cse", off, 12);
+    cr_assert_gt(s_on.simplified, 1);
+    cr_assert_eq(s_off.simplified, 0);
+    t_assert_close(on, off, 12, 1e-12);
+    jg_graph_free(g);
+}
+
+Test(passes, siblings_and_inplace_can_be_switched_off)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_randn(g, jg_shape(40, 24), 3);
+    jg_node *a = jg_param_as(g, "a", JG_F64, jg_shape(24), jg_constant(0.5));
+    jg_node *y = jg_relu(jg_mul(x, a));
+    jg_node *da;
+    cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, x), JG_ALL_AXES, false), &a, 1, &da), JG_OK);
+    jg_node *outs[2] = { da, y };
+    double on[24], off[24];
+    jg_program_stats s_on = compile_stats(g, outs, 2, NULL, on, 24);
+    jg_program_stats s_off = compile_stats(g, outs, 2, "siblings", off, 24);
+    cr_assert_lt(s_on.kernels, s_off.kernels, "%d vs %d", s_on.kernels, s_off.kernels);
+    t_assert_close(on, off, 24, 1e-12);
+
+    jg_update up = { a, jg_sub(a, jg_scale(da, 0.1)) };
+    for (int k = 0; k < 2; k++) {
+        jg_program *p = jg_compile(g, &da, 1, &(jg_opts){ .updates = &up, .n_updates = 1,
+                                                          .passes_off = k ? "inplace" : NULL });
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_stats st;
+        jg_program_stats_get(p, &st);
+        cr_assert_eq(st.in_place_updates, k ? 0 : 1);
+        jg_program_free(p);
+    }
+    jg_graph_free(g);
+}
