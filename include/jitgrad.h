@@ -673,6 +673,13 @@ typedef struct jg_train_opts {
      * the runs since the last update. 0 or 1: update on every run. The loss output is still
      * the loss of each run's own batch. */
     int accumulate;
+    /* Gradient clipping, inserted by the compiler between the gradients and the update and
+     * fused into the update kernels (0: off). clip_value clamps each gradient element to
+     * [-clip_value, clip_value]; clip_norm scales the gradients by min(1, clip_norm / norm),
+     * where norm is the L2 norm over all parameters' gradients together, or each
+     * parameter's own with clip_per_param. Value clipping applies first. */
+    double clip_value, clip_norm;
+    bool clip_per_param;
 } jg_train_opts;
 
 /* Compiles one training step: loss (output 0, a scalar), its gradient with respect to every

@@ -198,6 +198,13 @@ static bool train_opts_ok(jg_graph *g, const jg_train_opts *opts)
             return false;
         }
     }
+    if (!(opts->clip_value >= 0) || !(opts->clip_norm >= 0) || isinf(opts->clip_value) ||
+        isinf(opts->clip_norm)) {
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
+                    "jg_compile_train: clip_value %g and clip_norm %g must be finite and >= 0",
+                    opts->clip_value, opts->clip_norm);
+        return false;
+    }
     if (opts->accumulate < 0) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG,
                     "jg_compile_train: accumulate %d (must be >= 0)", opts->accumulate);
@@ -236,6 +243,42 @@ static bool state_names_free(jg_graph *g, const char *prefix, const jg_optimizer
             return false;
     }
     return true;
+}
+
+/* Gradient clipping, inserted between the gradients and the update (where the JIT fuses it
+ * into the update kernels): by value, each element clamped to [-M, M]; by norm, every
+ * gradient scaled by min(1, N / norm), the norm global over all parameters or per
+ * parameter. Clipping acts on the gradient the step uses (the mean, when accumulating). */
+static void clip_gradients(const jg_train_opts *opts, jg_node **grads, int n)
+{
+    double m = opts->clip_value, limit = opts->clip_norm;
+    for (int i = 0; i < n && m > 0; i++)
+        if (grads[i])
+            grads[i] = jg_clamp(grads[i], -m, m);
+    if (!(limit > 0))
+        return;
+    jg_node *total = NULL;
+    for (int i = 0; i < n; i++) {
+        if (!grads[i])
+            continue;
+        jg_node *sq = jg_cast(jg_sum(jg_square(grads[i]), JG_ALL_AXES, false), JG_F64);
+        if (opts->clip_per_param) {
+            jg_node *scale = jg_minimum(jg_scalar_like(sq, 1),
+                                        jg_div(jg_scalar_like(sq, limit),
+                                               jg_shift(jg_sqrt(sq), 1e-12)));
+            grads[i] = jg_mul(grads[i], jg_cast(scale, grads[i]->dtype));
+        } else {
+            total = total ? jg_add(total, sq) : sq;
+        }
+    }
+    if (!total)
+        return;
+    jg_node *scale = jg_minimum(jg_scalar_like(total, 1),
+                                jg_div(jg_scalar_like(total, limit),
+                                       jg_shift(jg_sqrt(total), 1e-12)));
+    for (int i = 0; i < n; i++)
+        if (grads[i])
+            grads[i] = jg_mul(grads[i], jg_cast(scale, grads[i]->dtype));
 }
 
 jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *opts)
@@ -322,6 +365,7 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         }
         push(&ups, count, jg_where(last, jg_scalar_like(count, 0), jg_shift(count, 1)));
     }
+    clip_gradients(opts, grads, n_train);
     int first_gated = ups.n;
     jg_node *t = NULL;
     if (o->kind == JG_OPT_ADAM) {
