@@ -70,6 +70,7 @@ typedef enum jg_status {
     JG_ERR_STATE,   /* a call out of order: running with an unset input, using a failed graph */
     JG_ERR_RANGE,   /* a value out of range at run time, e.g. a gather index */
     JG_ERR_GRAD,    /* a gradient is undefined, or a gradient check failed */
+    JG_ERR_NONFINITE, /* a run produced inf or NaN (with jg_opts.check_finite) */
 } jg_status;
 
 /* A short name for a status ("shape error"); never NULL. */
@@ -549,6 +550,12 @@ typedef struct jg_opts {
      * (common subexpressions), "siblings" (multi-output kernels), "inplace" (updates
      * written straight into the store); fusion itself is no_fusion. NULL: all on. */
     const char *passes_off;
+    /* After each kernel (each op on the reference executor), check its result for inf and
+     * NaN and fail the run with JG_ERR_NONFINITE naming the first op that produced one and
+     * where it was built. Costs a pass over every result: a debugging aid. The JIT checks
+     * what kernels store: with fusion the op named is a kernel's last one; add no_fusion to
+     * pin the exact op. */
+    bool check_finite;
 } jg_opts;
 
 /* Compiles outputs (and updates) into a program; opts may be NULL. On failure returns NULL

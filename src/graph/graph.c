@@ -198,6 +198,7 @@ const char *jg_status_str(jg_status s)
     case JG_ERR_STATE: return "invalid state";
     case JG_ERR_RANGE: return "value out of range";
     case JG_ERR_GRAD: return "gradient error";
+    case JG_ERR_NONFINITE: return "non-finite value";
     }
     return "unknown status";
 }

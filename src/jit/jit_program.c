@@ -703,6 +703,26 @@ static void run_chunk(void *ctx, int64_t begin, int64_t end, int thread)
         c->failed[thread] = r;
 }
 
+/* check_finite: every result kernel k stored (its root, or each stored part of a
+ * multi-output kernel). */
+static jg_status check_kernel(const jit_program *j, const jit_kernel *k, char *err, size_t size)
+{
+    for (int q = 0; q < j->fus.n_groups; q++) {
+        if (exec_of(j, q) != k->group || internal_part(j, q))
+            continue;
+        const jg_node *r = j->fus.groups[q].root;
+        const void *data = j->bufs[j->slot_of[r->id]];
+        int64_t at = first_nonfinite(r, data, false);
+        if (at >= 0) {
+            double v = r->dtype == JG_F64 ? ((const double *)data)[at]
+                                          : (double)((const float *)data)[at];
+            nonfinite_message(r, at, v, err, size);
+            return JG_ERR_NONFINITE;
+        }
+    }
+    return JG_OK;
+}
+
 /* Where update u's new value is after the kernels have run. */
 static const void *update_source(const jit_program *j, const jg_program *p, int u)
 {
@@ -772,6 +792,8 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
                 range_message(j, root, c.failed[t] - 1, err, size);
                 return JG_ERR_RANGE;
             }
+        if (p->check_finite && check_kernel(j, k, err, size) != JG_OK)
+            return JG_ERR_NONFINITE;
     }
     for (int i = 0; i < p->n_outputs; i++)
         if (j->snap[i])

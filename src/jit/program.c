@@ -4,6 +4,7 @@
  * reference one (reference.c); the JIT will sit behind the same calls. */
 #include "jit/jit_program.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +196,7 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
     graph_retain(g);
     p->exact = o.exact;
     p->train = o.mode == JG_MODE_TRAIN;
+    p->check_finite = o.check_finite;
     p->n_outputs = n_outputs;
     p->n_updates = o.n_updates;
     p->outputs = malloc(((size_t)n_outputs + 1) * sizeof *p->outputs);
@@ -366,4 +368,31 @@ jg_status program_override(jg_program *p, const jg_node *n, const double *values
         return JG_ERR_NOMEM;
     p->override[p->slot[n->id]] = values;
     return JG_OK;
+}
+
+int64_t first_nonfinite(const jg_node *n, const void *data, bool as_double)
+{
+    if (n->dtype == JG_I32)
+        return -1;
+    int64_t numel = jg_shape_numel(n->shape);
+    for (int64_t i = 0; i < numel; i++) {
+        double v = as_double || n->dtype == JG_F64 ? ((const double *)data)[i]
+                                                   : (double)((const float *)data)[i];
+        if (!isfinite(v))
+            return i;
+    }
+    return -1;
+}
+
+void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t size)
+{
+    const char *what = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+    const char *file = n->at.file ? strrchr(n->at.file, '/') : NULL;
+    file = file ? file + 1 : n->at.file;
+    if (file)
+        snprintf(err, size, "non-finite value (%s) first produced by jg_%s (built at %s:%d), "
+                 "element %lld", what, op_get(n->op)->name, file, n->at.line, (long long)at);
+    else
+        snprintf(err, size, "non-finite value (%s) first produced by jg_%s, element %lld", what,
+                 op_get(n->op)->name, (long long)at);
 }

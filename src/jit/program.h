@@ -17,6 +17,7 @@ struct jg_program {
     jg_graph *graph;      /* retained: nodes and the store outlive the user's handle */
     bool exact;           /* reference executor: no rounding of f32 results */
     bool train;           /* training mode: dropout on, batch statistics */
+    bool check_finite;    /* fail a run at the first inf/NaN result (jg_opts.check_finite) */
     uint64_t step;        /* runs so far: the random streams' counter */
     jg_node **outputs;
     int n_outputs;
@@ -46,6 +47,11 @@ HIDDEN jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_o
  * (numel doubles, owned by the caller, read at each run) instead of its binding or the store.
  * Lets the gradient checker perturb values in double even for f32 graphs. */
 HIDDEN jg_status program_override(jg_program *p, const jg_node *n, const double *values);
+
+/* The first element of n's value (numel values of its dtype at data; doubles when
+ * as_double) that is inf or NaN, or -1; and the message naming the op and where it was built. */
+HIDDEN int64_t first_nonfinite(const jg_node *n, const void *data, bool as_double);
+HIDDEN void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t size);
 
 /* Reference executor (reference.c): every value in double, every op by its reference kernel. */
 HIDDEN jg_status reference_prepare(jg_program *p);

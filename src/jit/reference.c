@@ -103,6 +103,12 @@ jg_status reference_run(jg_program *p, char *err)
         if (n->dtype == JG_I32 || (n->dtype == JG_F32 && !p->exact))
             for (int64_t k = 0; k < numel; k++)
                 out[k] = round_to(n->dtype, out[k]);
+        int64_t bad = p->check_finite ? first_nonfinite(n, out, true) : -1;
+        if (bad >= 0) {
+            nonfinite_message(n, bad, out[bad], err, 2 * OP_ERR_SIZE);
+            st = JG_ERR_NONFINITE;
+            break;
+        }
     }
     if (in != stack_in)
         free(in);
