@@ -577,6 +577,10 @@ JG_API jg_shape jg_program_output_shape(const jg_program *p, int i);
 JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
 JG_API int jg_program_output_count(const jg_program *p);
 JG_API const char *jg_program_errmsg(const jg_program *p);
+/* The compiler's lint about what the program computes, one "warning: ..." line each ("" if
+ * none): a sigmoid or softmax fed straight from a ReLU (a classifier that predicts one
+ * class), a trainable weight matrix with a constant initialiser (symmetry never broken). */
+JG_API const char *jg_program_warnings(const jg_program *p);
 
 /* ---------------------------------------------------------------- inspecting programs */
 
@@ -590,6 +594,7 @@ typedef struct jg_program_stats {
     int in_place_updates;   /* parameter updates written straight into the store */
     int cse_merged;         /* nodes found equal to an earlier one (pass "cse") */
     int simplified;         /* nodes folded away (pass "simplify") */
+    int warnings;           /* lint warnings (jg_program_warnings) */
     double passes_ms, build_ms, optimise_ms, codegen_ms, total_ms; /* compile time */
 } jg_program_stats;
 

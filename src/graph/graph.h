@@ -53,8 +53,9 @@ struct jg_node {
 
 typedef struct graph_param {
     jg_node *node;
-    void *data;        /* numel values of node->dtype, malloc'd */
+    void *data;        /* numel values of node->dtype, 64-byte aligned */
     bool frozen;
+    jg_init_kind init; /* how it was initialised (the lint looks at it) */
 } graph_param;
 
 typedef struct arena_chunk arena_chunk;

@@ -89,7 +89,7 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
             ((float *)data)[i] = (float)v;
     }
     param->param = g->n_params;
-    g->params[g->n_params++] = (graph_param){ .node = param, .data = data };
+    g->params[g->n_params++] = (graph_param){ .node = param, .data = data, .init = init.kind };
     return JG_OK;
 nomem:
     graph_error(g, param->at, JG_ERR_NOMEM, "jg_param: '%s': out of memory", param->name);

@@ -8,7 +8,7 @@ jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out)
 {
     if (!p || !out)
         return JG_ERR_ARG;
-    *out = (jg_program_stats){ .threads = 1 };
+    *out = (jg_program_stats){ .threads = 1, .warnings = p->n_warnings };
     const jit_program *j = p->jit;
     if (!j)
         return JG_OK;
@@ -18,6 +18,7 @@ jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out)
                                .arena_bytes = j->arena_bytes,
                                .in_place_updates = j->n_in_place,
                                .cse_merged = j->low.merged, .simplified = j->low.folded,
+                               .warnings = p->n_warnings,
                                .passes_ms = j->timing.passes_ms, .build_ms = j->timing.build_ms,
                                .optimise_ms = j->timing.optimise_ms,
                                .codegen_ms = j->timing.codegen_ms,

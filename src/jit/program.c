@@ -2,6 +2,7 @@
  * by name. Compilation picks the nodes the outputs need (in id order, a topological order)
  * and allocates every buffer up front, so a run allocates nothing. The executor today is the
  * reference one (reference.c); the JIT will sit behind the same calls. */
+#include "graph/passes/lint.h"
 #include "jit/jit_program.h"
 
 #include <math.h>
@@ -209,6 +210,18 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
         memcpy(p->updates, o.updates, (size_t)o.n_updates * sizeof *o.updates);
     if (p->train && state_updates && add_train_updates(p, g) != JG_OK)
         goto nomem;
+    {
+        jg_node **roots = malloc(((size_t)p->n_outputs + (size_t)p->n_updates + 1) * sizeof *roots);
+        if (!roots)
+            goto nomem;
+        for (int i = 0; i < p->n_outputs; i++)
+            roots[i] = p->outputs[i];
+        for (int i = 0; i < p->n_updates; i++)
+            roots[p->n_outputs + i] = p->updates[i].value;
+        p->n_warnings = pass_lint(g, roots, p->n_outputs + p->n_updates, p->warnings,
+                                  sizeof p->warnings);
+        free(roots);
+    }
     if (plan(p, g) != JG_OK)
         goto nomem;
     if (o.exact || o.executor == JG_EXEC_REFERENCE) {
@@ -396,3 +409,5 @@ void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t
         snprintf(err, size, "non-finite value (%s) first produced by jg_%s, element %lld", what,
                  op_get(n->op)->name, (long long)at);
 }
+
+const char *jg_program_warnings(const jg_program *p) { return p ? p->warnings : ""; }

@@ -33,6 +33,8 @@ struct jg_program {
     double **values;      /* reference executor: one buffer per scheduled node */
     const double **override; /* per scheduled leaf: values (in double) replacing its input
                                 or parameter, for gradient checks; NULL when unused */
+    char warnings[2048];  /* the lint's warnings about what the program computes */
+    int n_warnings;
     bool ran;
     jg_status status;
     char errmsg[1024];
