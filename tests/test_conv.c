@@ -9,24 +9,7 @@
 
 TestSuite(conv, .timeout = 60);
 
-/* Asserts node n is fine and has the given shape. */
-static void assert_shape(jg_node *n, jg_shape want)
-{
-    jg_shape s = jg_node_shape(n);
-    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
-    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
-    for (int d = 0; d < s.ndim; d++)
-        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
-                     (long long)want.dim[d]);
-}
 
-static void expect(jg_node *n, jg_shape shape, const double *want)
-{
-    assert_shape(n, shape);
-    double *got = t_eval(n);
-    t_assert_close(got, want, jg_shape_numel(shape), 1e-12);
-    free(got);
-}
 
 /* Values of a constant / param built by t_randn with this seed (evaluated). */
 static double *values(jg_node *n) { return t_eval(n); }
@@ -81,21 +64,21 @@ Test(conv, forward_by_hand)
     jg_graph *g = jg_graph_new();
     jg_node *x = x33(g), *w = w22(g);
     /* out[i,j] = x[i,j] + 2 x[i,j+1] + 3 x[i+1,j] + 4 x[i+1,j+1] */
-    expect(jg_conv2d(x, w, NULL, NULL), jg_shape(1, 1, 2, 2), (double[]){ 37, 47, 67, 77 });
+    t_expect(jg_conv2d(x, w, NULL, NULL), jg_shape(1, 1, 2, 2), (double[]){ 37, 47, 67, 77 });
     jg_node *b = t_const(g, jg_shape(1), (double[]){ 10 });
-    expect(jg_conv2d(x, w, b, NULL), jg_shape(1, 1, 2, 2), (double[]){ 47, 57, 77, 87 });
+    t_expect(jg_conv2d(x, w, b, NULL), jg_shape(1, 1, 2, 2), (double[]){ 47, 57, 77, 87 });
     /* stride 2: only the top-left window fits */
-    expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
+    t_expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
            jg_shape(1, 1, 1, 1), (double[]){ 37 });
     /* dilation 2: taps x[0,0], x[0,2], x[2,0], x[2,2] = 1 + 6 + 21 + 36 */
-    expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .dilation_h = 2, .dilation_w = 2 }),
+    t_expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .dilation_h = 2, .dilation_w = 2 }),
            jg_shape(1, 1, 1, 1), (double[]){ 64 });
     /* padding 1: a 4x4 output, the border windows see zeros */
-    expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }),
+    t_expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }),
            jg_shape(1, 1, 4, 4),
            (double[]){ 4, 11, 18, 9, 18, 37, 47, 21, 36, 67, 77, 33, 14, 23, 26, 9 });
     /* padding 1, stride 2: every other of those */
-    expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1, .stride_h = 2,
+    t_expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1, .stride_h = 2,
                                                    .stride_w = 2 }),
            jg_shape(1, 1, 2, 2), (double[]){ 4, 18, 36, 77 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
@@ -108,7 +91,7 @@ Test(conv, groups_by_hand)
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(1, 4, 1, 2), (double[]){ 1, 2, 10, 20, 100, 200, 1000, 2000 });
     jg_node *w = t_const(g, jg_shape(2, 2, 1, 1), (double[]){ 1, 2, 3, 4 });
-    expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .groups = 2 }), jg_shape(1, 2, 1, 2),
+    t_expect(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .groups = 2 }), jg_shape(1, 2, 1, 2),
            (double[]){ 21, 42, 4300, 8600 });
     jg_graph_free(g);
 }
@@ -138,7 +121,7 @@ Test(conv, forward_against_loops)
         int64_t oh, ow;
         double *want = naive_conv(xv, wv, bv, xs, ws, cases[i].sh, cases[i].sw, cases[i].ph,
                                   cases[i].pw, cases[i].dh, cases[i].dw, cases[i].g, &oh, &ow);
-        assert_shape(y, jg_shape(2, cases[i].o, oh, ow));
+        t_assert_shape(y, jg_shape(2, cases[i].o, oh, ow));
         double *got = t_eval(y);
         t_assert_close(got, want, 2 * cases[i].o * oh * ow, 1e-12);
         free(got), free(want), free(xv), free(wv), free(bv);
@@ -150,24 +133,24 @@ Test(conv, pooling_by_hand)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = x33(g);
-    expect(jg_max_pool2d(x, 2, 2, 1, 1, 0, 0), jg_shape(1, 1, 2, 2), (double[]){ 5, 6, 8, 9 });
-    expect(jg_avg_pool2d(x, 2, 2, 1, 1, 0, 0), jg_shape(1, 1, 2, 2),
+    t_expect(jg_max_pool2d(x, 2, 2, 1, 1, 0, 0), jg_shape(1, 1, 2, 2), (double[]){ 5, 6, 8, 9 });
+    t_expect(jg_avg_pool2d(x, 2, 2, 1, 1, 0, 0), jg_shape(1, 1, 2, 2),
            (double[]){ 3, 4, 6, 7 });
     /* stride 2 = kernel: the last row/column do not fit and are dropped */
-    expect(jg_max_pool2d(x, 2, 2, 2, 2, 0, 0), jg_shape(1, 1, 1, 1), (double[]){ 5 });
-    expect(jg_avg_pool2d(x, 2, 2, 2, 2, 0, 0), jg_shape(1, 1, 1, 1), (double[]){ 3 });
+    t_expect(jg_max_pool2d(x, 2, 2, 2, 2, 0, 0), jg_shape(1, 1, 1, 1), (double[]){ 5 });
+    t_expect(jg_avg_pool2d(x, 2, 2, 2, 2, 0, 0), jg_shape(1, 1, 1, 1), (double[]){ 3 });
     /* padding 1, stride 2: max pads with -inf (negative inputs show it), avg counts zeros */
     jg_node *nx = jg_neg(x);
-    expect(jg_max_pool2d(nx, 2, 2, 2, 2, 1, 1), jg_shape(1, 1, 2, 2),
+    t_expect(jg_max_pool2d(nx, 2, 2, 2, 2, 1, 1), jg_shape(1, 1, 2, 2),
            (double[]){ -1, -2, -4, -5 });
-    expect(jg_avg_pool2d(x, 2, 2, 2, 2, 1, 1), jg_shape(1, 1, 2, 2),
+    t_expect(jg_avg_pool2d(x, 2, 2, 2, 2, 1, 1), jg_shape(1, 1, 2, 2),
            (double[]){ 1 / 4.0, 5 / 4.0, 11 / 4.0, 28 / 4.0 });
     /* 3x3 window, stride 1, padding 1 */
-    expect(jg_max_pool2d(x, 3, 3, 1, 1, 1, 1), jg_shape(1, 1, 3, 3),
+    t_expect(jg_max_pool2d(x, 3, 3, 1, 1, 1, 1), jg_shape(1, 1, 3, 3),
            (double[]){ 5, 6, 6, 8, 9, 9, 8, 9, 9 });
-    expect(jg_global_avg_pool(x), jg_shape(1, 1), (double[]){ 5 });
+    t_expect(jg_global_avg_pool(x), jg_shape(1, 1), (double[]){ 5 });
     jg_node *x2 = t_const(g, jg_shape(2, 2, 1, 2), (double[]){ 1, 3, 5, 7, -1, 1, 0, 10 });
-    expect(jg_global_avg_pool(x2), jg_shape(2, 2), (double[]){ 2, 6, 0, 5 });
+    t_expect(jg_global_avg_pool(x2), jg_shape(2, 2), (double[]){ 2, 6, 0, 5 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -178,12 +161,12 @@ Test(conv, transpose_by_hand)
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(1, 1, 2, 2), (double[]){ 1, 2, 3, 4 });
     jg_node *w = t_const(g, jg_shape(1, 1, 2, 2), (double[]){ 1, 1, 1, 1 });
-    expect(jg_conv_transpose2d(x, w, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
+    t_expect(jg_conv_transpose2d(x, w, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
            jg_shape(1, 1, 4, 4),
            (double[]){ 1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4 });
     /* stride 1: a full convolution (sum of overlapping placements of w scaled by x) */
     jg_node *w2 = w22(g);
-    expect(jg_conv_transpose2d(x, w2, t_const(g, jg_shape(1), (double[]){ 100 }), NULL),
+    t_expect(jg_conv_transpose2d(x, w2, t_const(g, jg_shape(1), (double[]){ 100 }), NULL),
            jg_shape(1, 1, 3, 3),
            (double[]){ 101, 104, 104, 106, 120, 116, 109, 124, 116 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
@@ -220,7 +203,7 @@ Test(conv, transpose_is_adjoint)
         o.output_padding_w = (int)(cases[i].w - ((ys.dim[3] - 1) * cases[i].s - 2 * cases[i].p +
                                                  cases[i].d * (cases[i].k - 1) + 1));
         jg_node *ty = jg_conv_transpose2d(y, w, NULL, &o);
-        assert_shape(ty, jg_node_shape(x));
+        t_assert_shape(ty, jg_node_shape(x));
         double *lhs = t_eval(jg_sum(jg_mul(cx, y), JG_ALL_AXES, false));
         double *rhs = t_eval(jg_sum(jg_mul(x, ty), JG_ALL_AXES, false));
         cr_assert(fabs(lhs[0] - rhs[0]) <= 1e-10 * fmax(1, fabs(lhs[0])),
@@ -242,33 +225,33 @@ Test(conv, output_shapes)
     jg_node *b1 = jg_param(g, "b1", jg_shape(32), jg_zeros());
     jg_conv_opts same = { .pad_h = 1, .pad_w = 1 };
     jg_node *h1 = jg_conv2d(x, w1, b1, &same);
-    assert_shape(h1, jg_shape(128, 32, 28, 28));
+    t_assert_shape(h1, jg_shape(128, 32, 28, 28));
     jg_node *p1 = jg_max_pool2d(jg_relu(h1), 2, 2, 2, 2, 0, 0);
-    assert_shape(p1, jg_shape(128, 32, 14, 14));
+    t_assert_shape(p1, jg_shape(128, 32, 14, 14));
     jg_node *h2 = jg_conv2d(p1, w2, NULL, &same);
-    assert_shape(h2, jg_shape(128, 64, 14, 14));
-    assert_shape(jg_max_pool2d(h2, 2, 2, 2, 2, 0, 0), jg_shape(128, 64, 7, 7));
-    assert_shape(jg_avg_pool2d(h2, 3, 3, 2, 2, 1, 1), jg_shape(128, 64, 7, 7));
-    assert_shape(jg_global_avg_pool(h2), jg_shape(128, 64));
+    t_assert_shape(h2, jg_shape(128, 64, 14, 14));
+    t_assert_shape(jg_max_pool2d(h2, 2, 2, 2, 2, 0, 0), jg_shape(128, 64, 7, 7));
+    t_assert_shape(jg_avg_pool2d(h2, 3, 3, 2, 2, 1, 1), jg_shape(128, 64, 7, 7));
+    t_assert_shape(jg_global_avg_pool(h2), jg_shape(128, 64));
     /* valid 5x5, stride 2, dilation 2, groups */
     jg_node *w5 = jg_param(g, "w5", jg_shape(8, 1, 5, 5), jg_he_normal());
-    assert_shape(jg_conv2d(x, w5, NULL, NULL), jg_shape(128, 8, 24, 24));
-    assert_shape(jg_conv2d(x, w5, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
+    t_assert_shape(jg_conv2d(x, w5, NULL, NULL), jg_shape(128, 8, 24, 24));
+    t_assert_shape(jg_conv2d(x, w5, NULL, &(jg_conv_opts){ .stride_h = 2, .stride_w = 2 }),
                  jg_shape(128, 8, 12, 12));
-    assert_shape(jg_conv2d(x, w5, NULL, &(jg_conv_opts){ .dilation_h = 2, .dilation_w = 2,
+    t_assert_shape(jg_conv2d(x, w5, NULL, &(jg_conv_opts){ .dilation_h = 2, .dilation_w = 2,
                                                           .pad_h = 4, .pad_w = 4 }),
                  jg_shape(128, 8, 28, 28));
     jg_node *wg = jg_param(g, "wg", jg_shape(64, 8, 3, 3), jg_he_normal());
-    assert_shape(jg_conv2d(p1, wg, NULL, &(jg_conv_opts){ .groups = 4, .stride_h = 2,
+    t_assert_shape(jg_conv2d(p1, wg, NULL, &(jg_conv_opts){ .groups = 4, .stride_h = 2,
                                                            .stride_w = 3 }),
                  jg_shape(128, 64, 6, 4));
     /* a GAN generator's upsampling: 7x7 -> 14x14 with k 4, stride 2, pad 1 */
     jg_node *z = jg_input(g, "z", JG_F32, jg_shape(16, 64, 7, 7));
     jg_node *wt = jg_param(g, "wt", jg_shape(64, 32, 4, 4), jg_he_normal());
     jg_conv_opts up = { .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1 };
-    assert_shape(jg_conv_transpose2d(z, wt, NULL, &up), jg_shape(16, 32, 14, 14));
+    t_assert_shape(jg_conv_transpose2d(z, wt, NULL, &up), jg_shape(16, 32, 14, 14));
     jg_node *wt3 = jg_param(g, "wt3", jg_shape(64, 1, 3, 3), jg_he_normal());
-    assert_shape(jg_conv_transpose2d(z, wt3, NULL, &(jg_conv_opts){
+    t_assert_shape(jg_conv_transpose2d(z, wt3, NULL, &(jg_conv_opts){
                      .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1,
                      .output_padding_h = 1, .output_padding_w = 1 }),
                  jg_shape(16, 1, 14, 14));
@@ -308,7 +291,7 @@ Test(conv, gradcheck_conv_transpose2d)
     jg_node *y = jg_conv_transpose2d(x, w, b, &(jg_conv_opts){
         .stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1, .output_padding_h = 1,
         .groups = 2 });
-    assert_shape(y, jg_shape(2, 6, 6, 5));
+    t_assert_shape(y, jg_shape(2, 6, 6, 5));
     t_gradcheck(g, y, (jg_node *[]){ x, w, b }, 3);
     jg_graph_free(g);
 }

@@ -7,36 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void assert_shape(jg_node *n, jg_shape want)
-{
-    jg_shape s = jg_node_shape(n);
-    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
-    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
-    for (int d = 0; d < s.ndim; d++)
-        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
-                     (long long)want.dim[d]);
-}
 
-/* Evaluates n, checks its shape and values. */
-static void expect(jg_node *n, jg_shape shape, const double *want)
-{
-    assert_shape(n, shape);
-    double *got = t_eval(n);
-    t_assert_close(got, want, jg_shape_numel(shape), 1e-12);
-    free(got);
-}
 
-/* An f64 constant holding 0, 1, 2, ... in row-major order. */
-static jg_node *iota(jg_graph *g, jg_shape s)
-{
-    int64_t n = jg_shape_numel(s);
-    double *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (double)i;
-    jg_node *c = t_const(g, s, v);
-    free(v);
-    return c;
-}
 
 static jg_node *i32_const(jg_graph *g, jg_shape s, const int32_t *values)
 {
@@ -71,16 +43,16 @@ TestSuite(index);
 Test(index, slice_values)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 5)); /* rows 0..4 and 5..9 */
-    expect(jg_slice(x, 1, 1, 4, 1), jg_shape(2, 3), (double[]){ 1, 2, 3, 6, 7, 8 });
-    expect(jg_slice(x, -1, 0, 5, 2), jg_shape(2, 3), (double[]){ 0, 2, 4, 5, 7, 9 });
-    expect(jg_slice(x, 0, 1, 2, 1), jg_shape(1, 5), (double[]){ 5, 6, 7, 8, 9 });
-    expect(jg_slice(x, -2, -1, INT64_MAX, 1), jg_shape(1, 5), (double[]){ 5, 6, 7, 8, 9 });
+    jg_node *x = t_iota(g, jg_shape(2, 5)); /* rows 0..4 and 5..9 */
+    t_expect(jg_slice(x, 1, 1, 4, 1), jg_shape(2, 3), (double[]){ 1, 2, 3, 6, 7, 8 });
+    t_expect(jg_slice(x, -1, 0, 5, 2), jg_shape(2, 3), (double[]){ 0, 2, 4, 5, 7, 9 });
+    t_expect(jg_slice(x, 0, 1, 2, 1), jg_shape(1, 5), (double[]){ 5, 6, 7, 8, 9 });
+    t_expect(jg_slice(x, -2, -1, INT64_MAX, 1), jg_shape(1, 5), (double[]){ 5, 6, 7, 8, 9 });
     /* negative indices count from the end */
-    expect(jg_slice(x, 1, -3, -1, 1), jg_shape(2, 2), (double[]){ 2, 3, 7, 8 });
+    t_expect(jg_slice(x, 1, -3, -1, 1), jg_shape(2, 2), (double[]){ 2, 3, 7, 8 });
     /* bounds are clamped */
-    expect(jg_slice(x, 1, -100, 100, 2), jg_shape(2, 3), (double[]){ 0, 2, 4, 5, 7, 9 });
-    expect(jg_slice(x, 1, 3, 100, 1), jg_shape(2, 2), (double[]){ 3, 4, 8, 9 });
+    t_expect(jg_slice(x, 1, -100, 100, 2), jg_shape(2, 3), (double[]){ 0, 2, 4, 5, 7, 9 });
+    t_expect(jg_slice(x, 1, 3, 100, 1), jg_shape(2, 2), (double[]){ 3, 4, 8, 9 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -88,25 +60,25 @@ Test(index, slice_values)
 Test(index, slice_negative_steps)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 5));
+    jg_node *x = t_iota(g, jg_shape(2, 5));
     /* reversing an axis: [::-1] */
-    expect(jg_slice(x, 1, -1, INT64_MIN, -1), jg_shape(2, 5),
+    t_expect(jg_slice(x, 1, -1, INT64_MIN, -1), jg_shape(2, 5),
            (double[]){ 4, 3, 2, 1, 0, 9, 8, 7, 6, 5 });
-    expect(jg_slice(x, 1, INT64_MAX, INT64_MIN, -1), jg_shape(2, 5),
+    t_expect(jg_slice(x, 1, INT64_MAX, INT64_MIN, -1), jg_shape(2, 5),
            (double[]){ 4, 3, 2, 1, 0, 9, 8, 7, 6, 5 });
-    expect(jg_slice(x, 0, INT64_MAX, INT64_MIN, -1), jg_shape(2, 5),
+    t_expect(jg_slice(x, 0, INT64_MAX, INT64_MIN, -1), jg_shape(2, 5),
            (double[]){ 5, 6, 7, 8, 9, 0, 1, 2, 3, 4 });
     /* [3::-2] takes 3 and 1; [4:1:-2] takes 4 and 2; [-2:-5:-1] takes 3, 2, 1 */
-    expect(jg_slice(x, 1, 3, INT64_MIN, -2), jg_shape(2, 2), (double[]){ 3, 1, 8, 6 });
-    expect(jg_slice(x, 1, 4, 1, -2), jg_shape(2, 2), (double[]){ 4, 2, 9, 7 });
-    expect(jg_slice(x, 1, -2, -5, -1), jg_shape(2, 3), (double[]){ 3, 2, 1, 8, 7, 6 });
+    t_expect(jg_slice(x, 1, 3, INT64_MIN, -2), jg_shape(2, 2), (double[]){ 3, 1, 8, 6 });
+    t_expect(jg_slice(x, 1, 4, 1, -2), jg_shape(2, 2), (double[]){ 4, 2, 9, 7 });
+    t_expect(jg_slice(x, 1, -2, -5, -1), jg_shape(2, 3), (double[]){ 3, 2, 1, 8, 7, 6 });
     /* clamped from above with a negative step: [100:2:-1] takes 4, 3 */
-    expect(jg_slice(x, 1, 100, 2, -1), jg_shape(2, 2), (double[]){ 4, 3, 9, 8 });
+    t_expect(jg_slice(x, 1, 100, 2, -1), jg_shape(2, 2), (double[]){ 4, 3, 9, 8 });
     /* a huge step takes the first element only */
-    expect(jg_slice(x, 1, 2, INT64_MIN, INT64_MIN), jg_shape(2, 1), (double[]){ 2, 7 });
-    expect(jg_slice(x, 1, 1, INT64_MAX, INT64_MAX), jg_shape(2, 1), (double[]){ 1, 6 });
+    t_expect(jg_slice(x, 1, 2, INT64_MIN, INT64_MIN), jg_shape(2, 1), (double[]){ 2, 7 });
+    t_expect(jg_slice(x, 1, 1, INT64_MAX, INT64_MAX), jg_shape(2, 1), (double[]){ 1, 6 });
     /* [0::-1] takes the first element */
-    expect(jg_slice(x, 1, 0, INT64_MIN, -1), jg_shape(2, 1), (double[]){ 0, 5 });
+    t_expect(jg_slice(x, 1, 0, INT64_MIN, -1), jg_shape(2, 1), (double[]){ 0, 5 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -114,7 +86,7 @@ Test(index, slice_negative_steps)
 Test(index, slice_of_whole_axis_adds_no_node)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 5));
+    jg_node *x = t_iota(g, jg_shape(2, 5));
     int before = jg_graph_node_count(g);
     cr_assert_eq(jg_slice(x, 1, 0, 5, 1), x);
     cr_assert_eq(jg_slice(x, 0, INT64_MIN, INT64_MAX, 1), x);
@@ -134,7 +106,7 @@ Test(index, unslice_values_through_grad)
     jg_node *s = jg_slice(x, 1, 4, INT64_MIN, -3); /* columns 4, 1 */
     jg_node *w = t_const(g, jg_shape(2, 2), (double[]){ 1, 2, 3, 4 });
     jg_node *d = grad_of(g, jg_mul(s, w), x);
-    expect(d, jg_shape(2, 5), (double[]){ 0, 2, 0, 0, 1, 0, 4, 0, 0, 3 });
+    t_expect(d, jg_shape(2, 5), (double[]){ 0, 2, 0, 0, 1, 0, 4, 0, 0, 3 });
     jg_graph_free(g);
 }
 
@@ -181,19 +153,19 @@ Test(index, pad_values)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(2, 2), (double[]){ 1, 2, 3, 4 });
-    expect(jg_pad(x, jg_shape(1, 0), jg_shape(0, 2), 9), jg_shape(3, 4),
+    t_expect(jg_pad(x, jg_shape(1, 0), jg_shape(0, 2), 9), jg_shape(3, 4),
            (double[]){ 9, 9, 9, 9, 1, 2, 9, 9, 3, 4, 9, 9 });
-    expect(jg_pad(x, jg_shape(0, 1), jg_shape(0, 1), 0), jg_shape(2, 4),
+    t_expect(jg_pad(x, jg_shape(0, 1), jg_shape(0, 1), 0), jg_shape(2, 4),
            (double[]){ 0, 1, 2, 0, 0, 3, 4, 0 });
     jg_node *v = t_const(g, jg_shape(2), (double[]){ 5, 6 });
-    expect(jg_pad(v, jg_shape(2), jg_shape(1), -1.5), jg_shape(5),
+    t_expect(jg_pad(v, jg_shape(2), jg_shape(1), -1.5), jg_shape(5),
            (double[]){ -1.5, -1.5, 5, 6, -1.5 });
     /* nothing to pad: the operand itself */
     cr_assert_eq(jg_pad(x, jg_shape(0, 0), jg_shape(0, 0), 3), x);
     jg_node *i = jg_const(g, JG_I32, jg_shape(1), ((int32_t[]){ 7 }));
     jg_node *pi = jg_pad(i, jg_shape(1), jg_shape(1), 2);
     cr_assert_eq(jg_node_dtype(pi), JG_I32);
-    expect(pi, jg_shape(3), (double[]){ 2, 7, 2 });
+    t_expect(pi, jg_shape(3), (double[]){ 2, 7, 2 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -225,13 +197,13 @@ Test(index, concat_three_along_middle_axis)
     jg_node *c = t_const(g, jg_shape(2, 1, 2), (double[]){ 20, 21, 22, 23 });
     jg_node *xs[] = { a, b, c };
     double want[] = { 1, 2, 10, 11, 12, 13, 20, 21, 3, 4, 14, 15, 16, 17, 22, 23 };
-    expect(jg_concat(xs, 3, 1), jg_shape(2, 4, 2), want);
-    expect(jg_concat(xs, 3, -2), jg_shape(2, 4, 2), want);
+    t_expect(jg_concat(xs, 3, 1), jg_shape(2, 4, 2), want);
+    t_expect(jg_concat(xs, 3, -2), jg_shape(2, 4, 2), want);
     jg_node *ac[] = { a, c };
-    expect(jg_concat(ac, 2, 0), jg_shape(4, 1, 2), (double[]){ 1, 2, 3, 4, 20, 21, 22, 23 });
-    expect(jg_concat(ac, 2, 2), jg_shape(2, 1, 4), (double[]){ 1, 2, 20, 21, 3, 4, 22, 23 });
+    t_expect(jg_concat(ac, 2, 0), jg_shape(4, 1, 2), (double[]){ 1, 2, 3, 4, 20, 21, 22, 23 });
+    t_expect(jg_concat(ac, 2, 2), jg_shape(2, 1, 4), (double[]){ 1, 2, 20, 21, 3, 4, 22, 23 });
     jg_node *one[] = { b };
-    expect(jg_concat(one, 1, 0), jg_shape(2, 2, 2), (double[]){ 10, 11, 12, 13, 14, 15, 16, 17 });
+    t_expect(jg_concat(one, 1, 0), jg_shape(2, 2, 2), (double[]){ 10, 11, 12, 13, 14, 15, 16, 17 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -242,7 +214,7 @@ Test(index, concat_many_operands)
     jg_node *xs[6];
     for (int i = 0; i < 6; i++)
         xs[i] = t_const(g, jg_shape(1), (double[]){ i * 10.0 });
-    expect(jg_concat(xs, 6, 0), jg_shape(6), (double[]){ 0, 10, 20, 30, 40, 50 });
+    t_expect(jg_concat(xs, 6, 0), jg_shape(6), (double[]){ 0, 10, 20, 30, 40, 50 });
     jg_graph_free(g);
 }
 
@@ -276,12 +248,12 @@ Test(index, concat_gradcheck)
 Test(index, take_embedding_lookup)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *w = iota(g, jg_shape(4, 3)); /* row r holds 3r, 3r+1, 3r+2 */
+    jg_node *w = t_iota(g, jg_shape(4, 3)); /* row r holds 3r, 3r+1, 3r+2 */
     jg_node *ids = i32_const(g, jg_shape(2, 2), (int32_t[]){ 3, 0, 3, 1 });
-    expect(jg_take(w, ids, 0), jg_shape(2, 2, 3),
+    t_expect(jg_take(w, ids, 0), jg_shape(2, 2, 3),
            (double[]){ 9, 10, 11, 0, 1, 2, 9, 10, 11, 3, 4, 5 });
     jg_node *one = i32_const(g, JG_SCALAR, (int32_t[]){ 2 });
-    expect(jg_take(w, one, 0), jg_shape(3), (double[]){ 6, 7, 8 });
+    t_expect(jg_take(w, one, 0), jg_shape(3), (double[]){ 6, 7, 8 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -289,15 +261,15 @@ Test(index, take_embedding_lookup)
 Test(index, take_2d_indices_on_axis_1)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 4)); /* rows 0..3 and 4..7 */
+    jg_node *x = t_iota(g, jg_shape(2, 4)); /* rows 0..3 and 4..7 */
     jg_node *idx = i32_const(g, jg_shape(2, 2), (int32_t[]){ 3, 0, 1, 1 });
     /* out[i][a][b] = x[i][idx[a][b]] */
-    expect(jg_take(x, idx, 1), jg_shape(2, 2, 2), (double[]){ 3, 0, 1, 1, 7, 4, 5, 5 });
-    expect(jg_take(x, idx, -1), jg_shape(2, 2, 2), (double[]){ 3, 0, 1, 1, 7, 4, 5, 5 });
+    t_expect(jg_take(x, idx, 1), jg_shape(2, 2, 2), (double[]){ 3, 0, 1, 1, 7, 4, 5, 5 });
+    t_expect(jg_take(x, idx, -1), jg_shape(2, 2, 2), (double[]){ 3, 0, 1, 1, 7, 4, 5, 5 });
     /* on a middle axis: [2,3,2] taking axis 1 with [2] -> [2,2,2] */
-    jg_node *y = iota(g, jg_shape(2, 3, 2));
+    jg_node *y = t_iota(g, jg_shape(2, 3, 2));
     jg_node *i2 = i32_const(g, jg_shape(2), (int32_t[]){ 2, 0 });
-    expect(jg_take(y, i2, 1), jg_shape(2, 2, 2), (double[]){ 4, 5, 0, 1, 10, 11, 6, 7 });
+    t_expect(jg_take(y, i2, 1), jg_shape(2, 2, 2), (double[]){ 4, 5, 0, 1, 10, 11, 6, 7 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -311,7 +283,7 @@ Test(index, scatter_add_sums_duplicates)
     jg_node *w = t_const(g, jg_shape(3, 2), (double[]){ 1, 2, 3, 4, 5, 6 });
     jg_node *d = grad_of(g, jg_mul(jg_take(x, idx, 0), w), x);
     cr_assert_str_eq(jg_node_op_name(d), "scatter_add");
-    expect(d, jg_shape(4, 2), (double[]){ 0, 0, 6, 8, 0, 0, 3, 4 });
+    t_expect(d, jg_shape(4, 2), (double[]){ 0, 0, 6, 8, 0, 0, 3, 4 });
     jg_graph_free(g);
 }
 
@@ -369,13 +341,13 @@ Test(index, one_hot_values)
     jg_node *idx = i32_const(g, jg_shape(3), (int32_t[]){ 2, 0, 1 });
     jg_node *h = jg_one_hot(idx, 4, JG_F32);
     cr_assert_eq(jg_node_dtype(h), JG_F32);
-    expect(h, jg_shape(3, 4), (double[]){ 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0 });
+    t_expect(h, jg_shape(3, 4), (double[]){ 0, 0, 1, 0, 1, 0, 0, 0, 0, 1, 0, 0 });
     jg_node *idx2 = i32_const(g, jg_shape(2, 1), (int32_t[]){ 1, 0 });
     jg_node *h2 = jg_one_hot(idx2, 2, JG_I32);
     cr_assert_eq(jg_node_dtype(h2), JG_I32);
-    expect(h2, jg_shape(2, 1, 2), (double[]){ 0, 1, 1, 0 });
+    t_expect(h2, jg_shape(2, 1, 2), (double[]){ 0, 1, 1, 0 });
     jg_node *s = i32_const(g, JG_SCALAR, (int32_t[]){ 0 });
-    expect(jg_one_hot(s, 1, JG_F64), jg_shape(1), (double[]){ 1 });
+    t_expect(jg_one_hot(s, 1, JG_F64), jg_shape(1), (double[]){ 1 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -389,7 +361,7 @@ Test(index, one_hot_has_no_gradient)
     jg_node *h = jg_one_hot(idx, 3, JG_F64);
     jg_node *wrt[] = { x, idx }, *d[2];
     cr_assert_eq(jg_grad(g, jg_mul(h, x), wrt, 2, d), JG_OK, "%s", jg_errmsg(g));
-    expect(d[0], jg_shape(3), (double[]){ 1, 0, 1 });
+    t_expect(d[0], jg_shape(3), (double[]){ 1, 0, 1 });
     cr_assert_null(d[1]);
     jg_graph_free(g);
 }
@@ -399,7 +371,7 @@ Test(index, one_hot_has_no_gradient)
 Test(index, take_index_out_of_range_at_run_time)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(10));
+    jg_node *x = t_iota(g, jg_shape(10));
     jg_node *idx = jg_input(g, "idx", JG_I32, jg_shape(3));
     jg_node *y = jg_take(x, idx, 0);
     char msg[1024];
@@ -453,7 +425,7 @@ Test(index, one_hot_index_out_of_range_at_run_time)
 Test(index, slice_step_zero)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(5));
+    jg_node *x = t_iota(g, jg_shape(5));
     cr_assert(!jg_node_ok(jg_slice(x, 0, 0, 5, 0)));
     t_assert_error(g, JG_ERR_ARG, "jg_slice: step is 0");
     t_assert_error(g, JG_ERR_ARG, "test_index.c:");
@@ -463,7 +435,7 @@ Test(index, slice_step_zero)
 Test(index, slice_empty)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(10, 2));
+    jg_node *x = t_iota(g, jg_shape(10, 2));
     cr_assert(!jg_node_ok(jg_slice(x, 0, 5, 2, 1)));
     t_assert_error(g, JG_ERR_SHAPE, "jg_slice: slice of axis 0 [5:2:1] is empty");
     jg_graph_clear_error(g);
@@ -481,7 +453,7 @@ Test(index, slice_empty)
 Test(index, slice_bad_axis)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_slice(x, 2, 0, 1, 1)));
     t_assert_error(g, JG_ERR_ARG, "jg_slice: axis 2 out of range for [2,3]");
     jg_graph_clear_error(g);
@@ -494,7 +466,7 @@ Test(index, slice_bad_axis)
 Test(index, pad_negative_or_wrong_rank)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_pad(x, jg_shape(0, -1), jg_shape(0, 0), 0)));
     t_assert_error(g, JG_ERR_ARG, "jg_pad: padding of axis 1 is -1 before, 0 after: must be >= 0");
     jg_graph_clear_error(g);
@@ -509,15 +481,15 @@ Test(index, pad_negative_or_wrong_rank)
 Test(index, concat_mismatches)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *a = iota(g, jg_shape(2, 3));
-    jg_node *b = iota(g, jg_shape(3, 3));
+    jg_node *a = t_iota(g, jg_shape(2, 3));
+    jg_node *b = t_iota(g, jg_shape(3, 3));
     jg_node *ab[] = { a, b };
     cr_assert(jg_node_ok(jg_concat(ab, 2, 0)));
     cr_assert(!jg_node_ok(jg_concat(ab, 2, 1)));
     t_assert_error(g, JG_ERR_SHAPE, "jg_concat: operand 1 is [3,3], operand 0 is [2,3]: only axis "
                                     "1 may differ");
     jg_graph_clear_error(g);
-    jg_node *c = iota(g, jg_shape(2, 3, 1));
+    jg_node *c = t_iota(g, jg_shape(2, 3, 1));
     jg_node *ac[] = { a, c };
     cr_assert(!jg_node_ok(jg_concat(ac, 2, 0)));
     t_assert_error(g, JG_ERR_SHAPE, "operand 1 is [2,3,1]");
@@ -542,7 +514,7 @@ Test(index, concat_mismatches)
 Test(index, take_misuse)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(4, 3));
+    jg_node *x = t_iota(g, jg_shape(4, 3));
     jg_node *fidx = t_const(g, jg_shape(2), (double[]){ 0, 1 });
     cr_assert(!jg_node_ok(jg_take(x, fidx, 0)));
     t_assert_error(g, JG_ERR_DTYPE, "jg_take: indices must be i32, got f64");
@@ -558,7 +530,7 @@ Test(index, take_misuse)
     t_assert_error(g, JG_ERR_ARG, "axis 2 out of range for [4,3]");
     jg_graph_clear_error(g);
     /* too many dimensions in the result: 7 - 1 + 3 > 8 */
-    jg_node *big = iota(g, jg_shape(1, 1, 1, 1, 1, 1, 2));
+    jg_node *big = t_iota(g, jg_shape(1, 1, 1, 1, 1, 1, 2));
     jg_node *i3 = i32_const(g, jg_shape(1, 1, 1), (int32_t[]){ 0 });
     cr_assert(!jg_node_ok(jg_take(big, i3, 0)));
     t_assert_error(g, JG_ERR_SHAPE, "9 dimensions");
@@ -598,7 +570,7 @@ Test(index, null_and_poisoned_operands)
     cr_assert(!jg_node_ok(jg_pad(NULL, jg_shape(1), jg_shape(1), 0)));
     cr_assert(!jg_node_ok(jg_one_hot(NULL, 3, JG_F32)));
     cr_assert_eq(jg_graph_status(g), JG_OK);
-    jg_node *x = iota(g, jg_shape(4));
+    jg_node *x = t_iota(g, jg_shape(4));
     jg_node *bad = jg_slice(x, 0, 0, 4, 0);
     t_assert_error(g, JG_ERR_ARG, "step is 0");
     cr_assert(!jg_node_ok(jg_slice(bad, 0, 0, 1, 1)));

@@ -6,36 +6,8 @@
 
 #include <stdlib.h>
 
-static void assert_shape(jg_node *n, jg_shape want)
-{
-    jg_shape s = jg_node_shape(n);
-    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
-    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
-    for (int d = 0; d < s.ndim; d++)
-        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
-                     (long long)want.dim[d]);
-}
 
-/* Evaluates n, checks its shape and values. */
-static void expect(jg_node *n, jg_shape shape, const double *want)
-{
-    assert_shape(n, shape);
-    double *got = t_eval(n);
-    t_assert_close(got, want, jg_shape_numel(shape), 1e-12);
-    free(got);
-}
 
-/* An f64 constant holding 0, 1, 2, ... in row-major order. */
-static jg_node *iota(jg_graph *g, jg_shape s)
-{
-    int64_t n = jg_shape_numel(s);
-    double *v = malloc((size_t)n * sizeof *v);
-    for (int64_t i = 0; i < n; i++)
-        v[i] = (double)i;
-    jg_node *c = t_const(g, s, v);
-    free(v);
-    return c;
-}
 
 /* gradient of sum(f(x)) w.r.t. x, asserting it exists */
 static jg_node *grad_of(jg_graph *g, jg_node *y, jg_node *x)
@@ -53,21 +25,21 @@ TestSuite(movement);
 Test(movement, reshape_values_and_inferred_dim)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
-    expect(jg_reshape(x, jg_shape(3, 2)), jg_shape(3, 2), (double[]){ 0, 1, 2, 3, 4, 5 });
-    expect(jg_reshape(x, jg_shape(6)), jg_shape(6), (double[]){ 0, 1, 2, 3, 4, 5 });
-    expect(jg_reshape(x, jg_shape(-1, 2)), jg_shape(3, 2), (double[]){ 0, 1, 2, 3, 4, 5 });
-    expect(jg_reshape(x, jg_shape(1, -1, 1)), jg_shape(1, 6, 1),
+    jg_node *x = t_iota(g, jg_shape(2, 3));
+    t_expect(jg_reshape(x, jg_shape(3, 2)), jg_shape(3, 2), (double[]){ 0, 1, 2, 3, 4, 5 });
+    t_expect(jg_reshape(x, jg_shape(6)), jg_shape(6), (double[]){ 0, 1, 2, 3, 4, 5 });
+    t_expect(jg_reshape(x, jg_shape(-1, 2)), jg_shape(3, 2), (double[]){ 0, 1, 2, 3, 4, 5 });
+    t_expect(jg_reshape(x, jg_shape(1, -1, 1)), jg_shape(1, 6, 1),
            (double[]){ 0, 1, 2, 3, 4, 5 });
-    jg_node *y = iota(g, jg_shape(2, 3, 4));
-    assert_shape(jg_reshape(y, jg_shape(-1, 4)), jg_shape(6, 4));
-    assert_shape(jg_reshape(y, jg_shape(4, 3, -1)), jg_shape(4, 3, 2));
+    jg_node *y = t_iota(g, jg_shape(2, 3, 4));
+    t_assert_shape(jg_reshape(y, jg_shape(-1, 4)), jg_shape(6, 4));
+    t_assert_shape(jg_reshape(y, jg_shape(4, 3, -1)), jg_shape(4, 3, 2));
     /* a one-element tensor to a scalar and back */
     jg_node *one = t_const(g, jg_shape(1, 1), (double[]){ 7 });
     jg_node *s = jg_reshape(one, JG_SCALAR);
-    expect(s, JG_SCALAR, (double[]){ 7 });
-    expect(jg_reshape(s, jg_shape(1, 1, 1)), jg_shape(1, 1, 1), (double[]){ 7 });
-    expect(jg_reshape(s, jg_shape(-1)), jg_shape(1), (double[]){ 7 });
+    t_expect(s, JG_SCALAR, (double[]){ 7 });
+    t_expect(jg_reshape(s, jg_shape(1, 1, 1)), jg_shape(1, 1, 1), (double[]){ 7 });
+    t_expect(jg_reshape(s, jg_shape(-1)), jg_shape(1), (double[]){ 7 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -75,7 +47,7 @@ Test(movement, reshape_values_and_inferred_dim)
 Test(movement, reshape_to_same_shape_adds_no_node)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     int before = jg_graph_node_count(g);
     cr_assert_eq(jg_reshape(x, jg_shape(2, 3)), x);
     cr_assert_eq(jg_reshape(x, jg_shape(-1, 3)), x);
@@ -93,7 +65,7 @@ Test(movement, reshape_i32)
     jg_node *x = jg_const(g, JG_I32, jg_shape(4), ((int32_t[]){ 1, 2, 3, 4 }));
     jg_node *r = jg_reshape(x, jg_shape(2, 2));
     cr_assert_eq(jg_node_dtype(r), JG_I32);
-    expect(r, jg_shape(2, 2), (double[]){ 1, 2, 3, 4 });
+    t_expect(r, jg_shape(2, 2), (double[]){ 1, 2, 3, 4 });
     jg_graph_free(g);
 }
 
@@ -116,13 +88,13 @@ Test(movement, reshape_gradcheck)
 Test(movement, transpose_values)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     jg_node *t = jg_transpose(x);
-    expect(t, jg_shape(3, 2), (double[]){ 0, 3, 1, 4, 2, 5 });
-    expect(jg_transpose(t), jg_shape(2, 3), (double[]){ 0, 1, 2, 3, 4, 5 });
+    t_expect(t, jg_shape(3, 2), (double[]){ 0, 3, 1, 4, 2, 5 });
+    t_expect(jg_transpose(t), jg_shape(2, 3), (double[]){ 0, 1, 2, 3, 4, 5 });
     /* batched: swaps the last two axes of each [2,2] matrix */
-    jg_node *b = iota(g, jg_shape(2, 2, 2));
-    expect(jg_transpose(b), jg_shape(2, 2, 2), (double[]){ 0, 2, 1, 3, 4, 6, 5, 7 });
+    jg_node *b = t_iota(g, jg_shape(2, 2, 2));
+    t_expect(jg_transpose(b), jg_shape(2, 2, 2), (double[]){ 0, 2, 1, 3, 4, 6, 5, 7 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -131,20 +103,20 @@ Test(movement, permute_values)
 {
     jg_graph *g = jg_graph_new();
     /* x[i][0][k] = 3i + k; out[k][i][0] = x[i][0][k] */
-    jg_node *x = iota(g, jg_shape(2, 1, 3));
-    expect(jg_permute(x, jg_axes(2, 0, 1)), jg_shape(3, 2, 1), (double[]){ 0, 3, 1, 4, 2, 5 });
-    expect(jg_permute(x, jg_axes(-1, 0, -2)), jg_shape(3, 2, 1),
+    jg_node *x = t_iota(g, jg_shape(2, 1, 3));
+    t_expect(jg_permute(x, jg_axes(2, 0, 1)), jg_shape(3, 2, 1), (double[]){ 0, 3, 1, 4, 2, 5 });
+    t_expect(jg_permute(x, jg_axes(-1, 0, -2)), jg_shape(3, 2, 1),
            (double[]){ 0, 3, 1, 4, 2, 5 });
     /* y[i][j][k] = 12i + 4j + k over [2,3,4]; out[j][k][i] */
-    jg_node *y = iota(g, jg_shape(2, 3, 4));
+    jg_node *y = t_iota(g, jg_shape(2, 3, 4));
     jg_node *p = jg_permute(y, jg_axes(1, 2, 0));
-    assert_shape(p, jg_shape(3, 4, 2));
+    t_assert_shape(p, jg_shape(3, 4, 2));
     double want[24];
     for (int j = 0; j < 3; j++)
         for (int k = 0; k < 4; k++)
             for (int i = 0; i < 2; i++)
                 want[(j * 4 + k) * 2 + i] = 12 * i + 4 * j + k;
-    expect(p, jg_shape(3, 4, 2), want);
+    t_expect(p, jg_shape(3, 4, 2), want);
     cr_assert_eq(want[1], 12); /* out[0][0][1] = y[1][0][0] */
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
@@ -153,7 +125,7 @@ Test(movement, permute_values)
 Test(movement, identity_permutation_adds_no_node)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3, 4));
+    jg_node *x = t_iota(g, jg_shape(2, 3, 4));
     int before = jg_graph_node_count(g);
     cr_assert_eq(jg_permute(x, jg_axes(0, 1, 2)), x);
     cr_assert_eq(jg_permute(x, jg_axes(-3, 1, -1)), x);
@@ -185,13 +157,13 @@ Test(movement, broadcast_values)
 {
     jg_graph *g = jg_graph_new();
     jg_node *row = t_const(g, jg_shape(3), (double[]){ 1, 2, 3 });
-    expect(jg_broadcast_to(row, jg_shape(2, 3)), jg_shape(2, 3),
+    t_expect(jg_broadcast_to(row, jg_shape(2, 3)), jg_shape(2, 3),
            (double[]){ 1, 2, 3, 1, 2, 3 });
     jg_node *col = t_const(g, jg_shape(2, 1), (double[]){ 1, 2 });
-    expect(jg_broadcast_to(col, jg_shape(2, 3)), jg_shape(2, 3),
+    t_expect(jg_broadcast_to(col, jg_shape(2, 3)), jg_shape(2, 3),
            (double[]){ 1, 1, 1, 2, 2, 2 });
     jg_node *s = t_const(g, JG_SCALAR, (double[]){ 5 });
-    expect(jg_broadcast_to(s, jg_shape(2, 2)), jg_shape(2, 2), (double[]){ 5, 5, 5, 5 });
+    t_expect(jg_broadcast_to(s, jg_shape(2, 2)), jg_shape(2, 2), (double[]){ 5, 5, 5, 5 });
     /* a new leading dim and a stretched middle dim: [2,1,2] -> [2,2,3,2] */
     jg_node *m = t_const(g, jg_shape(2, 1, 2), (double[]){ 1, 2, 3, 4 });
     jg_node *b = jg_broadcast_to(m, jg_shape(2, 2, 3, 2));
@@ -201,7 +173,7 @@ Test(movement, broadcast_values)
             for (int j = 0; j < 3; j++)
                 for (int k = 0; k < 2; k++)
                     want[((l * 2 + i) * 3 + j) * 2 + k] = 1 + 2 * i + k;
-    expect(b, jg_shape(2, 2, 3, 2), want);
+    t_expect(b, jg_shape(2, 2, 3, 2), want);
     cr_assert_eq(want[7], 4); /* b[0][1][0][1] = m[1][0][1] */
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
@@ -210,7 +182,7 @@ Test(movement, broadcast_values)
 Test(movement, broadcast_to_same_shape_adds_no_node)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     int before = jg_graph_node_count(g);
     cr_assert_eq(jg_broadcast_to(x, jg_shape(2, 3)), x);
     cr_assert_eq(jg_graph_node_count(g), before);
@@ -237,7 +209,7 @@ Test(movement, broadcast_gradient_values)
     jg_graph *g = jg_graph_new();
     jg_node *x = t_param(g, "x", jg_shape(2, 1), 1);
     jg_node *d = grad_of(g, jg_broadcast_to(x, jg_shape(4, 2, 3)), x);
-    expect(d, jg_shape(2, 1), (double[]){ 12, 12 });
+    t_expect(d, jg_shape(2, 1), (double[]){ 12, 12 });
     jg_graph_free(g);
 }
 
@@ -265,7 +237,7 @@ Test(movement, second_order)
 Test(movement, reshape_bad_numel)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     jg_node *r = jg_reshape(x, jg_shape(4, 2));
     cr_assert(!jg_node_ok(r));
     t_assert_error(g, JG_ERR_SHAPE, "jg_reshape: cannot reshape [2,3] (6 elements) to [4,2]");
@@ -276,7 +248,7 @@ Test(movement, reshape_bad_numel)
 Test(movement, reshape_two_inferred_dims)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_reshape(x, jg_shape(-1, -1))));
     t_assert_error(g, JG_ERR_SHAPE, "at most one dimension may be -1");
     jg_graph_free(g);
@@ -285,7 +257,7 @@ Test(movement, reshape_two_inferred_dims)
 Test(movement, reshape_not_divisible_and_bad_dims)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_reshape(x, jg_shape(4, -1))));
     t_assert_error(g, JG_ERR_SHAPE, "not divisible");
     jg_graph_clear_error(g);
@@ -303,7 +275,7 @@ Test(movement, reshape_not_divisible_and_bad_dims)
 Test(movement, bad_permutations)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_permute(x, jg_axes(0, 0))));
     t_assert_error(g, JG_ERR_ARG, "jg_permute: not a permutation of the axes of [2,3]: axis 0 "
                                   "repeats");
@@ -325,7 +297,7 @@ Test(movement, bad_permutations)
 Test(movement, transpose_needs_two_dims)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(3));
+    jg_node *x = t_iota(g, jg_shape(3));
     cr_assert(!jg_node_ok(jg_transpose(x)));
     t_assert_error(g, JG_ERR_SHAPE, "jg_transpose: needs at least 2 dimensions, operand is [3]");
     t_assert_error(g, JG_ERR_SHAPE, "test_movement.c:");
@@ -335,7 +307,7 @@ Test(movement, transpose_needs_two_dims)
 Test(movement, not_broadcastable)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     cr_assert(!jg_node_ok(jg_broadcast_to(x, jg_shape(3, 3))));
     t_assert_error(g, JG_ERR_SHAPE, "jg_broadcast_to: cannot broadcast [2,3] to [3,3]");
     jg_graph_clear_error(g);
@@ -358,7 +330,7 @@ Test(movement, null_and_poisoned_operands)
     cr_assert(!jg_node_ok(jg_broadcast_to(NULL, jg_shape(2))));
     cr_assert_eq(jg_graph_status(g), JG_OK);
     /* a poisoned operand propagates without a new error */
-    jg_node *x = iota(g, jg_shape(2, 3));
+    jg_node *x = t_iota(g, jg_shape(2, 3));
     jg_node *bad = jg_reshape(x, jg_shape(5));
     t_assert_error(g, JG_ERR_SHAPE, "to [5]");
     cr_assert(!jg_node_ok(jg_reshape(bad, jg_shape(1))));

@@ -9,15 +9,6 @@
 
 static double sig(double v) { return 1 / (1 + exp(-v)); }
 
-static void assert_shape(jg_node *n, jg_shape want)
-{
-    jg_shape s = jg_node_shape(n);
-    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
-    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
-    for (int d = 0; d < s.ndim; d++)
-        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
-                     (long long)want.dim[d]);
-}
 
 /* An f64 parameter holding the given values (so a builder reuses it as its weight). */
 static jg_node *param_values(jg_graph *g, const char *name, jg_shape s, const double *v)
@@ -55,7 +46,7 @@ Test(recurrent, rnn_cell_by_hand)
     param_values(g, "r.b", jg_shape(1), (double[]){ 0.1 });
     jg_node *h = jg_rnn_cell(g, "r", t_const(g, jg_shape(1, 1), (double[]){ X }),
                              t_const(g, jg_shape(1, 1), (double[]){ H0 }));
-    assert_shape(h, jg_shape(1, 1));
+    t_assert_shape(h, jg_shape(1, 1));
     double want = tanh(0.7 * X - 0.4 * H0 + 0.1);
     t_assert_close((double[]){ scalar_of(h) }, &want, 1, 1e-12);
     jg_graph_free(g);
@@ -70,7 +61,7 @@ Test(recurrent, gru_cell_by_hand)
     param_values(g, "u.b", jg_shape(3), b);
     jg_node *h = jg_gru_cell(g, "u", t_const(g, jg_shape(1, 1), (double[]){ X }),
                              t_const(g, jg_shape(1, 1), (double[]){ H0 }));
-    assert_shape(h, jg_shape(1, 1));
+    t_assert_shape(h, jg_shape(1, 1));
     double r = sig(X * wi[0] + b[0] + H0 * wh[0]);
     double z = sig(X * wi[1] + b[1] + H0 * wh[1]);
     double n = tanh(X * wi[2] + b[2] + r * (H0 * wh[2]));
@@ -92,8 +83,8 @@ Test(recurrent, lstm_cell_by_hand)
                                 t_const(g, jg_shape(1, 1), (double[]){ H0 }),
                                 t_const(g, jg_shape(1, 1), (double[]){ C0 }), &h_out, &c_out);
     cr_assert_eq(ret, h_out);
-    assert_shape(h_out, jg_shape(1, 1));
-    assert_shape(c_out, jg_shape(1, 1));
+    t_assert_shape(h_out, jg_shape(1, 1));
+    t_assert_shape(c_out, jg_shape(1, 1));
     double a[4];
     for (int k = 0; k < 4; k++)
         a[k] = X * wi[k] + H0 * wh[k] + b[k];
@@ -114,7 +105,7 @@ Test(recurrent, rnn_cell_constant_weights)
     jg_node *x = t_const(g, jg_shape(2, 2), (double[]){ 1, 2, -1, 0 });
     jg_node *h = t_const(g, jg_shape(2, 3), (double[]){ 0.5, -1, 0, 1, 1, 1 });
     jg_node *y = jg_rnn_cell(g, "c", x, h);
-    assert_shape(y, jg_shape(2, 3));
+    t_assert_shape(y, jg_shape(2, 3));
     double r0 = tanh(0.1 * 3 + 0.2 * -0.5 + 0.3), r1 = tanh(0.1 * -1 + 0.2 * 3 + 0.3);
     double *got = t_eval(y);
     t_assert_close(got, (double[]){ r0, r0, r0, r1, r1, r1 }, 6, 1e-12);
@@ -153,20 +144,20 @@ Test(recurrent, sequence_shapes)
     const jg_rnn_kind kinds[3] = { JG_RNN_TANH, JG_GRU, JG_LSTM };
     const char *names[3] = { "rnn", "gru", "lstm" };
     for (int k = 0; k < 3; k++) {
-        assert_shape(jg_rnn(g, kinds[k], names[k], x, 4, NULL), jg_shape(2, 4));
-        assert_shape(jg_rnn(g, kinds[k], names[k], x, 4, &(jg_rnn_opts){ .return_sequences = true }),
+        t_assert_shape(jg_rnn(g, kinds[k], names[k], x, 4, NULL), jg_shape(2, 4));
+        t_assert_shape(jg_rnn(g, kinds[k], names[k], x, 4, &(jg_rnn_opts){ .return_sequences = true }),
                      jg_shape(2, 5, 4));
         char bi[16];
         snprintf(bi, sizeof bi, "bi%s", names[k]);
-        assert_shape(jg_rnn(g, kinds[k], bi, x, 4, &(jg_rnn_opts){ .bidirectional = true }),
+        t_assert_shape(jg_rnn(g, kinds[k], bi, x, 4, &(jg_rnn_opts){ .bidirectional = true }),
                      jg_shape(2, 8));
-        assert_shape(jg_rnn(g, kinds[k], bi, x, 4,
+        t_assert_shape(jg_rnn(g, kinds[k], bi, x, 4,
                             &(jg_rnn_opts){ .bidirectional = true, .return_sequences = true }),
                      jg_shape(2, 5, 8));
     }
     cr_assert(jg_param_find(g, "bilstm.fwd.w_ih") && jg_param_find(g, "bilstm.bwd.w_hh"));
-    assert_shape(jg_param_find(g, "gru.w_hh"), jg_shape(4, 12));
-    assert_shape(jg_param_find(g, "lstm.w_ih"), jg_shape(3, 16));
+    t_assert_shape(jg_param_find(g, "gru.w_hh"), jg_shape(4, 12));
+    t_assert_shape(jg_param_find(g, "lstm.w_ih"), jg_shape(3, 16));
     cr_assert_eq(jg_param_count(g), 3 * 3 + 3 * 6);
     jg_graph_free(g);
 }
@@ -374,7 +365,7 @@ Test(recurrent, embedding_values_and_grad)
     jg_node *w = param_values(g, "emb", jg_shape(4, 2), (double[]){ 0, 1, 10, 11, 20, 21, 30, 31 });
     jg_node *ids = i32_const(g, jg_shape(2, 3), (int32_t[]){ 3, 0, 1, 1, 1, 2 });
     jg_node *e = jg_embedding(g, "emb", ids, 4, 2);
-    assert_shape(e, jg_shape(2, 3, 2));
+    t_assert_shape(e, jg_shape(2, 3, 2));
     double *v = t_eval(e);
     t_assert_close(v, (double[]){ 30, 31, 0, 1, 10, 11, 10, 11, 10, 11, 20, 21 }, 12, 0);
     free(v);
@@ -383,9 +374,9 @@ Test(recurrent, embedding_values_and_grad)
     /* created on first use: f32, N(0, 1) */
     jg_node *e2 = jg_embedding(g, "emb2", i32_const(g, jg_shape(3), (int32_t[]){ 0, 1, 2 }),
                                100, 8);
-    assert_shape(e2, jg_shape(3, 8));
+    t_assert_shape(e2, jg_shape(3, 8));
     cr_assert_eq(jg_node_dtype(e2), JG_F32);
-    assert_shape(jg_param_find(g, "emb2"), jg_shape(100, 8));
+    t_assert_shape(jg_param_find(g, "emb2"), jg_shape(100, 8));
     jg_graph_free(g);
 }
 

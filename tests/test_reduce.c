@@ -6,25 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Asserts node n has the given shape. */
-static void assert_shape(jg_node *n, jg_shape want)
-{
-    jg_shape s = jg_node_shape(n);
-    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
-    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
-    for (int d = 0; d < s.ndim; d++)
-        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
-                     (long long)want.dim[d]);
-}
 
-/* Evaluates n, checks its shape and values. */
-static void expect(jg_node *n, jg_shape shape, const double *want)
-{
-    assert_shape(n, shape);
-    double *got = t_eval(n);
-    t_assert_close(got, want, jg_shape_numel(shape), 1e-12);
-    free(got);
-}
 
 /* An i32 constant (a function, so compound literals need no extra parentheses). */
 static jg_node *i32_const(jg_graph *g, jg_shape s, const int32_t *values)
@@ -55,14 +37,14 @@ Test(reduce, sum_2d_axes)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = x23(g);
-    expect(jg_sum(x, jg_axes(0), false), jg_shape(3), (double[]){ 5, 7, 9 });
-    expect(jg_sum(x, jg_axes(1), false), jg_shape(2), (double[]){ 6, 15 });
-    expect(jg_sum(x, jg_axes(-1), false), jg_shape(2), (double[]){ 6, 15 });
-    expect(jg_sum(x, jg_axes(-2), true), jg_shape(1, 3), (double[]){ 5, 7, 9 });
-    expect(jg_sum(x, jg_axes(1), true), jg_shape(2, 1), (double[]){ 6, 15 });
-    expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 21 });
-    expect(jg_sum(x, JG_ALL_AXES, true), jg_shape(1, 1), (double[]){ 21 });
-    expect(jg_sum(x, jg_axes(1, 0), false), JG_SCALAR, (double[]){ 21 });
+    t_expect(jg_sum(x, jg_axes(0), false), jg_shape(3), (double[]){ 5, 7, 9 });
+    t_expect(jg_sum(x, jg_axes(1), false), jg_shape(2), (double[]){ 6, 15 });
+    t_expect(jg_sum(x, jg_axes(-1), false), jg_shape(2), (double[]){ 6, 15 });
+    t_expect(jg_sum(x, jg_axes(-2), true), jg_shape(1, 3), (double[]){ 5, 7, 9 });
+    t_expect(jg_sum(x, jg_axes(1), true), jg_shape(2, 1), (double[]){ 6, 15 });
+    t_expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 21 });
+    t_expect(jg_sum(x, JG_ALL_AXES, true), jg_shape(1, 1), (double[]){ 21 });
+    t_expect(jg_sum(x, jg_axes(1, 0), false), JG_SCALAR, (double[]){ 21 });
     cr_assert_eq(jg_graph_status(g), JG_OK, "%s", jg_errmsg(g));
     jg_graph_free(g);
 }
@@ -71,13 +53,13 @@ Test(reduce, sum_empty_axes_is_identity)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = x23(g);
-    expect(jg_sum(x, (jg_axes){ .n = 0 }, false), jg_shape(2, 3),
+    t_expect(jg_sum(x, (jg_axes){ .n = 0 }, false), jg_shape(2, 3),
            (double[]){ 1, 2, 3, 4, 5, 6 });
-    expect(jg_max(x, (jg_axes){ .n = 0 }, true), jg_shape(2, 3),
+    t_expect(jg_max(x, (jg_axes){ .n = 0 }, true), jg_shape(2, 3),
            (double[]){ 1, 2, 3, 4, 5, 6 });
     /* JG_NO_AXES names the same thing (jg_axes() does not compile: see jitgrad.h) */
-    expect(jg_sum(x, JG_NO_AXES, false), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
-    expect(jg_mean(x, JG_NO_AXES, true), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    t_expect(jg_sum(x, JG_NO_AXES, false), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    t_expect(jg_mean(x, JG_NO_AXES, true), jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
     jg_node *w = t_param(g, "w", jg_shape(2, 3), 7);
     t_gradcheck(g, jg_sum(jg_square(w), JG_NO_AXES, false), &w, 1);
     jg_graph_free(g);
@@ -88,17 +70,17 @@ Test(reduce, sum_3d_axis_sets)
     jg_graph *g = jg_graph_new();
     jg_node *x = iota234(g);
     /* over i and k: sum_i sum_k (12i + 4j + k) = 32j + 60 */
-    expect(jg_sum(x, jg_axes(0, 2), false), jg_shape(3), (double[]){ 60, 92, 124 });
-    expect(jg_sum(x, jg_axes(-1, 0), true), jg_shape(1, 3, 1), (double[]){ 60, 92, 124 });
+    t_expect(jg_sum(x, jg_axes(0, 2), false), jg_shape(3), (double[]){ 60, 92, 124 });
+    t_expect(jg_sum(x, jg_axes(-1, 0), true), jg_shape(1, 3, 1), (double[]){ 60, 92, 124 });
     /* over j: sum_j (12i + 4j + k) = 36i + 12 + 3k */
-    expect(jg_sum(x, jg_axes(1), false), jg_shape(2, 4),
+    t_expect(jg_sum(x, jg_axes(1), false), jg_shape(2, 4),
            (double[]){ 12, 15, 18, 21, 48, 51, 54, 57 });
     /* over j and k: 12 * 12i + sum of 0..11 = 144i + 66 */
-    expect(jg_sum(x, jg_axes(-2, -1), false), jg_shape(2), (double[]){ 66, 210 });
+    t_expect(jg_sum(x, jg_axes(-2, -1), false), jg_shape(2), (double[]){ 66, 210 });
     /* over i: 12 + 8j + 2k */
-    expect(jg_sum(x, jg_axes(0), true), jg_shape(1, 3, 4),
+    t_expect(jg_sum(x, jg_axes(0), true), jg_shape(1, 3, 4),
            (double[]){ 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34 });
-    expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 276 });
+    t_expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 276 });
     jg_graph_free(g);
 }
 
@@ -106,14 +88,14 @@ Test(reduce, size_one_dims_and_scalars)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(3, 1), (double[]){ 1, -2, 5 });
-    expect(jg_sum(x, jg_axes(1), false), jg_shape(3), (double[]){ 1, -2, 5 });
-    expect(jg_sum(x, jg_axes(0), true), jg_shape(1, 1), (double[]){ 4 });
-    expect(jg_max(x, jg_axes(-1), true), jg_shape(3, 1), (double[]){ 1, -2, 5 });
-    expect(jg_mean(x, jg_axes(0), false), jg_shape(1), (double[]){ 4.0 / 3 });
+    t_expect(jg_sum(x, jg_axes(1), false), jg_shape(3), (double[]){ 1, -2, 5 });
+    t_expect(jg_sum(x, jg_axes(0), true), jg_shape(1, 1), (double[]){ 4 });
+    t_expect(jg_max(x, jg_axes(-1), true), jg_shape(3, 1), (double[]){ 1, -2, 5 });
+    t_expect(jg_mean(x, jg_axes(0), false), jg_shape(1), (double[]){ 4.0 / 3 });
     jg_node *s = jg_scalar(g, JG_F64, 2.5);
-    expect(jg_sum(s, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 2.5 });
-    expect(jg_mean(s, JG_ALL_AXES, true), JG_SCALAR, (double[]){ 2.5 });
-    expect(jg_logsumexp(s, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 2.5 });
+    t_expect(jg_sum(s, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 2.5 });
+    t_expect(jg_mean(s, JG_ALL_AXES, true), JG_SCALAR, (double[]){ 2.5 });
+    t_expect(jg_logsumexp(s, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 2.5 });
     jg_graph_free(g);
 }
 
@@ -121,11 +103,11 @@ Test(reduce, mean_values)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = x23(g);
-    expect(jg_mean(x, jg_axes(0), false), jg_shape(3), (double[]){ 2.5, 3.5, 4.5 });
-    expect(jg_mean(x, jg_axes(-1), true), jg_shape(2, 1), (double[]){ 2, 5 });
-    expect(jg_mean(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 3.5 });
+    t_expect(jg_mean(x, jg_axes(0), false), jg_shape(3), (double[]){ 2.5, 3.5, 4.5 });
+    t_expect(jg_mean(x, jg_axes(-1), true), jg_shape(2, 1), (double[]){ 2, 5 });
+    t_expect(jg_mean(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ 3.5 });
     jg_node *y = iota234(g);
-    expect(jg_mean(y, jg_axes(0, -1), false), jg_shape(3),
+    t_expect(jg_mean(y, jg_axes(0, -1), false), jg_shape(3),
            (double[]){ 60 / 8.0, 92 / 8.0, 124 / 8.0 });
     jg_graph_free(g);
 }
@@ -134,18 +116,18 @@ Test(reduce, max_min_values)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(2, 3), (double[]){ 1, 5, -3, 4, -2, 6 });
-    expect(jg_max(x, jg_axes(0), false), jg_shape(3), (double[]){ 4, 5, 6 });
-    expect(jg_max(x, jg_axes(-1), false), jg_shape(2), (double[]){ 5, 6 });
-    expect(jg_max(x, JG_ALL_AXES, true), jg_shape(1, 1), (double[]){ 6 });
-    expect(jg_min(x, jg_axes(0), true), jg_shape(1, 3), (double[]){ 1, -2, -3 });
-    expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ -3, -2 });
-    expect(jg_min(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ -3 });
+    t_expect(jg_max(x, jg_axes(0), false), jg_shape(3), (double[]){ 4, 5, 6 });
+    t_expect(jg_max(x, jg_axes(-1), false), jg_shape(2), (double[]){ 5, 6 });
+    t_expect(jg_max(x, JG_ALL_AXES, true), jg_shape(1, 1), (double[]){ 6 });
+    t_expect(jg_min(x, jg_axes(0), true), jg_shape(1, 3), (double[]){ 1, -2, -3 });
+    t_expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ -3, -2 });
+    t_expect(jg_min(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ -3 });
     jg_node *y = iota234(g);
-    expect(jg_max(y, jg_axes(0, 2), false), jg_shape(3), (double[]){ 15, 19, 23 });
-    expect(jg_min(y, jg_axes(-3, -2), false), jg_shape(4), (double[]){ 0, 1, 2, 3 });
+    t_expect(jg_max(y, jg_axes(0, 2), false), jg_shape(3), (double[]){ 15, 19, 23 });
+    t_expect(jg_min(y, jg_axes(-3, -2), false), jg_shape(4), (double[]){ 0, 1, 2, 3 });
     /* all-negative groups: the maximum is not the 0 an accumulator might start from */
     jg_node *neg = t_const(g, jg_shape(2, 2), (double[]){ -7, -3, -1, -9 });
-    expect(jg_max(neg, jg_axes(1), false), jg_shape(2), (double[]){ -3, -1 });
+    t_expect(jg_max(neg, jg_axes(1), false), jg_shape(2), (double[]){ -3, -1 });
     jg_graph_free(g);
 }
 
@@ -153,8 +135,8 @@ Test(reduce, max_min_ties)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = t_const(g, jg_shape(2, 3), (double[]){ 2, 2, 1, 0, 0, 0 });
-    expect(jg_max(x, jg_axes(1), false), jg_shape(2), (double[]){ 2, 0 });
-    expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ 1, 0 });
+    t_expect(jg_max(x, jg_axes(1), false), jg_shape(2), (double[]){ 2, 0 });
+    t_expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ 1, 0 });
     jg_graph_free(g);
 }
 
@@ -163,11 +145,11 @@ Test(reduce, logsumexp_values)
     jg_graph *g = jg_graph_new();
     jg_node *x = x23(g);
     double r0 = log(exp(1) + exp(2) + exp(3)), r1 = log(exp(4) + exp(5) + exp(6));
-    expect(jg_logsumexp(x, jg_axes(-1), false), jg_shape(2), (double[]){ r0, r1 });
-    expect(jg_logsumexp(x, jg_axes(0), true), jg_shape(1, 3),
+    t_expect(jg_logsumexp(x, jg_axes(-1), false), jg_shape(2), (double[]){ r0, r1 });
+    t_expect(jg_logsumexp(x, jg_axes(0), true), jg_shape(1, 3),
            (double[]){ log(exp(1) + exp(4)), log(exp(2) + exp(5)), log(exp(3) + exp(6)) });
     double all = log(exp(1) + exp(2) + exp(3) + exp(4) + exp(5) + exp(6));
-    expect(jg_logsumexp(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ all });
+    t_expect(jg_logsumexp(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ all });
     jg_graph_free(g);
 }
 
@@ -178,7 +160,7 @@ Test(reduce, logsumexp_is_stable)
     jg_node *x = t_const(g, jg_shape(3, 2),
                          (double[]){ 1000, 1000, -1000, -1000, -INFINITY, -INFINITY });
     jg_node *y = jg_logsumexp(x, jg_axes(1), false);
-    assert_shape(y, jg_shape(3));
+    t_assert_shape(y, jg_shape(3));
     double *v = t_eval(y);
     cr_assert_float_eq(v[0], 1000 + log(2.0), 1e-9);
     cr_assert_float_eq(v[1], -1000 + log(2.0), 1e-9);
@@ -193,12 +175,12 @@ Test(reduce, i32_sum_max_min)
     jg_node *x = i32_const(g, jg_shape(2, 3), (int32_t[]){ 1, -5, 3, 4, 2, -6 });
     jg_node *s = jg_sum(x, jg_axes(0), false);
     cr_assert_eq(jg_node_dtype(s), JG_I32);
-    expect(s, jg_shape(3), (double[]){ 5, -3, -3 });
-    expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ -1 });
+    t_expect(s, jg_shape(3), (double[]){ 5, -3, -3 });
+    t_expect(jg_sum(x, JG_ALL_AXES, false), JG_SCALAR, (double[]){ -1 });
     jg_node *m = jg_max(x, jg_axes(-1), true);
     cr_assert_eq(jg_node_dtype(m), JG_I32);
-    expect(m, jg_shape(2, 1), (double[]){ 3, 4 });
-    expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ -5, -6 });
+    t_expect(m, jg_shape(2, 1), (double[]){ 3, 4 });
+    t_expect(jg_min(x, jg_axes(1), false), jg_shape(2), (double[]){ -5, -6 });
     jg_graph_free(g);
 }
 
@@ -208,17 +190,17 @@ Test(reduce, argmax_values)
     jg_node *x = t_const(g, jg_shape(2, 3), (double[]){ 1, 5, 5, 7, 2, 7 });
     jg_node *a = jg_argmax(x, 1);
     cr_assert_eq(jg_node_dtype(a), JG_I32);
-    expect(a, jg_shape(2), (double[]){ 1, 0 }); /* ties: the first maximum */
-    expect(jg_argmax(x, -1), jg_shape(2), (double[]){ 1, 0 });
-    expect(jg_argmax(x, 0), jg_shape(3), (double[]){ 1, 0, 1 });
-    expect(jg_argmax(x, -2), jg_shape(3), (double[]){ 1, 0, 1 });
+    t_expect(a, jg_shape(2), (double[]){ 1, 0 }); /* ties: the first maximum */
+    t_expect(jg_argmax(x, -1), jg_shape(2), (double[]){ 1, 0 });
+    t_expect(jg_argmax(x, 0), jg_shape(3), (double[]){ 1, 0, 1 });
+    t_expect(jg_argmax(x, -2), jg_shape(3), (double[]){ 1, 0, 1 });
     jg_node *y = iota234(g);
-    expect(jg_argmax(y, 1), jg_shape(2, 4), (double[]){ 2, 2, 2, 2, 2, 2, 2, 2 });
-    expect(jg_argmax(jg_neg(y), 2), jg_shape(2, 3), (double[]){ 0, 0, 0, 0, 0, 0 });
+    t_expect(jg_argmax(y, 1), jg_shape(2, 4), (double[]){ 2, 2, 2, 2, 2, 2, 2, 2 });
+    t_expect(jg_argmax(jg_neg(y), 2), jg_shape(2, 3), (double[]){ 0, 0, 0, 0, 0, 0 });
     jg_node *neg = t_const(g, jg_shape(4), (double[]){ -3, -1, -2, -1 });
-    expect(jg_argmax(neg, 0), JG_SCALAR, (double[]){ 1 });
+    t_expect(jg_argmax(neg, 0), JG_SCALAR, (double[]){ 1 });
     jg_node *one = t_const(g, jg_shape(2, 1), (double[]){ 3, 4 });
-    expect(jg_argmax(one, 1), jg_shape(2), (double[]){ 0, 0 });
+    t_expect(jg_argmax(one, 1), jg_shape(2), (double[]){ 0, 0 });
     jg_graph_free(g);
 }
 
@@ -226,8 +208,8 @@ Test(reduce, argmax_i32)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = i32_const(g, jg_shape(3, 2), (int32_t[]){ 4, 9, -1, -1, 8, 2 });
-    expect(jg_argmax(x, 0), jg_shape(2), (double[]){ 2, 0 });
-    expect(jg_argmax(x, 1), jg_shape(3), (double[]){ 1, 0, 0 });
+    t_expect(jg_argmax(x, 0), jg_shape(2), (double[]){ 2, 0 });
+    t_expect(jg_argmax(x, 1), jg_shape(3), (double[]){ 1, 0, 0 });
     jg_graph_free(g);
 }
 
@@ -239,7 +221,7 @@ static double *grad_of(jg_graph *g, jg_node *y, jg_node *x)
     jg_node *d = NULL;
     cr_assert_eq(jg_grad(g, y, &x, 1, &d), JG_OK, "%s", jg_errmsg(g));
     cr_assert(d);
-    assert_shape(d, jg_node_shape(x));
+    t_assert_shape(d, jg_node_shape(x));
     return t_eval(d);
 }
 

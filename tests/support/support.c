@@ -101,3 +101,33 @@ void t_assert_error(jg_graph *g, jg_status st, const char *part)
                  jg_status_str(jg_graph_status(g)), jg_status_str(st), jg_errmsg(g));
     cr_assert(strstr(jg_errmsg(g), part), "message '%s' lacks '%s'", jg_errmsg(g), part);
 }
+
+void t_assert_shape(jg_node *n, jg_shape want)
+{
+    jg_shape s = jg_node_shape(n);
+    cr_assert(jg_node_ok(n), "node is poisoned: %s", jg_errmsg(jg_node_graph(n)));
+    cr_assert_eq(s.ndim, want.ndim, "ndim %d, want %d", s.ndim, want.ndim);
+    for (int d = 0; d < s.ndim; d++)
+        cr_assert_eq(s.dim[d], want.dim[d], "dim %d is %lld, want %lld", d, (long long)s.dim[d],
+                     (long long)want.dim[d]);
+}
+
+void t_expect(jg_node *n, jg_shape shape, const double *want)
+{
+    t_assert_shape(n, shape);
+    double *got = t_eval(n);
+    t_assert_close(got, want, jg_shape_numel(shape), 1e-12);
+    free(got);
+}
+
+jg_node *t_iota(jg_graph *g, jg_shape s)
+{
+    int64_t n = jg_shape_numel(s);
+    double *v = malloc((size_t)n * sizeof *v);
+    cr_assert(v);
+    for (int64_t i = 0; i < n; i++)
+        v[i] = (double)i;
+    jg_node *c = t_const(g, s, v);
+    free(v);
+    return c;
+}

@@ -30,6 +30,13 @@ void t_gradcheck(jg_graph *g, jg_node *output, jg_node *const *wrt, int n);
 void t_gradcheck_opts(jg_graph *g, jg_node *output, jg_node *const *wrt, int n,
                       const jg_gradcheck_opts *opts);
 
+/* Asserts node n is not poisoned and has the given shape. */
+void t_assert_shape(jg_node *n, jg_shape want);
+/* Evaluates n (exact reference executor) and checks its shape and values to 1e-12. */
+void t_expect(jg_node *n, jg_shape shape, const double *want);
+/* An f64 constant holding 0, 1, 2, ... in row-major order. */
+jg_node *t_iota(jg_graph *g, jg_shape s);
+
 /* Asserts the graph holds an error with this status whose message contains `part`. */
 void t_assert_error(jg_graph *g, jg_status st, const char *part);
 
