@@ -6,6 +6,7 @@
  * all): the machine is shared, and the best sample is the one nothing else disturbed. The
  * 1-thread figures (and the peak) count the thread's CPU time, so time the scheduler gives
  * to other processes is not charged to the kernel; 2-thread figures are wall-clock. */
+#include "bench_peak.h"
 #include "jit/gemm.h"
 #include "jit/pool.h"
 
@@ -64,51 +65,6 @@ static jit_kernel_fn compile(jit_session *s, jit_module *m, LLVMValueRef fn)
         exit(1);
     }
     return (jit_kernel_fn)addr;
-}
-
-/* ---- FMA peak: 24 independent chains acc = acc * x + y over ITERS iterations ---------- */
-
-enum { CHAINS = 24, PEAK_ITERS = 1 << 20 };
-
-static jit_kernel_fn peak_kernel(jit_session *s, int width)
-{
-    jit_module m;
-    jit_module_new(s, &m, "fma_peak");
-    emit_ctx e = { .width = width };
-    LLVMValueRef fn = emit_kernel_begin(&e, &m);
-    LLVMTypeRef vt = emit_vector_type(&e, JG_F32);
-    LLVMValueRef in = emit_slot_ptr(&e, 0, JG_F32), out = emit_slot_ptr(&e, 1, JG_F32);
-    LLVMValueRef x = emit_load(&e, in, JG_F32, emit_i64(&e, 0), 0);
-    LLVMValueRef y = emit_load(&e, in, JG_F32, emit_i64(&e, 1), 0);
-    LLVMValueRef acc[CHAINS];
-    for (int c = 0; c < CHAINS; c++) {
-        acc[c] = LLVMBuildAlloca(e.b, vt, "");
-        LLVMBuildStore(e.b, emit_load(&e, in, JG_F32, emit_i64(&e, 2 + c), 0), acc[c]);
-    }
-    loop l;
-    loop_begin(&e, &l, LLVMGetParam(fn, 1), LLVMGetParam(fn, 2), emit_i64(&e, 1), "i");
-    for (int c = 0; c < CHAINS; c++) {
-        LLVMValueRef args[3] = { LLVMBuildLoad2(e.b, vt, acc[c], ""), x, y };
-        LLVMBuildStore(e.b, emit_intrinsic(&e, "llvm.fma", &vt, 1, args, 3), acc[c]);
-    }
-    loop_end(&e, &l);
-    LLVMValueRef sum = LLVMBuildLoad2(e.b, vt, acc[0], "");
-    for (int c = 1; c < CHAINS; c++)
-        sum = LLVMBuildFAdd(e.b, sum, LLVMBuildLoad2(e.b, vt, acc[c], ""), "");
-    emit_store(&e, out, JG_F32, emit_i64(&e, 0), sum);
-    emit_kernel_end(&e);
-    return compile(s, &m, fn);
-}
-
-typedef struct peak_run {
-    jit_kernel_fn k;
-    void **bufs;
-} peak_run;
-
-static void run_peak(void *ctx)
-{
-    peak_run *r = ctx;
-    r->k(r->bufs, 0, PEAK_ITERS, NULL);
 }
 
 /* ---- GEMM ---------------------------------------------------------------------------- */
@@ -236,15 +192,7 @@ int main(void)
     int width = jit_vector_bits(s) / 32;
     width = width < 1 ? 1 : width;
 
-    peak_run pr = { peak_kernel(s, width), NULL };
-    float in[2 + CHAINS] = { 0.999999f, 1e-6f };
-    for (int c = 0; c < CHAINS; c++)
-        in[2 + c] = 1.0f + (float)c;
-    float out[64];
-    void *pbufs[2] = { in, out };
-    pr.bufs = pbufs;
-    double peak_s = best_time(run_peak, &pr, CLOCK_THREAD_CPUTIME_ID);
-    double peak = 2.0 * CHAINS * width * (double)PEAK_ITERS / peak_s * 1e-9;
+    double peak = fma_peak();
     line("fma_peak_1t", peak, "fma_peak", peak);
 
     /* OpenBLAS with its own CPU detection (the environment may pin a core type). */
