@@ -81,3 +81,23 @@ Test(passes, siblings_and_inplace_can_be_switched_off)
     }
     jg_graph_free(g);
 }
+
+Test(passes, simplify_composes_permutes_and_cancels_negations)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(2, 3, 4), 1);
+    jg_node *y = jg_permute(jg_permute(x, jg_axes(2, 0, 1)), jg_axes(1, 2, 0)); /* identity */
+    jg_node *z = jg_permute(jg_permute(x, jg_axes(1, 0, 2)), jg_axes(0, 2, 1));
+    jg_node *out = jg_add(jg_neg(jg_neg(y)), jg_reshape(jg_reshape(jg_permute(z, jg_axes(0, 2, 1)),
+                                                                   jg_shape(6, 4)), jg_shape(2, 3, 4)));
+    double on[24], off[24];
+    jg_program_stats s_on = compile_stats(g, &out, 1, NULL, on, 24);
+    jg_program_stats s_off = compile_stats(g, &out, 1, "simplify", off, 24);
+    cr_assert_geq(s_on.simplified, 4, "%d folds", s_on.simplified);
+    cr_assert_eq(s_off.simplified, 0);
+    t_assert_close(on, off, 24, 1e-12);
+    double *ref = t_eval(out);
+    t_assert_close(on, ref, 24, 1e-12);
+    free(ref);
+    jg_graph_free(g);
+}

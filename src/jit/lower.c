@@ -13,9 +13,14 @@ static bool is_fill(const jg_node *n, double v)
     return n->op == JG_OP_FILL && n->attr.scalar[0] == v;
 }
 
-/* Folds that gradient graphs need most: a constant moved around is a constant of the new
- * shape (the seed of jg_grad is broadcast ones), and x * 1, x + 0 are x. Returns the node n
- * becomes, or NULL to copy it as it is. */
+/* Folds that gradient graphs need most, each exact (NOTE x - x is not folded: it is NaN for
+ * an infinite x; -(-x) only for floats, where negation is exact):
+ *   a constant moved around (reshape, broadcast, permute)  -> a constant of the new shape
+ *   x * 1, x + 0                                           -> x
+ *   -(-x)                                                  -> x
+ *   permute(permute(x))                                    -> one permute, or x
+ *   reshape(reshape(x))                                    -> one reshape, or x
+ * Returns the node n becomes, or NULL to copy it as it is. */
 static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool train,
                      bool simplify)
 {
@@ -23,11 +28,29 @@ static jg_node *fold(jg_graph *g, const jg_node *n, jg_node *const *in, bool tra
         return in[train ? 0 : 1];
     if (!simplify)
         return NULL;
+    if ((n->op == JG_OP_RESHAPE || n->op == JG_OP_BROADCAST || n->op == JG_OP_PERMUTE) &&
+        in[0]->op == JG_OP_FILL)
+        return jg_fill(g, n->dtype, n->shape, in[0]->attr.scalar[0]);
     switch (n->op) {
-    case JG_OP_RESHAPE: case JG_OP_BROADCAST: case JG_OP_PERMUTE:
-        if (in[0]->op == JG_OP_FILL)
-            return jg_fill(g, n->dtype, n->shape, in[0]->attr.scalar[0]);
-        return NULL;
+    case JG_OP_NEG:
+        return in[0]->op == JG_OP_NEG && n->dtype != JG_I32 ? in[0]->in[0] : NULL;
+    case JG_OP_RESHAPE:
+        if (in[0]->op != JG_OP_RESHAPE)
+            return NULL;
+        return shape_eq(in[0]->in[0]->shape, n->shape) ? in[0]->in[0]
+                                                       : jg_reshape(in[0]->in[0], n->shape);
+    case JG_OP_PERMUTE: {
+        if (in[0]->op != JG_OP_PERMUTE)
+            return NULL;
+        /* out dim d reads dim list[d] of the inner permute, which reads its own list[...] */
+        jg_axes both = { .n = n->shape.ndim };
+        bool identity = true;
+        for (int d = 0; d < both.n; d++) {
+            both.axis[d] = (int)in[0]->attr.list[n->attr.list[d]];
+            identity &= both.axis[d] == d;
+        }
+        return identity ? in[0]->in[0] : jg_permute(in[0]->in[0], both);
+    }
     case JG_OP_MUL: case JG_OP_ADD: {
         double unit = n->op == JG_OP_MUL ? 1 : 0;
         for (int k = 0; k < 2; k++)
