@@ -385,6 +385,16 @@ JG_API jg_node *jg_cross_entropy_(jg_loc at, jg_node *logits, jg_node *labels);
 JG_API jg_node *jg_bce_with_logits_(jg_loc at, jg_node *logits, jg_node *targets);
 JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
 
+/* The L2 penalty c * sum_i sum(params[i]^2) over n parameters of one float dtype (a scalar
+ * of that dtype); add it to the loss: loss = jg_add(ce, jg_l2_penalty(1e-4, ws, 2)). With
+ * SGD, jg_compile_train applies it as weight decay in the update (pass "l2_decay"; same
+ * weights, fewer kernels); with Adam or RMSprop it stays coupled L2, which is not AdamW.
+ * Errors: c negative or NaN or infinite, an operand that is not a parameter, mixed dtypes,
+ * a NULL operand or one of another graph. With no operand at all (params NULL or n <= 0)
+ * there is no graph to record on: the node is poisoned, nothing recorded. */
+#define jg_l2_penalty(c, params, n) jg_l2_penalty_(JG_HERE, c, params, n)
+JG_API jg_node *jg_l2_penalty_(jg_loc at, double c, jg_node *const *params, int n);
+
 /* ---------------------------------------------------------------- custom ops */
 
 /* A custom op is a C function of your own, with a signature you declare, called through
@@ -546,16 +556,22 @@ typedef struct jg_opts {
     const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
                                  else none (an in-memory cache always dedups kernels) */
     bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
-    /* Passes to skip, comma-separated: "simplify" (constant and identity folding), "cse"
-     * (common subexpressions), "siblings" (multi-output kernels), "inplace" (updates
-     * written straight into the store); fusion itself is no_fusion. NULL: all on. */
+    /* Passes to skip, comma-separated ("cse,siblings"); NULL: all on. jg_pass_name lists
+     * them in order; README's "Passes" section says what each does. "fuse" off is the same
+     * as no_fusion (and leaves siblings nothing to merge). */
     const char *passes_off;
+    /* A directory (which must exist) where compiling writes the program graph after lowering
+     * and after each graph pass, as NN-<pass>.txt (jg_graph_dump's format) and NN-<pass>.dot
+     * (Graphviz). NULL: no dumps. */
+    const char *dump_dir;
     /* After each kernel (each op on the reference executor), check its result for inf and
      * NaN and fail the run with JG_ERR_NONFINITE naming the first op that produced one and
      * where it was built. Costs a pass over every result: a debugging aid. The JIT checks
      * what kernels store: with fusion the op named is a kernel's last one; add no_fusion to
      * pin the exact op. */
     bool check_finite;
+    /* Print the lint's warnings (jg_program_warnings) to stderr when compiling. */
+    bool print_warnings;
 } jg_opts;
 
 /* Compiles outputs (and updates) into a program; opts may be NULL. On failure returns NULL
@@ -577,9 +593,24 @@ JG_API jg_shape jg_program_output_shape(const jg_program *p, int i);
 JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
 JG_API int jg_program_output_count(const jg_program *p);
 JG_API const char *jg_program_errmsg(const jg_program *p);
-/* The compiler's lint about what the program computes, one "warning: ..." line each ("" if
- * none): a sigmoid or softmax fed straight from a ReLU (a classifier that predicts one
- * class), a trainable weight matrix with a constant initialiser (symmetry never broken). */
+/* The compiler's lint: warnings about a graph that computes what it says but will not learn
+ * what its author wants, one "warning: ..." line each ("" if none), naming the node (op or
+ * parameter) and the file:line where it was built. Warnings never make a compile fail;
+ * jg_opts.print_warnings also prints them to stderr. Every program checks:
+ * - a sigmoid, softmax or loss on logits fed straight from a ReLU (never negative: a
+ *   classifier that predicts one class);
+ * - a trainable weight matrix with a constant initialiser (symmetry never broken);
+ * - jg_cross_entropy fed from a log_softmax or softmax, jg_bce_with_logits from a sigmoid
+ *   (the loss applies it again);
+ * - a per-channel bias added right before a jg_batchnorm (cancelled by the mean);
+ * - in an evaluation program, a gradient through dropout's mask or batchnorm's batch
+ *   statistics (jg_grad differentiates the training path, not the value computed).
+ * Training programs (jg_compile_train) also check:
+ * - trainable parameters the loss's gradient does not reach (they never train);
+ * - weight_decay or l2 on biases and normalisation parameters (1-D, or named *.bias,
+ *   *.gamma, *.beta) that no no_decay group holds, or inside a jg_l2_penalty;
+ * - coupled L2 (optimizer.l2, or a jg_l2_penalty in the loss) with Adam or RMSprop, whose
+ *   scaling undoes it: use weight_decay (AdamW). */
 JG_API const char *jg_program_warnings(const jg_program *p);
 
 /* ---------------------------------------------------------------- inspecting programs */
@@ -599,6 +630,25 @@ typedef struct jg_program_stats {
 } jg_program_stats;
 
 JG_API jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out /* OUT */);
+/* The passes a program went through, in order (JIT programs: the graph passes that apply
+ * to its mode, then fuse, siblings, inplace; none on the reference executor). */
+typedef struct jg_pass_report {
+    const char *name;     /* as in jg_opts.passes_off */
+    bool ran;             /* false: switched off */
+    bool changed;         /* it rewrote something */
+    int nodes_before, nodes_after; /* program-graph nodes around it */
+    int rewrites;         /* nodes it replaced or merged (fuse: kernels formed; siblings:
+                             whether groups merged; inplace: updates written in place) */
+    double ms;            /* what it cost */
+} jg_pass_report;
+
+/* Every switchable pass, in the order programs apply them; NULL past the end. */
+JG_API const char *jg_pass_name(int i);
+JG_API int jg_program_pass_count(const jg_program *p);
+/* Pass i's report; JG_ERR_ARG when i is out of range. */
+JG_API jg_status jg_program_pass_report(const jg_program *p, int i, jg_pass_report *out);
+/* The reports as a table, one pass a line. */
+JG_API void jg_program_pass_dump(const jg_program *p, FILE *out);
 /* The fused groups as text, one kernel a line with its member ops. */
 JG_API void jg_program_dump(const jg_program *p, FILE *out);
 /* Graphviz DOT of the program's graph with each fused kernel as a cluster. */

@@ -3,6 +3,42 @@
 #include "jit/jit_program.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+static int rewrites_of(const jit_program *j, const char *pass)
+{
+    for (int i = 0; i < j->n_passes; i++)
+        if (strcmp(j->passes[i].name, pass) == 0)
+            return j->passes[i].rewrites;
+    return 0;
+}
+
+const char *jg_pass_name(int i) { return pass_name(i); }
+
+int jg_program_pass_count(const jg_program *p) { return p && p->jit ? p->jit->n_passes : 0; }
+
+jg_status jg_program_pass_report(const jg_program *p, int i, jg_pass_report *out)
+{
+    if (!p || !out || i < 0 || i >= jg_program_pass_count(p))
+        return JG_ERR_ARG;
+    const pass_record *r = &p->jit->passes[i];
+    *out = (jg_pass_report){ .name = r->name, .ran = r->ran, .changed = r->changed,
+                             .nodes_before = r->nodes_before, .nodes_after = r->nodes_after,
+                             .rewrites = r->rewrites, .ms = r->ms };
+    return JG_OK;
+}
+
+void jg_program_pass_dump(const jg_program *p, FILE *out)
+{
+    if (!out)
+        return;
+    fprintf(out, "%-12s %4s %8s %8s %8s %9s\n", "pass", "ran", "nodes", "after", "rewrites", "ms");
+    for (int i = 0; i < jg_program_pass_count(p); i++) {
+        const pass_record *r = &p->jit->passes[i];
+        fprintf(out, "%-12s %4s %8d %8d %8d %9.3f\n", r->name, r->ran ? "yes" : "off",
+                r->nodes_before, r->nodes_after, r->rewrites, r->ms);
+    }
+}
 
 jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out)
 {
@@ -17,7 +53,9 @@ jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out)
                                .vector_bits = jit_vector_bits(j->session),
                                .arena_bytes = j->arena_bytes,
                                .in_place_updates = j->n_in_place,
-                               .cse_merged = j->low.merged, .simplified = j->low.folded,
+                               .cse_merged = rewrites_of(j, "cse"),
+                               .simplified = rewrites_of(j, "simplify") +
+                                             rewrites_of(j, "constfold"),
                                .warnings = p->n_warnings,
                                .passes_ms = j->timing.passes_ms, .build_ms = j->timing.build_ms,
                                .optimise_ms = j->timing.optimise_ms,

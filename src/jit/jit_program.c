@@ -559,6 +559,53 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
 
 /* ---------------------------------------------------------------- compile and run */
 
+/* The JIT's own passes are recorded like the graph passes: started here, ended below. */
+static pass_record *jit_record(jit_program *j, const char *name, bool on)
+{
+    pass_record *r = &j->passes[j->n_passes < PASS_MAX ? j->n_passes++ : PASS_MAX - 1];
+    *r = (pass_record){ .name = name, .ran = on, .nodes_before = j->low.g ? j->low.g->n_nodes : 0,
+                        .ms = now_ms() };
+    return r;
+}
+
+static void jit_record_end(pass_record *r, int rewrites)
+{
+    r->ms = r->ran ? now_ms() - r->ms : 0;
+    r->nodes_after = r->nodes_before;
+    r->rewrites = r->ran ? rewrites : 0;
+    r->changed |= r->ran && rewrites > 0;
+}
+
+/* The graph passes over the lowered graph (src/graph/passes/pipeline.c). roots[] (user nodes:
+ * outputs, then update values) become nodes of the final program graph; update targets are
+ * kept alive so the in-place planner can find them. */
+static jg_status run_graph_passes(jit_program *j, const jg_program *p, const jg_opts *o,
+                                  jg_node **roots, char *err, size_t size)
+{
+    int n_roots = p->n_outputs + p->n_updates;
+    jg_node **all = malloc(((size_t)n_roots + (size_t)p->n_updates + 1) * sizeof *all);
+    if (!all) {
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    int n_keep = 0;
+    for (int i = 0; i < n_roots; i++)
+        all[i] = j->low.map[roots[i]->id];
+    for (int u = 0; u < p->n_updates; u++) /* a target the values do not read is not needed */
+        if (j->low.map[p->updates[u].param->id])
+            all[n_roots + n_keep++] = j->low.map[p->updates[u].param->id];
+    pass_ctx c = { .g = j->low.g, .roots = all, .n_roots = n_roots, .n_keep = n_keep,
+                   .map = j->low.map, .n_map = j->low.n_src, .train = p->train };
+    jg_status st = pass_pipeline_run(&c, o->passes_off, o->dump_dir, j->passes, &j->n_passes);
+    j->low.g = c.g; /* the pipeline replaced it (and freed the old one) */
+    if (st != JG_OK)
+        snprintf(err, size, "graph passes: %s", c.errmsg);
+    for (int i = 0; st == JG_OK && i < n_roots; i++)
+        roots[i] = all[i];
+    free(all);
+    return st;
+}
+
 jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t size)
 {
     jit_program *j = calloc(1, sizeof *j);
@@ -578,23 +625,29 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
         roots[i] = p->outputs[i];
     for (int i = 0; i < p->n_updates; i++)
         roots[p->n_outputs + i] = p->updates[i].value;
-    jg_status st = lower_graph(p->graph, roots, n_roots, p->train, o->passes_off, &j->low,
-                               err, size);
-    for (int i = 0; st == JG_OK && i < n_roots; i++)
-        roots[i] = j->low.map[roots[i]->id];
-    if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, !o->no_fusion, &j->fus) != JG_OK) {
+    jg_status st = lower_graph(p->graph, roots, n_roots, p->train, &j->low, err, size);
+    if (st == JG_OK)
+        st = run_graph_passes(j, p, o, roots, err, size);
+    bool fuse = !o->no_fusion && pass_enabled(o->passes_off, "fuse");
+    pass_record *r = jit_record(j, "fuse", fuse);
+    if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, fuse, &j->fus) != JG_OK) {
         snprintf(err, size, "out of memory");
         st = JG_ERR_NOMEM;
     }
-    if (st == JG_OK && !o->no_fusion && pass_enabled(o->passes_off, "siblings"))
-        pass_fuse_siblings(j->low.g, &j->fus);
+    jit_record_end(r, j->fus.n_groups);
+    r = jit_record(j, "siblings", fuse && pass_enabled(o->passes_off, "siblings"));
+    if (st == JG_OK && r->ran)
+        r->changed = pass_fuse_siblings(j->low.g, &j->fus);
+    jit_record_end(r, 0);
     j->timing.passes_ms = now_ms() - t0;
     if (st == JG_OK)
         st = assign_slots(j, p);
     if (st == JG_OK && !(j->in_place = calloc((size_t)j->low.g->n_nodes + 1, sizeof *j->in_place)))
         st = JG_ERR_NOMEM;
-    if (st == JG_OK && pass_enabled(o->passes_off, "inplace"))
+    r = jit_record(j, "inplace", pass_enabled(o->passes_off, "inplace"));
+    if (st == JG_OK && r->ran)
         plan_in_place_updates(j, p);
+    jit_record_end(r, j->n_in_place);
     if (st == JG_OK)
         st = plan_arena(j, roots, n_roots);
     free(roots);

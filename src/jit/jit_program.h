@@ -3,6 +3,7 @@
 #define JG_JIT_JIT_PROGRAM_H
 
 #include "graph/passes/fuse.h"
+#include "graph/passes/pass.h"
 #include "jit/custom_call.h"
 #include "jit/kernel.h"
 #include "jit/lower.h"
@@ -31,6 +32,8 @@ typedef struct jit_timing {
 
 struct jit_program {
     lowered low;          /* the program graph */
+    pass_record passes[PASS_MAX]; /* what each graph pass did */
+    int n_passes;
     fusion fus;
     jit_session *session;
     int *slot_of;         /* program-graph node id -> buffer slot, or -1 */

@@ -9,13 +9,12 @@ typedef struct lowered {
                       store index in node->param */
     jg_node **map; /* user node id -> program-graph node (NULL where not needed) */
     int n_src;
-    int folded, merged; /* nodes simplified away, nodes merged by CSE */
 } lowered;
 
 /* Copies what the roots need into a new graph, decomposing composite ops and resolving
  * train/eval choices for a training (train) or evaluation program. */
 HIDDEN jg_status lower_graph(jg_graph *src, jg_node *const *roots, int n_roots, bool train,
-                             const char *passes_off, lowered *out, char *err, size_t size);
+                             lowered *out, char *err, size_t size);
 HIDDEN void lowered_free(lowered *l);
 
 #endif

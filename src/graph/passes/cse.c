@@ -1,13 +1,18 @@
-/* Common-subexpression elimination, applied while lowering builds the program graph: a node
- * equal to one already there (same op, dtype, shape, attributes and operands) is that node.
+/* Common-subexpression elimination (pass "cse"): a node equal to one already copied (same
+ * op, dtype, shape, attributes and operands) is that node.
  * Operands are compared by identity, so merging bottom-up finds every common subexpression.
  * Leaves with identity of their own (inputs, parameters, constants, random streams, custom
  * calls) never merge: their attributes or names differ. */
-#include "graph/passes/cse.h"
-#include "ops/op.h"
+#include "graph/passes/pass.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct cse_table {
+    jg_node **slots; /* open addressing, a power of two in size */
+    size_t cap, count;
+    int seen; /* nodes of the new graph already offered to the table */
+} cse_table;
 
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 0x100000001b3ULL; }
 
@@ -40,8 +45,9 @@ static bool mergeable(jg_op op)
            op != JG_OP_CUSTOM && op != JG_OP_POISON;
 }
 
-jg_node *cse_find(cse_table *t, jg_op op, jg_dtype dtype, jg_shape s, jg_node *const *in,
-                  int n_in, const op_attr *a)
+/* The node equal to the one described, if the table has one. */
+static jg_node *cse_find(cse_table *t, jg_op op, jg_dtype dtype, jg_shape s, jg_node *const *in,
+                         int n_in, const op_attr *a)
 {
     if (!t->cap || !mergeable(op))
         return NULL;
@@ -52,15 +58,13 @@ jg_node *cse_find(cse_table *t, jg_op op, jg_dtype dtype, jg_shape s, jg_node *c
         bool same = same_attr(&n->attr, a);
         for (int k = 0; k < n_in && same; k++)
             same = n->in[k] == in[k];
-        if (same) {
-            t->merged++;
+        if (same)
             return n;
-        }
     }
     return NULL;
 }
 
-void cse_add(cse_table *t, jg_node *n)
+static void cse_add(cse_table *t, jg_node *n)
 {
     if (!mergeable(n->op))
         return;
@@ -88,8 +92,21 @@ void cse_add(cse_table *t, jg_node *n)
     t->count++;
 }
 
-void cse_free(cse_table *t)
+/* Called for each node in order: what the rewrite copied since the last call goes into the
+ * table first, so every earlier node can be found. */
+static jg_node *merge_rule(void *state, jg_graph *g, const jg_node *n, jg_node *const *in)
 {
-    free(t->slots);
-    *t = (cse_table){ 0 };
+    cse_table *t = state;
+    for (; t->seen < g->n_nodes; t->seen++)
+        if (!node_poisoned(g->nodes[t->seen]))
+            cse_add(t, g->nodes[t->seen]);
+    return cse_find(t, n->op, n->dtype, n->shape, in, n->n_in, &n->attr);
+}
+
+bool pass_cse(pass_ctx *c)
+{
+    cse_table t = { 0 };
+    bool changed = pass_rewrite(c, merge_rule, &t);
+    free(t.slots);
+    return changed;
 }
