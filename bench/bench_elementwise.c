@@ -17,9 +17,8 @@
  * minimal traffic; an implementation that computes the reductions in separate kernels reads x
  * and dy again, which shows here as lower GB/s (and in the profile printed to stderr).
  *
- * Reference: STREAM triad a[i] = b[i] + s * c[i] over three arrays of N floats on 2 threads
- * (pthreads, each a half), compiled as plain C at -O2 (GCC's optimize attribute; baseline
- * x86-64, i.e. at most SSE2 vectors), bytes = 3 * N * sizeof(float). The two are timed
+ * Reference: STREAM triad over three arrays of N floats on 2 threads (bench_triad.h),
+ * bytes = 3 * N * sizeof(float). The two are timed
  * alternately, REPEATS times each, and the medians compared:
  *
  *   {"bench": "elementwise_relu_fwd_bwd_2t", "value": GB/s, "unit": "GB/s",
@@ -28,9 +27,9 @@
  * The per-kernel profile of the program (and its fused groups) goes to stderr. */
 #include "jitgrad.h"
 
+#include "bench_triad.h"
 #include "bench_util.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,57 +39,6 @@
 #define N ((size_t)ROWS * COLS)
 #define REPEATS 15
 #define THREADS 2
-
-/* ---------------------------------------------------------------- the STREAM triad */
-
-typedef struct triad {
-    float *a, *b, *c;
-    float s;
-    pthread_t worker;
-    pthread_barrier_t start, done;
-    bool quit;
-} triad;
-
-/* Plain C at -O2, whatever the bench itself is compiled with (CMake's Release is -O3); clang
- * has no optimize attribute and compiles it with the bench's flags. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define PLAIN_O2 __attribute__((optimize("O2"), noinline))
-#else
-#define PLAIN_O2 __attribute__((noinline))
-#endif
-
-PLAIN_O2 static void triad_part(float *restrict a, const float *restrict b,
-                                const float *restrict c, float s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        a[i] = b[i] + s * c[i];
-}
-
-static void triad_half(triad *t, int half)
-{
-    size_t lo = half ? N / 2 : 0, n = half ? N - N / 2 : N / 2;
-    triad_part(t->a + lo, t->b + lo, t->c + lo, t->s, n);
-}
-
-static void *triad_worker(void *arg)
-{
-    triad *t = arg;
-    for (;;) {
-        pthread_barrier_wait(&t->start);
-        if (t->quit)
-            return NULL;
-        triad_half(t, 1);
-        pthread_barrier_wait(&t->done);
-    }
-}
-
-static void triad_run(void *arg)
-{
-    triad *t = arg;
-    pthread_barrier_wait(&t->start);
-    triad_half(t, 0);
-    pthread_barrier_wait(&t->done);
-}
 
 /* ---------------------------------------------------------------- the jitgrad program */
 
@@ -184,14 +132,8 @@ int main(void)
     free(y);
     free(dx);
 
-    triad t = { .a = malloc(bytes), .b = malloc(bytes), .c = malloc(bytes), .s = 3.0f };
-    if (!t.a || !t.b || !t.c)
-        return 1;
-    for (size_t i = 0; i < N; i++) /* touch every page before timing */
-        t.a[i] = 0, t.b[i] = x[i], t.c[i] = dy[i];
-    pthread_barrier_init(&t.start, NULL, THREADS);
-    pthread_barrier_init(&t.done, NULL, THREADS);
-    if (pthread_create(&t.worker, NULL, triad_worker, &t))
+    triad t;
+    if (triad_init(&t, N, x, dy))
         return 1;
 
     /* Alternate the two so that a change in machine load hits both alike. */
@@ -225,14 +167,7 @@ int main(void)
     jg_program_dump(p, stderr);
     jg_program_profile_dump(p, stderr);
 
-    t.quit = true;
-    pthread_barrier_wait(&t.start);
-    pthread_join(t.worker, NULL);
-    pthread_barrier_destroy(&t.start);
-    pthread_barrier_destroy(&t.done);
-    free(t.a);
-    free(t.b);
-    free(t.c);
+    triad_free(&t);
     free(x);
     free(dy);
     jg_program_free(p);
