@@ -2,6 +2,7 @@
  * computes the same values either way; what each pass did shows in the program's stats. */
 #include "support/support.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 TestSuite(passes);
@@ -100,4 +101,112 @@ Test(passes, simplify_composes_permutes_and_cancels_negations)
     t_assert_close(on, ref, 24, 1e-12);
     free(ref);
     jg_graph_free(g);
+}
+
+/* ---------------------------------------------------------------- the pipeline */
+
+Test(passes, every_pass_has_a_name_in_pipeline_order)
+{
+    const char *want[] = { "l2_decay", "simplify", "constfold", "cse", "dce", "fuse",
+                           "siblings", "inplace" };
+    int n = 0, at[8];
+    for (int k = 0; k < 8; k++)
+        at[k] = -1;
+    for (const char *name; (name = jg_pass_name(n)); n++)
+        for (int k = 0; k < 8; k++)
+            if (strcmp(name, want[k]) == 0)
+                at[k] = n;
+    for (int k = 0; k < 8; k++) {
+        cr_assert_geq(at[k], 0, "pass %s is not listed", want[k]);
+        cr_assert(k == 0 || at[k] > at[k - 1], "%s comes before %s", want[k - 1], want[k]);
+    }
+    cr_assert_null(jg_pass_name(-1));
+    cr_assert_null(jg_pass_name(n));
+}
+
+Test(passes, each_pass_reports_what_it_did_and_what_it_cost)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(4, 3), 1);
+    jg_node *y = jg_add(jg_exp(jg_scale(x, 1.0)), jg_exp(jg_scale(x, 1.0)));
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .passes_off = "cse" });
+    cr_assert(p, "%s", jg_errmsg(g));
+    int n = jg_program_pass_count(p);
+    cr_assert_geq(n, 7, "simplify, constfold, cse, dce, fuse, siblings, inplace: %d", n);
+    bool saw_cse = false, saw_simplify = false;
+    for (int i = 0; i < n; i++) {
+        jg_pass_report r;
+        cr_assert_eq(jg_program_pass_report(p, i, &r), JG_OK);
+        cr_assert_geq(r.ms, 0);
+        cr_assert(r.ran || r.rewrites == 0);
+        if (strcmp(r.name, "cse") == 0) {
+            saw_cse = true;
+            cr_assert_not(r.ran, "cse was switched off");
+        }
+        if (strcmp(r.name, "simplify") == 0) {
+            saw_simplify = true;
+            cr_assert(r.ran && r.changed && r.rewrites >= 2, "x * 1 twice: %d", r.rewrites);
+            cr_assert_lt(r.nodes_after, r.nodes_before);
+        }
+    }
+    cr_assert(saw_cse && saw_simplify);
+    jg_pass_report r;
+    cr_assert_eq(jg_program_pass_report(p, n, &r), JG_ERR_ARG);
+    cr_assert_eq(jg_program_pass_report(NULL, 0, &r), JG_ERR_ARG);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    jg_program_pass_dump(p, f);
+    fclose(f);
+    cr_assert(strstr(text, "simplify") && strstr(text, "inplace"), "%s", text);
+    free(text);
+    jg_program_free(p);
+    jg_graph_free(g);
+}
+
+Test(passes, dump_dir_holds_the_graph_after_each_pass)
+{
+    char dir[] = "/tmp/jg_dumpXXXXXX";
+    cr_assert(mkdtemp(dir));
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(4, 3), 1);
+    jg_node *y = jg_exp(jg_scale(x, 1.0));
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .dump_dir = dir });
+    cr_assert(p, "%s", jg_errmsg(g));
+    int dce = -1;
+    for (int i = 0; i < jg_program_pass_count(p); i++) {
+        jg_pass_report r;
+        jg_program_pass_report(p, i, &r);
+        if (strcmp(r.name, "dce") == 0)
+            dce = i + 1; /* dump 00 is the lowered graph */
+    }
+    cr_assert_gt(dce, 0);
+    char files[4][64] = { "00-lowered.txt", "00-lowered.dot", "", "" };
+    snprintf(files[2], sizeof files[2], "%02d-dce.txt", dce);
+    snprintf(files[3], sizeof files[3], "%02d-dce.dot", dce);
+    for (int i = 0; i < 4; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "%s was not written", path);
+        char buf[4096] = "";
+        size_t got = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        cr_assert_gt(got, 0);
+        if (i == 0)
+            cr_assert(strstr(buf, "fill"), "lowered graph still has x * 1:\n%s", buf);
+        if (i == 2)
+            cr_assert_null(strstr(buf, "fill"), "simplify and dce removed the 1:\n%s", buf);
+        if (i % 2)
+            cr_assert(strstr(buf, "digraph"), "%s", buf);
+    }
+    jg_program_free(p);
+    /* a directory that does not exist: compile fails and says where */
+    jg_program *q = jg_compile(g, &y, 1, &(jg_opts){ .dump_dir = "/nonexistent/jg" });
+    cr_assert_null(q);
+    cr_assert(strstr(jg_errmsg(g), "/nonexistent/jg"), "%s", jg_errmsg(g));
+    jg_graph_free(g);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
 }

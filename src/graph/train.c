@@ -3,6 +3,7 @@
  * gradient accumulation) are ordinary graph nodes and the optimiser state lives in the
  * parameter store (frozen parameters), so the step is inspectable and fusable like the rest;
  * the program's updates write the new values back after each run. */
+#include "graph/passes/l2_decay.h"
 #include "ops/op.h"
 
 #include <float.h>
@@ -325,10 +326,11 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
     int n_params = g->n_params, n_train = 0;
     jg_node **wrt = malloc(((size_t)n_params + 1) * sizeof *wrt);
     jg_node **grads = malloc(((size_t)n_params + 1) * sizeof *grads);
+    double *l2 = calloc((size_t)n_params + 1, sizeof *l2); /* penalties applied as decay */
     jg_node **outs = malloc(((size_t)opts->n_extra_outputs + 1) * sizeof *outs);
     update_list ups = { malloc(((size_t)n_params * 4 + 2) * sizeof *ups.u), 0 };
     jg_program *p = NULL;
-    if (!wrt || !grads || !outs || !ups.u) {
+    if (!wrt || !grads || !l2 || !outs || !ups.u) {
         graph_error(g, (jg_loc){ 0 }, JG_ERR_NOMEM, "jg_compile_train: out of memory");
         goto done;
     }
@@ -341,8 +343,13 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile_train: no trainable parameters");
         goto done;
     }
-    if (jg_grad(g, loss, wrt, n_train, grads) != JG_OK)
+    jg_node *grad_loss;
+    pass_l2_decay(g, opts, loss, wrt, n_train, &grad_loss, l2);
+    if (jg_grad(g, grad_loss, wrt, n_train, grads) != JG_OK)
         goto done;
+    for (int i = 0; i < n_train; i++) /* penalised, but C does not depend on it */
+        if (l2[i] != 0 && !grads[i])
+            grads[i] = jg_fill(g, wrt[i]->dtype, wrt[i]->shape, 0);
     if (!state_names_free(g, prefix, o, accumulate > 1, wrt, grads, n_train))
         goto done;
 
@@ -381,8 +388,9 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         bool decay = !(pg && pg->no_decay);
         if (pg && pg->lr_scale != 0 && pg->lr_scale != 1)
             lr_w = jg_scale(lr_w, pg->lr_scale);
-        if (decay && o->l2 != 0)
-            grad = jg_add(grad, jg_scale(w, o->l2)); /* coupled: the gradient of l2/2 |w|^2 */
+        double l2_w = (decay ? o->l2 : 0) + l2[i]; /* a penalty applies in every group */
+        if (l2_w != 0)
+            grad = jg_add(grad, jg_scale(w, l2_w)); /* coupled: the gradient of l2/2 |w|^2 */
         if (o->kind == JG_OPT_SGD)
             sgd_step(g, prefix, o, w, grad, lr_w, decay, &ups);
         else if (o->kind == JG_OPT_ADAM)
@@ -407,6 +415,7 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
 done:
     free(wrt);
     free(grads);
+    free(l2);
     free(outs);
     free(ups.u);
     return p;
