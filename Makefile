@@ -1,7 +1,8 @@
 # Thin wrapper over CMake. Targets:
 #   make setup   install missing Debian packages (scripts/setup.sh; cached by a stamp)
 #   make build   configure build/ (Release) if needed and build everything
-#   make demo    build, then run build/mlp_fashion $(DEMO_ARGS)
+#   make demo    build, then train the Fashion-MNIST CNN (build/fashion_cnn; files in
+#                build/demo/; more epochs: make demo DEMO_ARGS="--epochs 30")
 #   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
 #                last line of output: "N passed, N failed"
 #   make bench   build, then run every benchmark
@@ -14,7 +15,7 @@ BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
 BUILD_TYPE  ?= Release
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
-DEMO        ?= mlp_fashion
+DEMO        ?= fashion_cnn
 DEMO_ARGS   ?=
 
 ifneq ($(filter-out 0 false no off,$(CI)),)
@@ -62,7 +63,8 @@ build: configure
 	$(CMAKE) --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	./$(BUILD_DIR)/$(DEMO) $(DEMO_ARGS)
+	@mkdir -p $(BUILD_DIR)/demo
+	./$(BUILD_DIR)/$(DEMO) --out $(BUILD_DIR)/demo $(DEMO_ARGS)
 
 asan-build: setup
 	$(call configure,$(ASAN_DIR),$(ASAN_CONFIG_ARGS))
