@@ -4,6 +4,7 @@
  * parameter store (frozen parameters), so the step is inspectable and fusable like the rest;
  * the program's updates write the new values back after each run. */
 #include "graph/passes/l2_decay.h"
+#include "graph/passes/lint.h"
 #include "ops/op.h"
 
 #include <float.h>
@@ -411,6 +412,8 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         co.updates = ups.u;
         co.n_updates = ups.n;
         p = jg_compile(g, outs, 1 + opts->n_extra_outputs, &co);
+        if (p)
+            lint_train(p, opts, loss, wrt, grads, n_train);
     }
 done:
     free(wrt);

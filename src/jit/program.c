@@ -218,8 +218,13 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
             roots[i] = p->outputs[i];
         for (int i = 0; i < p->n_updates; i++)
             roots[p->n_outputs + i] = p->updates[i].value;
-        p->n_warnings = pass_lint(g, roots, p->n_outputs + p->n_updates, p->warnings,
-                                  sizeof p->warnings);
+        char *text = malloc(LINT_TEXT_SIZE); /* without it, no lint: it is advice */
+        if (text) {
+            int n = pass_lint(g, roots, p->n_outputs + p->n_updates, p->train, text,
+                              LINT_TEXT_SIZE);
+            program_warn(p, text, n, o.print_warnings);
+        }
+        free(text);
         free(roots);
     }
     if (plan(p, g) != JG_OK)
@@ -408,6 +413,30 @@ void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t
     else
         snprintf(err, size, "non-finite value (%s) first produced by jg_%s, element %lld", what,
                  op_get(n->op)->name, (long long)at);
+}
+
+/* p->warnings is fixed-size: past it, a last line says so, and the count stays exact. */
+void program_warn(jg_program *p, const char *text, int count, bool print)
+{
+    static const char more[] = "warning: more warnings than fit here (jg_program_stats counts "
+                               "them; jg_opts.print_warnings prints them)\n";
+    if (print)
+        fputs(text, stderr);
+    p->n_warnings += count;
+    size_t len = strlen(p->warnings);
+    if (len >= sizeof more - 1 && strcmp(p->warnings + len - (sizeof more - 1), more) == 0)
+        return; /* already full */
+    for (const char *s = text; *s;) {
+        const char *end = strchr(s, '\n');
+        size_t n = end ? (size_t)(end - s) + 1 : strlen(s);
+        if (len + n + sizeof more > sizeof p->warnings) {
+            memcpy(p->warnings + len, more, sizeof more);
+            return;
+        }
+        memcpy(p->warnings + len, s, n);
+        p->warnings[len += n] = '\0';
+        s += n;
+    }
 }
 
 const char *jg_program_warnings(const jg_program *p) { return p ? p->warnings : ""; }
