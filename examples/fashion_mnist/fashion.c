@@ -14,7 +14,7 @@ typedef struct options {
     int epochs, batch, threads, augment;
     int64_t limit, test_limit;
     double lr;
-    bool resume;
+    bool resume, profile;
     const char *data, *out;
 } options;
 
@@ -44,6 +44,7 @@ static int parse(int argc, char **argv, const fm_spec *s, options *o)
         bool takes = true;
         if (!strcmp(a, "--quick")) o->epochs = 1, o->limit = 2048, o->test_limit = 1000, takes = false;
         else if (!strcmp(a, "--resume")) o->resume = true, takes = false;
+        else if (!strcmp(a, "--profile")) o->profile = true, takes = false;
         else if (!v) { fprintf(stderr, "%s: %s needs a value\n", s->name, a); return 2; }
         else if (!strcmp(a, "--epochs")) o->epochs = atoi(v);
         else if (!strcmp(a, "--batch")) o->batch = atoi(v);
@@ -342,6 +343,7 @@ int fm_main(int argc, char **argv, const fm_spec *spec)
            "step: %d kernels, compiled in %.0f ms\n", spec->description, spec->name,
            r.o.batch, r.o.lr, (long long)jg_dataset_size(r.d.train),
            (long long)jg_dataset_size(r.d.test), st.threads, st.kernels, st.total_ms);
+    jg_program_profile(r.train, r.o.profile);
     struct sigaction sa = { .sa_handler = on_sigint };
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
@@ -356,6 +358,8 @@ int fm_main(int argc, char **argv, const fm_spec *spec)
         train_s += now_s() - t;
         if (status || interrupted)
             break;
+        if (r.o.profile && epoch == first) /* the training step's kernels, slowest first */
+            jg_program_profile_dump(r.train, stderr);
         status = evaluate(spec->name, r.eval, r.d.test, r.o.batch, &res);
         if (status)
             break;
