@@ -6,6 +6,8 @@
 #   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
 #                last line of output: "N passed, N failed"
 #   make bench   build, then run every benchmark
+#   make bench-torch  build, then compare with PyTorch (bench/torch/run.sh; installs Debian's
+#                python3-torch and libjemalloc2 if missing)
 #   make clean   remove the build trees
 # With $CI set (and not 0/false), configures with -DJG_WERROR=ON; override: JG_WERROR=ON|OFF.
 
@@ -40,7 +42,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build test bench clean help
+.PHONY: all setup configure build demo check asan-build test bench bench-torch clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -94,6 +96,9 @@ bench: build
 	  echo "== $$(basename $$b)"; "$$b" < /dev/null; \
 	done < $(BUILD_DIR)/jg-benches.txt; \
 	[ $$n -gt 0 ] || echo "bench: no benchmarks (bench/*.c)"
+
+bench-torch: build
+	@bash bench/torch/run.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

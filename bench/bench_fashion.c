@@ -1,0 +1,389 @@
+/* Training cost of the Fashion-MNIST models (examples/fashion_mnist/models.c): jitgrad's side
+ * of the PyTorch comparison (bench/torch/run.sh runs it beside bench/torch/bench_torch.py,
+ * which measures the same things the same way; the ratios are made there, none are here).
+ *
+ *   bench_fashion                  every model, each in a child process of its own
+ *   bench_fashion --model M        one model in this process: mlp, cnn or rnn
+ *   bench_fashion --export DIR     the CNN's weights, one batch, its loss and gradients as .npy
+ *                                  (for bench/torch/check_cnn.py)
+ *   options: --steps N (30) --warmup N (5) --threads T (2) --profile 1 (kernel times, slowest
+ *            first, on stderr after each run; the clock reads slow the steps a little)
+ *
+ * Per model, one graph holds the model twice over shared parameters: at batch 128 and at
+ * batch 1, each with its own training program (jg_compile_train, Adam at the examples' rate,
+ * 2 threads). A step is jg_program_set of x and y, jg_program_run (forward, backward, Adam
+ * update) and jg_program_get of the loss. Batch 128: `warmup` untimed steps, then `steps`
+ * timed ones; the epoch time is the median step time times 60000 / 128 (a 60,000-image epoch,
+ * not a timed one). Batch 1: 4x as many steps, median. Then the process's peak resident set
+ * (getrusage ru_maxrss), which covers compiling and both runs. The data are 8 synthetic
+ * batches (uniform pixels, labels i mod 10): the time does not depend on the values, and
+ * neither side holds a 188 MB dataset that would swamp the memory figure. No augmentation and
+ * no rate schedule (the examples' cosine rate and flips are not part of a step). Lines:
+ *
+ *   {"bench": "fashion_<m>_epoch", "value": s, "unit": "s", "impl": "jitgrad", ...}
+ *   {"bench": "fashion_<m>_step_b1", "value": ms, "unit": "ms", ...}
+ *   {"bench": "fashion_<m>_peak_rss", "value": MB, "unit": "MB", ...}
+ *
+ * --export DIR writes <param>.npy for every parameter (after initialisation), x.npy [128, 784]
+ * and y.npy [128] (the first 128 test images when the data files are there, else synthetic),
+ * loss.npy [1] and grad.<param>.npy for every trainable parameter, computed by the JIT on 2
+ * threads in training mode (batchnorm on batch statistics) with the CNN's dropout at 0, and
+ * after.<name>.npy for the batchnorm running statistics the run updated. */
+#define _POSIX_C_SOURCE 200809L
+#include "jitgrad.h"
+#include "models.h"
+
+#include "bench_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { PIXELS = 784, CLASSES = 10, BATCH = 128, N_BATCHES = 8, EPOCH_IMAGES = 60000 };
+
+typedef struct model {
+    const char *name;
+    jg_node *(*fn)(jg_graph *g, jg_node *images, int batch);
+    double lr;
+} model;
+
+static const model MODELS[] = {
+    { "mlp", fm_mlp, FM_MLP_LR },
+    { "cnn", fm_cnn, FM_CNN_LR },
+    { "rnn", fm_rnn, FM_RNN_LR },
+};
+enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
+
+typedef struct options {
+    const char *model, *export_dir;
+    int steps, warmup, threads;
+    bool profile;
+} options;
+
+/* ---------------------------------------------------------------- data */
+
+/* n synthetic images (uniform in [0, 1)) and labels (i mod 10). */
+static void synthetic(float *x, int32_t *y, int n, uint64_t seed)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < (size_t)n * PIXELS; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)(s >> 40) / (float)(1 << 24);
+    }
+    for (int i = 0; i < n; i++)
+        y[i] = i % CLASSES;
+}
+
+/* ---------------------------------------------------------------- timing */
+
+typedef struct trainer {
+    jg_program *p;
+    const char *xname, *yname;
+    int batch;
+    const float *x;   /* N_BATCHES batches */
+    const int32_t *y;
+    int next;
+    float loss;
+} trainer;
+
+static int step(trainer *t)
+{
+    int b = t->next++ % N_BATCHES;
+    const float *x = t->x + (size_t)b * t->batch * PIXELS;
+    const int32_t *y = t->y + (size_t)b * t->batch;
+    if (jg_program_set(t->p, t->xname, x, (size_t)t->batch * PIXELS * sizeof *x) ||
+        jg_program_set(t->p, t->yname, y, (size_t)t->batch * sizeof *y) || jg_program_run(t->p) ||
+        jg_program_get(t->p, 0, &t->loss, sizeof t->loss)) {
+        fprintf(stderr, "bench_fashion: %s\n", jg_errmsg(t->p));
+        return 1;
+    }
+    return 0;
+}
+
+/* The median seconds of `steps` steps after `warmup` untimed ones; -1 on failure. */
+static double median_step(trainer *t, int warmup, int steps)
+{
+    double *s = malloc((size_t)steps * sizeof *s);
+    int status = !s;
+    for (int i = 0; i < warmup && !status; i++)
+        status = step(t);
+    for (int i = 0; i < steps && !status; i++) {
+        double t0 = bu_now();
+        status = step(t);
+        s[i] = bu_now() - t0;
+    }
+    double m = status ? -1 : bu_median(s, steps);
+    free(s);
+    return m;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0; /* kB on Linux */
+}
+
+static void line_common(bu_line *l, const model *m, int batch, int threads)
+{
+    bu_str(l, "impl", "jitgrad");
+    bu_str(l, "model", m->name);
+    bu_int(l, "batch", batch);
+    bu_int(l, "threads", threads);
+}
+
+/* ---------------------------------------------------------------- one model */
+
+static int bench_model(const model *m, const options *o)
+{
+    jg_graph *g = jg_graph_new();
+    jg_graph_set_seed(g, 7);
+    jg_node *loss[2];
+    const int batches[2] = { BATCH, 1 };
+    const char *xnames[2] = { "x", "x1" }, *ynames[2] = { "y", "y1" };
+    for (int k = 0; k < 2; k++) {
+        jg_node *x = jg_input(g, xnames[k], JG_F32, jg_shape(batches[k], PIXELS));
+        jg_node *y = jg_input(g, ynames[k], JG_I32, jg_shape(batches[k]));
+        loss[k] = jg_cross_entropy(m->fn(g, x, batches[k]), y);
+    }
+    jg_program *p[2] = { NULL, NULL };
+    double compile_s[2] = { 0, 0 };
+    for (int k = 0; k < 2; k++) {
+        double t0 = bu_now();
+        p[k] = jg_compile_train(g, loss[k], &(jg_train_opts){
+            .optimizer = jg_adam(m->lr), .name = k ? "opt_b1" : "opt",
+            .compile = { .num_threads = o->threads } });
+        compile_s[k] = bu_now() - t0;
+    }
+    float *x = malloc((size_t)N_BATCHES * BATCH * PIXELS * sizeof *x);
+    int32_t *y = malloc((size_t)N_BATCHES * BATCH * sizeof *y);
+    int status = !p[0] || !p[1] || !x || !y;
+    if (!p[0] || !p[1])
+        fprintf(stderr, "bench_fashion: %s: %s\n", m->name, jg_errmsg(g));
+    if (!status) {
+        synthetic(x, y, N_BATCHES * BATCH, 42);
+        jg_program_profile(p[0], o->profile);
+        jg_program_profile(p[1], o->profile);
+        trainer t = { .p = p[0], .xname = "x", .yname = "y", .batch = BATCH, .x = x, .y = y };
+        double s128 = median_step(&t, o->warmup, o->steps);
+        float loss128 = t.loss;
+        trainer t1 = { .p = p[1], .xname = "x1", .yname = "y1", .batch = 1, .x = x, .y = y };
+        double s1 = median_step(&t1, 4 * o->warmup, 4 * o->steps);
+        for (int k = 0; k < 2 && o->profile; k++) {
+            fprintf(stderr, "bench_fashion: %s, batch %d: kernels, slowest first\n", m->name,
+                    batches[k]);
+            jg_program_profile_dump(p[k], stderr);
+        }
+        status = s128 < 0 || s1 < 0;
+        if (!status) {
+            jg_program_stats st;
+            jg_program_stats_get(p[0], &st);
+            char name[64];
+            bu_line l;
+            snprintf(name, sizeof name, "fashion_%s_epoch", m->name);
+            bu_begin(&l, name, s128 * EPOCH_IMAGES / BATCH, "s");
+            line_common(&l, m, BATCH, st.threads);
+            bu_num(&l, "step_ms", 1e3 * s128);
+            bu_int(&l, "timed_steps", o->steps);
+            bu_str(&l, "epoch", "median step x 60000/128");
+            bu_num(&l, "compile_s", compile_s[0]);
+            bu_int(&l, "kernels", st.kernels);
+            bu_num(&l, "last_loss", loss128);
+            bu_num(&l, "load_avg_1m", bu_loadavg());
+            bu_end(&l);
+            snprintf(name, sizeof name, "fashion_%s_step_b1", m->name);
+            bu_begin(&l, name, 1e3 * s1, "ms");
+            line_common(&l, m, 1, st.threads);
+            bu_int(&l, "timed_steps", 4 * o->steps);
+            bu_num(&l, "compile_s", compile_s[1]);
+            bu_num(&l, "load_avg_1m", bu_loadavg());
+            bu_end(&l);
+            snprintf(name, sizeof name, "fashion_%s_peak_rss", m->name);
+            bu_begin(&l, name, peak_rss_mb(), "MB");
+            line_common(&l, m, BATCH, st.threads);
+            bu_str(&l, "covers", "compile + batch-128 and batch-1 runs");
+            bu_end(&l);
+        }
+    }
+    free(x);
+    free(y);
+    jg_program_free(p[0]);
+    jg_program_free(p[1]);
+    jg_graph_free(g);
+    return status;
+}
+
+/* ---------------------------------------------------------------- --export */
+
+static int write_npy(const char *dir, const char *prefix, const char *name, jg_dtype t,
+                     jg_shape s, void *data)
+{
+    char path[1024], err[512];
+    snprintf(path, sizeof path, "%s/%s%s.npy", dir, prefix, name);
+    jg_array a = { .dtype = t, .shape = s, .data = data };
+    if (jg_npy_write(path, &a, err, sizeof err) != JG_OK) {
+        fprintf(stderr, "bench_fashion: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* x and y: the first BATCH test images when the data files are there, else synthetic. */
+static const char *export_batch(float *x, int32_t *y)
+{
+    const char *dir = getenv("JG_FASHION_MNIST");
+    dir = dir && *dir ? dir : "/usr/share/datasets/fashion-mnist";
+    char path[1024];
+    jg_array xs = { 0 }, ys = { 0 };
+    snprintf(path, sizeof path, "%s/t10k-images-idx3-ubyte.gz", dir);
+    bool ok = jg_idx_read(path, JG_F32, &xs, NULL, 0) == JG_OK;
+    snprintf(path, sizeof path, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    ok = ok && jg_idx_read(path, JG_I32, &ys, NULL, 0) == JG_OK && xs.shape.dim[0] >= BATCH;
+    if (ok) {
+        memcpy(x, xs.data, (size_t)BATCH * PIXELS * sizeof *x);
+        memcpy(y, ys.data, (size_t)BATCH * sizeof *y);
+    } else {
+        synthetic(x, y, BATCH, 42);
+    }
+    jg_array_free(&xs);
+    jg_array_free(&ys);
+    return ok ? "fashion-mnist test images 0..127" : "synthetic";
+}
+
+static int export_cnn(const char *dir, int threads)
+{
+    jg_graph *g = jg_graph_new();
+    jg_graph_set_seed(g, 7);
+    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(BATCH, PIXELS));
+    jg_node *yn = jg_input(g, "y", JG_I32, jg_shape(BATCH));
+    jg_node *loss = jg_cross_entropy(fm_cnn_dropout(g, xn, BATCH, 0), yn);
+    int n = jg_param_count(g);
+    jg_node **params = calloc((size_t)n, sizeof *params);
+    jg_node **grads = calloc((size_t)n, sizeof *grads);
+    jg_node **outs = calloc((size_t)n + 1, sizeof *outs);
+    float *x = malloc((size_t)BATCH * PIXELS * sizeof *x), *buf = NULL;
+    int32_t *y = malloc((size_t)BATCH * sizeof *y);
+    int status = !params || !grads || !outs || !x || !y, n_outs = 0;
+    for (int i = 0; i < n && !status; i++)
+        params[i] = jg_param_at(g, i);
+    jg_program *p = NULL;
+    if (!status && jg_grad(g, loss, params, n, grads) == JG_OK) {
+        outs[n_outs++] = loss;
+        for (int i = 0; i < n; i++)
+            if (grads[i])
+                outs[n_outs++] = grads[i];
+        p = jg_compile(g, outs, n_outs, &(jg_opts){ .mode = JG_MODE_TRAIN,
+                                                    .num_threads = threads });
+    }
+    if (!status && !p) {
+        fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(g));
+        status = 1;
+    }
+    const char *source = status ? "" : export_batch(x, y);
+    /* the parameters as initialised, before the run updates the running statistics */
+    for (int i = 0; i < n && !status; i++) {
+        jg_shape s = jg_node_shape(params[i]);
+        size_t bytes = (size_t)jg_shape_numel(s) * sizeof(float);
+        free(buf);
+        status = !(buf = malloc(bytes)) ||
+                 jg_param_get(g, jg_node_name(params[i]), buf, bytes) != JG_OK ||
+                 write_npy(dir, "", jg_node_name(params[i]), JG_F32, s, buf);
+    }
+    status = status || write_npy(dir, "", "x", JG_F32, jg_shape(BATCH, PIXELS), x) ||
+             write_npy(dir, "", "y", JG_I32, jg_shape(BATCH), y);
+    if (!status && (jg_program_set(p, "x", x, (size_t)BATCH * PIXELS * sizeof *x) ||
+                    jg_program_set(p, "y", y, (size_t)BATCH * sizeof *y) || jg_program_run(p))) {
+        fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(p));
+        status = 1;
+    }
+    float l = 0;
+    status = status || jg_program_get(p, 0, &l, sizeof l) ||
+             write_npy(dir, "", "loss", JG_F32, jg_shape(1), &l);
+    for (int i = 0, k = 1; i < n && !status; i++) {
+        jg_shape s = jg_node_shape(params[i]);
+        size_t bytes = (size_t)jg_shape_numel(s) * sizeof(float);
+        free(buf);
+        status = !(buf = malloc(bytes));
+        if (!status && grads[i])
+            status = jg_program_get(p, k++, buf, bytes) ||
+                     write_npy(dir, "grad.", jg_node_name(params[i]), JG_F32, s, buf);
+        else if (!status) /* state the run may have updated: the running statistics */
+            status = jg_param_get(g, jg_node_name(params[i]), buf, bytes) ||
+                     write_npy(dir, "after.", jg_node_name(params[i]), JG_F32, s, buf);
+    }
+    if (!status)
+        printf("bench_fashion: --export: %d parameters, %d gradients, loss %.6f, batch of %d "
+               "(%s) -> %s\n", n, n_outs - 1, l, BATCH, source, dir);
+    else if (p)
+        fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(p));
+    free(buf), free(x), free(y), free(params), free(grads), free(outs);
+    jg_program_free(p);
+    jg_graph_free(g);
+    return status;
+}
+
+/* ---------------------------------------------------------------- main */
+
+static int parse(int argc, char **argv, options *o)
+{
+    *o = (options){ .steps = 30, .warmup = 5, .threads = 2 };
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "bench_fashion: %s: unknown option or missing value\n", a);
+            return 2;
+        }
+        if (!strcmp(a, "--model")) o->model = v;
+        else if (!strcmp(a, "--export")) o->export_dir = v;
+        else if (!strcmp(a, "--steps")) o->steps = atoi(v);
+        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
+        else if (!strcmp(a, "--threads")) o->threads = atoi(v);
+        else if (!strcmp(a, "--profile")) o->profile = atoi(v) != 0;
+        else {
+            fprintf(stderr, "bench_fashion: unknown option %s\n", a);
+            return 2;
+        }
+        i++;
+    }
+    if (o->steps < 1 || o->warmup < 0 || o->threads < 1) {
+        fprintf(stderr, "bench_fashion: steps and threads must be >= 1, warmup >= 0\n");
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o;
+    int status = parse(argc, argv, &o);
+    if (status)
+        return status;
+    if (o.export_dir)
+        return export_cnn(o.export_dir, o.threads);
+    for (int i = 0; i < N_MODELS; i++) {
+        const model *m = &MODELS[i];
+        if (o.model) {
+            if (!strcmp(o.model, m->name))
+                return bench_model(m, &o);
+            continue;
+        }
+        /* each model in a child of its own, so that the peak resident sets do not mix */
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(bench_model(m, &o));
+        int st = 0;
+        if (pid < 0 || waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+            fprintf(stderr, "bench_fashion: the %s run failed\n", m->name);
+            status = 1;
+        }
+    }
+    if (o.model) {
+        fprintf(stderr, "bench_fashion: unknown model %s (mlp, cnn or rnn)\n", o.model);
+        return 2;
+    }
+    return status;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The PyTorch comparison (`make bench-torch`): the Fashion-MNIST MLP, CNN and LSTM trained by
+# jitgrad (build/bench/bench_fashion) and by PyTorch (bench_torch.py, models.py), same
+# architecture, batch, optimiser and thread count, in the same run.
+#
+#   bench/torch/run.sh [BUILD_DIR]        (default build; the Makefile builds it first)
+#
+# 1. Makes sure Debian's python3-torch and libjemalloc2 are installed, through
+#    scripts/setup.sh's JG_SETUP_EXTRA_PACKAGES (a no-op when they are).
+# 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients
+#    (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error.
+# 3. JG_TORCH_ROUNDS rounds (default 3); in each, per model, one process each of jitgrad,
+#    PyTorch tuned (jemalloc by LD_PRELOAD with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,
+#    OMP_WAIT_POLICY=PASSIVE) and PyTorch as installed (none of those), in an order that
+#    rotates by round. PyTorch as installed is slow enough here to time fewer steps
+#    (JG_TORCH_INSTALLED_STEPS, default 10; the others 30).
+# 4. compare.py: one JSON line per model and measurement (medians over the rounds, ratio =
+#    tuned PyTorch / jitgrad) and a table. Raw lines stay in BUILD_DIR/bench-torch.jsonl.
+# Exits 1 when the check fails or a run fails; a missed target is reported, not an error.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+rounds=${JG_TORCH_ROUNDS:-3}
+installed_steps=${JG_TORCH_INSTALLED_STEPS:-10}
+# Debian's interpreter, where python3-torch lives (a python3 earlier on PATH may lack it)
+py=${JG_PYTHON:-/usr/bin/python3}
+
+JG_SETUP_EXTRA_PACKAGES="python3-torch libjemalloc2 ${JG_SETUP_EXTRA_PACKAGES:-}" \
+  bash scripts/setup.sh
+jemalloc=$(dpkg-query -L libjemalloc2 2>/dev/null | grep '/libjemalloc\.so\.2$' | head -n 1)
+if [ -z "$jemalloc" ] || [ ! -e "$jemalloc" ]; then
+  echo "bench-torch: libjemalloc.so.2 not found (package libjemalloc2)" >&2
+  exit 1
+fi
+jg="$build/bench/bench_fashion"
+if [ ! -x "$jg" ]; then
+  echo "bench-torch: $jg is not built (make build, or cmake --build $build)" >&2
+  exit 1
+fi
+"$py" -c 'import torch, numpy' || { echo "bench-torch: $py cannot import torch" >&2; exit 1; }
+echo "bench-torch: PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $jemalloc," \
+     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+status=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+echo "== check: the CNN's loss and gradients, jitgrad vs PyTorch"
+if "$jg" --export "$tmp" && (cd bench/torch && "$py" check_cnn.py "$tmp"); then :; else status=1; fi
+
+results="$build/bench-torch.jsonl"
+: > "$results"
+run_jitgrad() { "$jg" --model "$1"; }
+run_tuned() {
+  (cd bench/torch && env LD_PRELOAD="$jemalloc" MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
+     OMP_WAIT_POLICY=PASSIVE JG_TORCH_CONFIG=tuned "$py" bench_torch.py --model "$1")
+}
+run_installed() {
+  (cd bench/torch && env -u LD_PRELOAD -u MALLOC_CONF -u OMP_WAIT_POLICY \
+     JG_TORCH_CONFIG=installed "$py" bench_torch.py --model "$1" --steps "$installed_steps" \
+     --warmup 2)
+}
+sides=(jitgrad tuned installed)
+for ((r = 1; r <= rounds; r++)); do
+  for model in mlp cnn rnn; do
+    for ((k = 0; k < 3; k++)); do
+      side=${sides[$(((k + r - 1) % 3))]}
+      echo "== round $r/$rounds: $model, $side (load $(cut -d' ' -f1 /proc/loadavg))"
+      if ! "run_$side" "$model" | tee -a "$results"; then
+        echo "bench-torch: the $side run of $model failed" >&2
+        status=1
+      fi
+    done
+  done
+done
+echo "== PyTorch comparison (medians over $rounds rounds; raw lines in $results)"
+"$py" bench/torch/compare.py "$results" || status=1
+exit $status
