@@ -36,6 +36,19 @@ int main(void)
     st = jg_gradcheck(g, loss, wrt, 3, &(jg_gradcheck_opts){
         .mode = JG_CHECK_DIRECTIONS, .n_directions = 16, .inputs = &bind, .n_inputs = 1 }, &r);
     printf("%s\n", st == JG_OK || st == JG_ERR_GRAD ? r.message : jg_errmsg(g));
+
+    /* The checker runs the reference executor. When the compiled program's gradients look
+     * wrong, bisect the compiler's passes: the JIT against the reference with every pass
+     * off, then one more switched on at a time; the report names the first that disagrees. */
+    double xs[8 * 5];
+    for (int i = 0; i < 8 * 5; i++)
+        xs[i] = (i % 7 - 3) / 3.0;
+    jg_binding both[2] = { bind, { "x", xs, sizeof xs } };
+    jg_node *grads[3];
+    jg_bisect_report b;
+    if (jg_grad(g, loss, wrt, 3, grads) == JG_OK &&
+        jg_bisect_passes(g, grads, 3, NULL, both, 2, 0, 0, &b) == JG_OK)
+        printf("pass bisection: %s\n", b.message); /* "none: ..." when all is well */
     jg_graph_free(g);
     return st == JG_OK ? 0 : 1;
 }

@@ -386,9 +386,10 @@ JG_API jg_node *jg_bce_with_logits_(jg_loc at, jg_node *logits, jg_node *targets
 JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
 
 /* The L2 penalty c * sum_i sum(params[i]^2) over n parameters of one float dtype (a scalar
- * of that dtype); add it to the loss: loss = jg_add(ce, jg_l2_penalty(1e-4, ws, 2)). With
- * SGD, jg_compile_train applies it as weight decay in the update (pass "l2_decay"; same
- * weights, fewer kernels); with Adam or RMSprop it stays coupled L2, which is not AdamW.
+ * of that dtype); add it to the loss: loss = jg_add(ce, jg_l2_penalty(1e-4, ws, 2)). Added
+ * so (through top-level jg_add) under SGD without clipping, jg_compile_train applies it as
+ * weight decay in the update instead of differentiating it (pass "l2_decay"; the same
+ * weights); with Adam or RMSprop it stays coupled L2, which is not AdamW.
  * Errors: c negative or NaN or infinite, an operand that is not a parameter, mixed dtypes,
  * a NULL operand or one of another graph. With no operand at all (params NULL or n <= 0)
  * there is no graph to record on: the node is poisoned, nothing recorded. */
@@ -805,6 +806,46 @@ typedef struct jg_gradcheck_report {
  * another status when it could not run (message on the graph). opts may be NULL. */
 JG_API jg_status jg_gradcheck(jg_graph *g, jg_node *output, jg_node *const *wrt, int n,
                               const jg_gradcheck_opts *opts, jg_gradcheck_report *report);
+
+/* Pass bisection: when a compiled program computes wrong values (a failing gradient check, a
+ * JIT result unlike the reference executor's), which compiler pass is to blame. The
+ * reference executor computes the truth (per-op f32 rounding, as f32 kernels round; not
+ * exact); then JIT programs are compiled and run once with every pass off, and with the
+ * passes switched on one more at a time in pipeline order (jg_pass_name); the first
+ * configuration that disagrees, or fails to compile or run, names its newest pass:
+ *
+ *     jg_node *d;
+ *     jg_grad(g, loss, &w, 1, &d);          // gradients are outputs like any other
+ *     jg_bisect_report r;
+ *     if (jg_bisect_passes(g, &d, 1, &opts, inputs, n_inputs, 0, 0, &r) == JG_OK)
+ *         puts(r.message);                   // "cse: switching it on breaks agreement ..."
+ */
+typedef struct jg_bisect_report {
+    const char *culprit;  /* "none": every configuration agrees; "codegen": even with every
+                             pass off the JIT disagrees (or fails); else the first pass whose
+                             switching on makes the program disagree or fail */
+    int configs;          /* JIT programs compiled and run */
+    int worst_output;     /* the deciding configuration's worst element ("none": the whole
+                             pipeline's): output index, -1 if it failed to compile or run */
+    int64_t worst_index;  /* flat element index */
+    double value, reference; /* that element, and the reference's */
+    double before;        /* that element with the culprit still off (NaN unless a pass) */
+    char message[512];    /* the verdict, naming the pass, the element and the values */
+} jg_bisect_report;
+
+/* outputs: n nodes of g (values, or gradients from jg_grad). base (NULL: defaults): its mode
+ * is kept (training mode: batch statistics, the first run's dropout masks; state is never
+ * updated) and its passes_off stay off in every configuration (no_fusion as "fuse"); its
+ * executor, exact, updates, check_finite and dump_dir are not used. inputs: a value for every
+ * input the outputs read. Elements agree when |v - ref| <= atol + rtol |ref| (NaN with NaN
+ * and equal infinities too); rtol = atol = 0 means 1e-4 and 1e-5 for f32 outputs, 1e-9 and
+ * 1e-12 for f64, exact for i32. Returns JG_OK when it ran (the verdict in *out); JG_ERR_ARG
+ * for bad arguments, or the status of the reference run when it fails (an unbound input),
+ * with the reason in out->message and jg_errmsg(g). The graph is left as it was: a
+ * configuration that fails to compile is reported, not recorded on the graph. */
+JG_API jg_status jg_bisect_passes(jg_graph *g, jg_node *const *outputs, int n,
+                                  const jg_opts *base, const jg_binding *inputs, int n_inputs,
+                                  double rtol, double atol, jg_bisect_report *out /* OUT */);
 
 /* ---------------------------------------------------------------- data files */
 

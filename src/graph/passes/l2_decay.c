@@ -1,10 +1,15 @@
 /* L2 penalty -> weight decay. A loss C(w) + c |w|^2 under SGD steps to
  *     w <- w - lr (grad C + 2 c w) = (1 - 2 c lr) w - lr grad C,
- * so instead of differentiating the penalty (a reduction's adjoint per parameter, added to
- * the gradient) the training program differentiates C alone and adds 2 c w inside the update
+ * so instead of differentiating the penalty (2 c w times its incoming gradient, added to the
+ * gradient) the training program differentiates C alone and adds 2 c w inside the update
  * kernel, the way the optimiser's coupled `l2` does. With momentum 2 c w still enters the
  * momentum, exactly as the penalty's gradient would. The loss output keeps the penalty's
  * value: only its gradient is cut.
+ *
+ * NOTE what it saves is small: once simplify has folded the multiply by the incoming
+ * gradient (a fill of 1), fusion puts the unrewritten 2 c w into the update kernel too, so
+ * with both on the kernel counts are equal (tests/test_pass_l2_decay.c); with both off the
+ * rewrite saves that multiply, one kernel per parameter that C also holds.
  *
  * Only SGD: under Adam or RMSprop a penalty is not weight decay (its gradient is rescaled per
  * element with the rest, where AdamW's decay is not), and which one the user meant is not
