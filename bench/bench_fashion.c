@@ -6,8 +6,9 @@
  *   bench_fashion --model M        one model in this process: mlp, cnn or rnn
  *   bench_fashion --export DIR     the CNN's weights, one batch, its loss and gradients as .npy
  *                                  (for bench/torch/check_cnn.py)
- *   options: --steps N (30) --warmup N (5) --threads T (2) --profile 1 (kernel times, slowest
- *            first, on stderr after each run; the clock reads slow the steps a little)
+ *   options: --steps N (30) --warmup N (5) --threads T (2) --vector-bits B (0: the widest)
+ *            --profile 1 (kernel times, slowest first, on stderr after each run; the clock
+ *            reads slow the steps a little)
  *
  * Per model, one graph holds the model twice over shared parameters: at batch 128 and at
  * batch 1, each with its own training program (jg_compile_train, Adam at the examples' rate,
@@ -59,7 +60,7 @@ enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
 
 typedef struct options {
     const char *model, *export_dir;
-    int steps, warmup, threads;
+    int steps, warmup, threads, vector_bits;
     bool profile;
 } options;
 
@@ -155,7 +156,7 @@ static int bench_model(const model *m, const options *o)
         double t0 = bu_now();
         p[k] = jg_compile_train(g, loss[k], &(jg_train_opts){
             .optimizer = jg_adam(m->lr), .name = k ? "opt_b1" : "opt",
-            .compile = { .num_threads = o->threads } });
+            .compile = { .num_threads = o->threads, .vector_bits = o->vector_bits } });
         compile_s[k] = bu_now() - t0;
     }
     float *x = malloc((size_t)N_BATCHES * BATCH * PIXELS * sizeof *x);
@@ -191,6 +192,7 @@ static int bench_model(const model *m, const options *o)
             bu_str(&l, "epoch", "median step x 60000/128");
             bu_num(&l, "compile_s", compile_s[0]);
             bu_int(&l, "kernels", st.kernels);
+            bu_int(&l, "vector_bits", st.vector_bits);
             bu_num(&l, "last_loss", loss128);
             bu_num(&l, "load_avg_1m", bu_loadavg());
             bu_end(&l);
@@ -342,6 +344,7 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--profile")) o->profile = atoi(v) != 0;
+        else if (!strcmp(a, "--vector-bits")) o->vector_bits = atoi(v);
         else {
             fprintf(stderr, "bench_fashion: unknown option %s\n", a);
             return 2;

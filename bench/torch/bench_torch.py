@@ -12,7 +12,11 @@ median step time times 60000 / 128 (a 60,000-image epoch, not a timed one). Batc
 same model and optimiser: 4x as many steps, median. Then the process's peak resident set
 (ru_maxrss), covering the import, both runs and everything else. The data are 8 synthetic
 batches (uniform pixels, labels i mod 10), as on jitgrad's side. One JSON line per figure, as
-bench/bench_util.h prints them, with the allocator and OpenMP settings seen."""
+bench/bench_util.h prints them, with the allocator and OpenMP settings seen.
+
+JG_TORCH_CHANNELS_LAST=1 puts the CNN in channels_last memory format (the NHWC layout oneDNN's
+CPU convolutions prefer: here about 1.5x faster per step; run.sh's "tuned" config uses it).
+JG_TORCH_CONFIG names the config in the output."""
 import argparse
 import json
 import os
@@ -60,6 +64,9 @@ def bench_model(name, steps, warmup, threads):
     torch.set_num_threads(threads)
     torch.manual_seed(7)
     model = MODELS[name]()
+    channels_last = name == "cnn" and os.environ.get("JG_TORCH_CHANNELS_LAST") == "1"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=LR[name])
     gen = torch.Generator().manual_seed(42)
@@ -85,7 +92,8 @@ def bench_model(name, steps, warmup, threads):
         return statistics.median(times), loss
 
     common = dict(impl="pytorch", version=torch.__version__, model=name,
-                  threads=torch.get_num_threads(), **config())
+                  threads=torch.get_num_threads(), **config(),
+                  memory_format="channels_last" if channels_last else "contiguous")
     s128, loss = median_step(BATCH, warmup, steps)
     s1, _ = median_step(1, 4 * warmup, 4 * steps)
     emit(f"fashion_{name}_epoch", s128 * EPOCH_IMAGES / BATCH, "s", **common, batch=BATCH,

@@ -11,9 +11,10 @@
 #    (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error.
 # 3. JG_TORCH_ROUNDS rounds (default 3); in each, per model, one process each of jitgrad,
 #    PyTorch tuned (jemalloc by LD_PRELOAD with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,
-#    OMP_WAIT_POLICY=PASSIVE) and PyTorch as installed (none of those), in an order that
-#    rotates by round. PyTorch as installed is slow enough here to time fewer steps
-#    (JG_TORCH_INSTALLED_STEPS, default 10; the others 30).
+#    OMP_WAIT_POLICY=PASSIVE, and the CNN in channels_last format, oneDNN's fastest here) and
+#    PyTorch as installed (none of those), in an order that rotates by round. PyTorch as
+#    installed is slow enough here to time fewer steps (JG_TORCH_INSTALLED_STEPS, default 10;
+#    the others 30).
 # 4. compare.py: one JSON line per model and measurement (medians over the rounds, ratio =
 #    tuned PyTorch / jitgrad) and a table. Raw lines stay in BUILD_DIR/bench-torch.jsonl.
 # Exits 1 when the check fails or a run fails; a missed target is reported, not an error.
@@ -52,12 +53,13 @@ results="$build/bench-torch.jsonl"
 run_jitgrad() { "$jg" --model "$1"; }
 run_tuned() {
   (cd bench/torch && env LD_PRELOAD="$jemalloc" MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
-     OMP_WAIT_POLICY=PASSIVE JG_TORCH_CONFIG=tuned "$py" bench_torch.py --model "$1")
+     OMP_WAIT_POLICY=PASSIVE JG_TORCH_CHANNELS_LAST=1 JG_TORCH_CONFIG=tuned \
+     "$py" bench_torch.py --model "$1")
 }
 run_installed() {
   (cd bench/torch && env -u LD_PRELOAD -u MALLOC_CONF -u OMP_WAIT_POLICY \
-     JG_TORCH_CONFIG=installed "$py" bench_torch.py --model "$1" --steps "$installed_steps" \
-     --warmup 2)
+     -u JG_TORCH_CHANNELS_LAST JG_TORCH_CONFIG=installed \
+     "$py" bench_torch.py --model "$1" --steps "$installed_steps" --warmup 2)
 }
 sides=(jitgrad tuned installed)
 for ((r = 1; r <= rounds; r++)); do
