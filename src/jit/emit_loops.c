@@ -2,13 +2,19 @@
  *
  * Elementwise: a flat loop over all elements when every buffer the group reads has the root's
  * size (or one element); otherwise rows of the root's shape, the last dimension W lanes at a
- * time. Either way full vectors are unmasked and only the tail is masked. The pool splits the
- * outer range (elements, or rows).
+ * time, or the last few as one run when every value read is whole or constant along them
+ * (per-channel values of NCHW data: runs of H * W). Either way full vectors are unmasked and
+ * only the tail is masked. The pool splits the outer range (elements, or rows).
  *
  * Reductions: when the innermost input dimension is reduced, each output element keeps a
  * vector accumulator along it and sums its lanes at the end; when it is kept, each chunk of W
  * output elements keeps one and the reduced dimensions are walked outside. Each output
- * element is computed by one thread in a fixed order, so results do not depend on threads. */
+ * element is computed by one thread in a fixed order, so results do not depend on threads.
+ *
+ * Multi-output kernels (sibling fusion) stream their space once in fixed blocks of rows, each
+ * block's reductions into partial rows combined at the end: chunks of the kept innermost dim
+ * (column sums), or a register accumulator per row of a reduced innermost run (channel
+ * statistics). */
 #include "jit/emit_loops.h"
 
 #include <stdlib.h>
@@ -64,6 +70,61 @@ static bool can_flatten(const emit_ctx *e, const jg_graph *g, const jg_node *roo
     return true;
 }
 
+/* Whether node n (and the members under it) can walk dims [t, nd) of shape s as one run:
+ * every value read along them is either whole there (the same dims as s) or constant (all
+ * ones), and no view remaps indices. The run's index is then the last component with the
+ * components of [t, nd - 1) zero: contiguous buffers address it right, per-channel values
+ * ignore it. */
+static bool run_collapses(const emit_ctx *e, const jg_node *n, jg_shape s, int t, bool *seen)
+{
+    if (seen[n->id])
+        return true;
+    seen[n->id] = true;
+    int lead = s.ndim - n->shape.ndim;
+    bool whole = true, ones = true;
+    for (int d = t; d < s.ndim; d++) {
+        int64_t dim = d >= lead ? n->shape.dim[d - lead] : 1;
+        whole &= dim == s.dim[d];
+        ones &= dim == 1;
+    }
+    /* a multi kernel's own reduction: what it reads must collapse, not its result */
+    bool reduction = e->member[n->id] &&
+                     (n->op == JG_OP_SUM || n->op == JG_OP_MAX || n->op == JG_OP_MIN);
+    if (!whole && !ones && !reduction)
+        return false;
+    if (!e->member[n->id] || n->op == JG_OP_FILL || n->op == JG_OP_RANDOM)
+        return true;
+    op_kind k = op_get(n->op)->kind;
+    if (!reduction && k != KIND_ELEMENTWISE && k != KIND_BROADCAST)
+        return false;
+    for (int i = 0; i < n->n_in; i++)
+        if (!run_collapses(e, n->in[i], s, t, seen))
+            return false;
+    return true;
+}
+
+/* The first dim of the longest trailing run of s that roots[0..n) can walk as one (at most
+ * `from`: the run must lie within [from, nd)), or nd - 1. */
+static int collapsed_from(const emit_ctx *e, int n_nodes, const jg_node *const *roots, int n,
+                          jg_shape s, int from)
+{
+    /* the run's index travels in the last component: a last dim of 1 would drop it */
+    bool *seen = s.dim[s.ndim - 1] > 1 ? calloc((size_t)n_nodes + 1, sizeof *seen) : NULL;
+    int t = s.ndim - 1;
+    while (seen && t > from) {
+        bool ok = true;
+        for (int d = 0; d <= n_nodes; d++)
+            seen[d] = false;
+        for (int i = 0; i < n && ok; i++)
+            ok = run_collapses(e, roots[i], s, t - 1, seen);
+        if (!ok)
+            break;
+        t--;
+    }
+    free(seen);
+    return t;
+}
+
 /* Stores the root's value for the lanes at linear output offset `at`. */
 static void store_root(emit_ctx *e, const jg_node *root, int out_slot, LLVMValueRef at,
                        const kidx *idx)
@@ -98,10 +159,10 @@ static void flat_body(emit_ctx *e, const jg_node *root, int out_slot)
 
 /* One row of the last dimension: full vectors, then a masked tail known at compile time. */
 static void row_body(emit_ctx *e, const jg_node *root, int out_slot, kidx *idx,
-                     LLVMValueRef row_offset)
+                     LLVMValueRef row_offset, int64_t d)
 {
     int nd = root->shape.ndim;
-    int64_t d = root->shape.dim[nd - 1], w = e->width, full = d - d % w;
+    int64_t w = e->width, full = d - d % w;
     if (full > 0) {
         loop l;
         loop_begin(e, &l, i64c(e, 0), i64c(e, full), i64c(e, w), "j");
@@ -131,17 +192,22 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
         *align = e->width;
         flat_body(e, root, out_slot);
     } else {
-        int nd = s.ndim;
-        *outer = jg_shape_numel(s) / s.dim[nd - 1];
+        /* rows of the trailing dims that can be walked as one (per-channel operands of
+         * NCHW data: rows of H * W rather than W) */
+        int nd = s.ndim, t = collapsed_from(e, g->n_nodes, &root, 1, s, 1);
+        int64_t len = 1;
+        for (int d = t; d < nd; d++)
+            len *= s.dim[d];
+        *outer = jg_shape_numel(s) / len;
         *align = 1;
         loop r;
         loop_begin(e, &r, begin_arg(e), end_arg(e), i64c(e, 1), "row");
         LLVMValueRef comps[JG_MAX_DIMS];
-        delinearise(e, r.i, s.dim, nd - 1, comps);
+        delinearise(e, r.i, s.dim, t, comps);
         kidx idx[JG_MAX_DIMS];
         for (int d = 0; d < nd - 1; d++)
-            idx[d] = (kidx){ comps[d], 0 };
-        row_body(e, root, out_slot, idx, LLVMBuildMul(e->b, r.i, i64c(e, s.dim[nd - 1]), ""));
+            idx[d] = (kidx){ d < t ? comps[d] : i64c(e, 0), 0 };
+        row_body(e, root, out_slot, idx, LLVMBuildMul(e->b, r.i, i64c(e, len), ""), len);
         loop_end(e, &r);
     }
     e->flat = false;
@@ -426,6 +492,153 @@ static void combine_partials(emit_ctx *e, const jg_node *const *outs, const bool
     }
 }
 
+/* Multi-output kernels whose reductions reduce the innermost dims (channel statistics: sums
+ * of NCHW data over N, H, W): the dims before that trailing reduced run are rows, split into
+ * the same fixed blocks; a row walks its run with one vector accumulator per reduction (in
+ * registers) and adds their lanes into its block's partial element once, at the row's end. */
+typedef struct run_plan {
+    const reduce_plan *p;
+    const jg_node *const *outs;
+    const bool *is_reduce;
+    LLVMValueRef const *ptr, *acc; /* output pointers; accumulators (allocas) */
+    int n_outs, n_nodes;
+    int t; /* dims [t, nd) walk as one run (see collapsed_from) */
+} run_plan;
+
+/* Every output at the point idx: stored, or added into its accumulator. */
+static void run_point(emit_ctx *e, const run_plan *r, const kidx *idx)
+{
+    const reduce_plan *p = r->p;
+    LLVMValueRef at = offset_in(e, p->in, idx);
+    LLVMValueRef *memo = calloc((size_t)r->n_nodes + 1, sizeof *memo);
+    e->memo = memo; /* NULL when out of memory: shared values are computed again */
+    e->memo_shape = p->in;
+    int64_t dlast = p->in.dim[p->in.ndim - 1];
+    for (int i = 0; i < r->n_outs; i++) {
+        const jg_node *out = r->outs[i];
+        jg_dtype t = out->dtype;
+        if (!r->is_reduce[i]) {
+            LLVMValueRef v = emit_value(e, out, idx);
+            e->aligned_stores = dlast % e->width == 0 &&
+                                (uint64_t)e->width * jg_dtype_size(t) % 64 == 0;
+            e->streaming_stores = node_bytes_over(out, STREAM_BYTES);
+            if (r->ptr[i])
+                emit_store(e, r->ptr[i], t, at, v);
+            e->aligned_stores = e->streaming_stores = false;
+            continue;
+        }
+        LLVMValueRef v = emit_value(e, out->in[0], idx);
+        if (e->mask)
+            v = LLVMBuildSelect(e->b, e->mask, v, emit_splat_const(e, t, identity_of(out->op, t)), "");
+        LLVMValueRef old = LLVMBuildLoad2(e->b, emit_vector_type(e, t), r->acc[i], "");
+        LLVMBuildStore(e->b, combine(e, out->op, t, old, v), r->acc[i]);
+    }
+    e->memo = NULL;
+    free(memo);
+}
+
+/* The run from dim d on: outer dims one at a time, the innermost W lanes at a time; dims
+ * [r->t, nd) as one when they collapse. */
+static void run_walk(emit_ctx *e, const run_plan *r, kidx *idx, int d)
+{
+    int nd = r->p->in.ndim;
+    int64_t n = r->p->in.dim[d];
+    if (d == r->t)
+        for (int q = d + 1; q < nd; q++)
+            n *= r->p->in.dim[q], idx[q - 1] = (kidx){ i64c(e, 0), 0 };
+    if (d < r->t) {
+        loop l;
+        loop_begin(e, &l, i64c(e, 0), i64c(e, n), i64c(e, 1), "t");
+        idx[d] = (kidx){ l.i, 0 };
+        run_walk(e, r, idx, d + 1);
+        loop_end(e, &l);
+        return;
+    }
+    int64_t w = e->width, full = n - n % w;
+    if (full > 0) {
+        loop l;
+        loop_begin(e, &l, i64c(e, 0), i64c(e, full), i64c(e, w), "j");
+        idx[nd - 1] = (kidx){ l.i, 1 };
+        run_point(e, r, idx);
+        loop_end(e, &l);
+    }
+    if (full < n) {
+        e->mask = emit_lane_mask(e, i64c(e, n - full));
+        idx[nd - 1] = (kidx){ i64c(e, full), 1 };
+        run_point(e, r, idx);
+        e->mask = NULL;
+    }
+}
+
+/* The work of blocks [begin, end) of a multi kernel whose innermost dim is reduced. */
+static void multi_rows(emit_ctx *e, const reduce_plan *p, run_plan *r,
+                       LLVMValueRef const *part, int64_t blocks)
+{
+    int nd = p->in.ndim, t0 = nd;
+    while (t0 > 0 && p->reduced[t0 - 1])
+        t0--; /* dims [t0, nd) are the trailing reduced run; some dim before it is kept */
+    r->t = collapsed_from(e, r->n_nodes, r->outs, r->n_outs, p->in, t0);
+    int64_t rows = 1, kept = 1, kstride[JG_MAX_DIMS];
+    for (int d = 0; d < t0; d++)
+        rows *= p->in.dim[d];
+    for (int d = nd - 1; d >= 0; d--)
+        if (!p->reduced[d])
+            kstride[d] = kept, kept *= p->in.dim[d];
+    int64_t per_block = (rows + blocks - 1) / blocks;
+    loop bl;
+    loop_begin(e, &bl, begin_arg(e), end_arg(e), i64c(e, 1), "block");
+    LLVMValueRef base = LLVMBuildMul(e->b, bl.i, i64c(e, kept), "");
+    /* this block's partial elements start from the identities */
+    loop o;
+    loop_begin(e, &o, i64c(e, 0), i64c(e, kept), i64c(e, 1), "o");
+    LLVMValueRef at = LLVMBuildAdd(e->b, base, o.i, "");
+    for (int i = 0; i < r->n_outs; i++) {
+        if (!r->is_reduce[i])
+            continue;
+        jg_dtype t = r->outs[i]->dtype;
+        LLVMValueRef ptr = LLVMBuildGEP2(e->b, emit_scalar_type(e, t), part[i], &at, 1, "");
+        LLVMValueRef id = emit_splat_const(e, t, identity_of(r->outs[i]->op, t));
+        LLVMBuildStore(e->b, LLVMBuildExtractElement(e->b, id, i64c(e, 0), ""), ptr);
+    }
+    loop_end(e, &o);
+    LLVMValueRef r0 = LLVMBuildMul(e->b, bl.i, i64c(e, per_block), "");
+    LLVMValueRef r1 = LLVMBuildAdd(e->b, r0, i64c(e, per_block), "");
+    r1 = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, r1, i64c(e, rows), ""), r1,
+                         i64c(e, rows), "");
+    loop row;
+    loop_begin(e, &row, r0, r1, i64c(e, 1), "row");
+    LLVMValueRef comps[JG_MAX_DIMS];
+    delinearise(e, row.i, p->in.dim, t0, comps);
+    kidx idx[JG_MAX_DIMS];
+    LLVMValueRef ko = i64c(e, 0); /* the row's output element */
+    for (int d = 0; d < t0; d++) {
+        idx[d] = (kidx){ comps[d], 0 };
+        if (!p->reduced[d])
+            ko = LLVMBuildAdd(e->b, ko, LLVMBuildMul(e->b, comps[d], i64c(e, kstride[d]), ""), "");
+    }
+    for (int i = 0; i < r->n_outs; i++)
+        if (r->is_reduce[i])
+            LLVMBuildStore(e->b, emit_splat_const(e, r->outs[i]->dtype,
+                                                  identity_of(r->outs[i]->op, r->outs[i]->dtype)),
+                           r->acc[i]);
+    run_walk(e, r, idx, t0);
+    LLVMValueRef pat = LLVMBuildAdd(e->b, base, ko, "");
+    for (int i = 0; i < r->n_outs; i++) {
+        if (!r->is_reduce[i])
+            continue;
+        const jg_node *out = r->outs[i];
+        jg_dtype t = out->dtype;
+        LLVMTypeRef st = emit_scalar_type(e, t);
+        LLVMValueRef total = horizontal(e, out->op, t,
+                                        LLVMBuildLoad2(e->b, emit_vector_type(e, t), r->acc[i], ""),
+                                        e->width);
+        LLVMValueRef ptr = LLVMBuildGEP2(e->b, st, part[i], &pat, 1, "");
+        LLVMBuildStore(e->b, combine(e, out->op, t, LLVMBuildLoad2(e->b, st, ptr, ""), total), ptr);
+    }
+    loop_end(e, &row);
+    loop_end(e, &bl);
+}
+
 LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *const *outs,
                         const int *slots, const int *partial_slots, int n_outs, int64_t *outer,
                         int64_t *align)
@@ -446,6 +659,9 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
             p.kept[p.n_kept++] = d;
     }
     emit_kernel_begin(e, m);
+    LLVMValueRef acc[64]; /* the accumulators of a reduced innermost dim, in the entry block */
+    for (int i = 0; i < n_outs; i++)
+        acc[i] = LLVMBuildAlloca(e->b, emit_vector_type(e, outs[i]->dtype), "acc");
     int nd = p.in.ndim;
     int64_t kept = jg_shape_numel(lead->shape), rows = jg_shape_numel(p.in) / kept;
     int64_t blocks = multi_blocks(lead), dlast = p.in.dim[nd - 1];
@@ -472,6 +688,13 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
     combine_partials(e, outs, is_reduce, ptr, part, n_outs, blocks, kept);
     emit_kernel_end(e);
     LLVMPositionBuilderAtEnd(e->b, work);
+    if (p.reduced[nd - 1]) {
+        run_plan rp = { .p = &p, .outs = outs, .is_reduce = is_reduce, .ptr = ptr, .acc = acc,
+                        .n_outs = n_outs, .n_nodes = n_nodes };
+        multi_rows(e, &p, &rp, part, blocks);
+        emit_kernel_end(e);
+        return e->fn;
+    }
 
     int64_t per_block = (rows + blocks - 1) / blocks;
     loop bl;

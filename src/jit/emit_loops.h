@@ -14,8 +14,9 @@ HIDDEN LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root,
                                 int64_t *outer, int64_t *align);
 
 /* One pass computing several outputs over one iteration space (a GROUP_MULTI kernel): the
- * column reductions among outs accumulate, the others are stored (slots[i] < 0: computed
- * for the others only, not stored). e->member covers every part. Reductions accumulate per
+ * reductions among outs (over some but not all axes, all over the same ones: column sums,
+ * channel statistics) accumulate, the others are stored (slots[i] < 0: computed for the
+ * others only, not stored). e->member covers every part. Reductions accumulate per
  * block of rows into partial_slots[i] (multi_blocks(lead) rows of the output's size); the
  * runtime then calls the kernel once more with begin < 0 to combine them. */
 HIDDEN LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes,

@@ -44,9 +44,10 @@ typedef struct fusion {
 HIDDEN jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled,
                            fusion *out);
 HIDDEN void fusion_free(fusion *f);
-/* Sibling fusion (fuse_siblings.c): merges reductions that keep the innermost dimension with
- * the elementwise groups of their input's shape that feed them or share their inputs, so one
- * pass over memory writes all of them. Returns whether it merged anything. */
+/* Sibling fusion (fuse_siblings.c): merges reductions over some but not all axes with the
+ * elementwise groups and reductions of their input's shape that feed them, consume them or
+ * share their inputs, so one pass over memory writes all of them. Returns whether it merged
+ * anything. */
 HIDDEN bool pass_fuse_siblings(jg_graph *g, fusion *f);
 /* Writes the groups as text: one line per kernel with its member ops. */
 HIDDEN void fusion_dump(const jg_graph *g, const fusion *f, FILE *out);

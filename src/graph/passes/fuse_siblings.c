@@ -1,8 +1,9 @@
-/* Sibling fusion: after pass_fuse, a reduction that keeps the innermost dimension (a column
- * sum such as a bias gradient) and the pointwise groups over its input's shape that feed it,
- * consume what feeds it, or reduce the same space, become one kernel: the input is streamed
- * once, row by row, each output chunk accumulating in cache, every elementwise result stored
- * as it passes. relu(x*a+b)'s forward and backward (y, dx, da, db) is one pass.
+/* Sibling fusion: after pass_fuse, a reduction over some but not all axes (a column sum such
+ * as a bias gradient, channel statistics of NCHW data) and the pointwise groups over its
+ * input's shape that feed it, consume what feeds it, read the same input, or reduce the same
+ * space, become one kernel: the input is streamed once, row by row, every elementwise result
+ * stored as it passes. relu(x*a+b)'s forward and backward (y, dx, da, db) is one pass; so are
+ * a channel's sum and sum of squares, and batchnorm's backward sums of dz and dz * x_hat.
  *
  * Legality: every member of a merged group is pointwise over the common shape S (or a
  * one-element value), so each is evaluated at the point's own index and shared values are
@@ -21,11 +22,12 @@ static bool pointwise(const jg_node *n)
     return k == KIND_ELEMENTWISE || k == KIND_BROADCAST || n->op == JG_OP_FILL;
 }
 
-static bool is_column_reduction(const jg_node *r)
+/* A reduction that keeps some axes and reduces others. */
+static bool is_partial_reduction(const jg_node *r)
 {
     int nd = r->in[0]->shape.ndim;
     return (r->op == JG_OP_SUM || r->op == JG_OP_MAX || r->op == JG_OP_MIN) && nd > 1 &&
-           !((r->attr.axes >> (nd - 1)) & 1u) && r->attr.axes != 0;
+           r->attr.axes != 0 && r->attr.axes != (1u << nd) - 1;
 }
 
 /* Whether group gi fits a multi kernel over shape s reducing `axes`. */
@@ -35,7 +37,7 @@ static bool fits(const jg_graph *g, const fusion *f, int gi, jg_shape s, uint32_
     if (grp->leader >= 0 || grp->kind == GROUP_MULTI)
         return false;
     if (grp->kind == GROUP_REDUCE) {
-        if (!is_column_reduction(grp->root) || grp->root->attr.axes != axes ||
+        if (!is_partial_reduction(grp->root) || grp->root->attr.axes != axes ||
             !shape_eq(grp->root->in[0]->shape, s))
             return false;
     } else if (grp->kind != GROUP_ELEMENTWISE || !shape_eq(grp->root->shape, s)) {
@@ -73,6 +75,57 @@ static bool reads(const jg_graph *g, const fusion *f, int a, int b)
     return false;
 }
 
+/* The buffers of shape s each group reads (at most SHARED_MAX each, node ids), so that
+ * groups streaming the same input can be linked: bufs[gi * SHARED_MAX + k], -1 past the end. */
+enum { SHARED_MAX = 8 };
+
+static void shape_inputs(const jg_graph *g, const fusion *f, jg_shape s, int *bufs)
+{
+    for (int i = 0; i < f->n_groups * SHARED_MAX; i++)
+        bufs[i] = -1;
+    for (int id = 0; id < g->n_nodes; id++) {
+        int gi = f->group_of[id];
+        const jg_node *n = g->nodes[id];
+        for (int k = 0; gi >= 0 && k < n->n_in; k++) {
+            const jg_node *in = n->in[k];
+            node_role r = f->role[in->id];
+            if (f->group_of[in->id] == gi && r == ROLE_INLINE)
+                continue;
+            if (r == ROLE_ALIAS)
+                in = f->alias_of[in->id];
+            if ((r != ROLE_LEAF && r != ROLE_ROOT && r != ROLE_ALIAS) || !shape_eq(in->shape, s))
+                continue;
+            int *b = &bufs[gi * SHARED_MAX];
+            for (int j = 0; j < SHARED_MAX; j++)
+                if (b[j] == in->id || b[j] < 0) {
+                    b[j] = in->id;
+                    break;
+                }
+        }
+    }
+}
+
+/* Whether groups a and b read a common buffer of the space's shape. */
+static bool share_input(const int *bufs, int a, int b)
+{
+    for (int i = 0; i < SHARED_MAX && bufs[a * SHARED_MAX + i] >= 0; i++)
+        for (int j = 0; j < SHARED_MAX && bufs[b * SHARED_MAX + j] >= 0; j++)
+            if (bufs[a * SHARED_MAX + i] == bufs[b * SHARED_MAX + j])
+                return true;
+    return false;
+}
+
+/* Whether group gi is linked to a member of the set: one reads the other, or both stream the
+ * same input. */
+static bool linked(const jg_graph *g, const fusion *f, const bool *in_set, const int *bufs,
+                   int gi)
+{
+    for (int p = 0; p < f->n_groups; p++)
+        if (in_set[p] && (reads(g, f, p, gi) || reads(g, f, gi, p) || share_input(bufs, p, gi)))
+            return true;
+    return false;
+}
+
 /* A reduction's result is complete only after the last row: no part may read one. */
 static bool reads_a_reduction(const jg_graph *g, const fusion *f, const bool *in_set)
 {
@@ -103,14 +156,19 @@ bool pass_fuse_siblings(jg_graph *g, fusion *f)
 {
     bool changed = false;
     bool *in_set = calloc((size_t)f->n_groups + 1, sizeof *in_set);
-    if (!in_set)
+    int *bufs = malloc(((size_t)f->n_groups + 1) * SHARED_MAX * sizeof *bufs);
+    if (!in_set || !bufs) {
+        free(in_set);
+        free(bufs);
         return false; /* an optimisation: skip it */
+    }
     for (int l = 0; l < f->n_groups; l++) {
         fuse_group *lead = &f->groups[l];
-        if (lead->kind != GROUP_REDUCE || lead->leader >= 0 || !is_column_reduction(lead->root))
+        if (lead->kind != GROUP_REDUCE || lead->leader >= 0 || !is_partial_reduction(lead->root))
             continue;
         jg_shape s = lead->root->in[0]->shape;
         uint32_t axes = lead->root->attr.axes;
+        shape_inputs(g, f, s, bufs);
         for (int i = 0; i < f->n_groups; i++)
             in_set[i] = false;
         in_set[l] = true;
@@ -120,14 +178,10 @@ bool pass_fuse_siblings(jg_graph *g, fusion *f)
         for (bool grew = true; grew;) {
             grew = false;
             for (int gi = 0; gi < f->n_groups; gi++) {
-                if (in_set[gi] || !fits(g, f, gi, s, axes))
+                if (in_set[gi] || !fits(g, f, gi, s, axes) || !linked(g, f, in_set, bufs, gi))
                     continue;
-                for (int p = 0; p < f->n_groups; p++)
-                    if (in_set[p] && (reads(g, f, p, gi) || reads(g, f, gi, p))) {
-                        in_set[gi] = grew = true;
-                        lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi, count++;
-                        break;
-                    }
+                in_set[gi] = grew = true;
+                lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi, count++;
             }
         }
         if (!order_ok(g, f, in_set, lo, hi) || reads_a_reduction(g, f, in_set)) {
@@ -140,12 +194,7 @@ bool pass_fuse_siblings(jg_graph *g, fusion *f)
         for (bool grew = true; grew;) {
             grew = false;
             for (int gi = 0; gi < f->n_groups; gi++) {
-                if (in_set[gi] || !fits(g, f, gi, s, axes))
-                    continue;
-                bool linked = false;
-                for (int p = 0; p < f->n_groups && !linked; p++)
-                    linked = in_set[p] && (reads(g, f, p, gi) || reads(g, f, gi, p));
-                if (!linked)
+                if (in_set[gi] || !fits(g, f, gi, s, axes) || !linked(g, f, in_set, bufs, gi))
                     continue;
                 in_set[gi] = true;
                 int nlo = gi < lo ? gi : lo, nhi = gi > hi ? gi : hi;
@@ -166,5 +215,6 @@ bool pass_fuse_siblings(jg_graph *g, fusion *f)
         changed = true;
     }
     free(in_set);
+    free(bufs);
     return changed;
 }

@@ -46,6 +46,7 @@ HIDDEN bool pass_constfold(pass_ctx *c);
 HIDDEN bool pass_cse(pass_ctx *c);
 HIDDEN bool pass_bn_fold(pass_ctx *c);
 HIDDEN bool pass_linear_fold(pass_ctx *c);
+HIDDEN bool pass_bn_relu(pass_ctx *c);
 HIDDEN bool pass_epilogue(pass_ctx *c);
 HIDDEN bool pass_dce(pass_ctx *c);
 

@@ -24,6 +24,7 @@ static const pass_def PIPELINE[] = {
     { "cse",         pass_cse,         FOR_ALL },
     { "bn_fold",     pass_bn_fold,     FOR_EVAL },
     { "linear_fold", pass_linear_fold, FOR_EVAL },
+    { "bn_relu",     pass_bn_relu,     FOR_TRAIN }, /* one-pass batch statistics */
     { "epilogue",    pass_epilogue,    FOR_ALL },   /* pointwise ops into the GEMM store */
     { "dce",         pass_dce,         FOR_ALL },
     { "fuse",        NULL,             FOR_ALL }, /* jit_program.c: kernels */
