@@ -198,6 +198,28 @@ Test(pass_epilogue, conv_bias_in_training_and_linear_bias_relu)
     jg_graph_free(g);
 }
 
+Test(pass_epilogue, a_residual_addition_joins_the_store)
+{
+    /* relu(conv(x) + x): the residual is read through a reshape of its buffer */
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(4, 8, 10, 10));
+    jg_node *w = jg_param(g, "w", jg_shape(8, 8, 3, 3), jg_he_normal());
+    jg_node *y = jg_relu(jg_add(jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }), x));
+    kernels on = compile_kernels(g, y, JG_MODE_EVAL, NULL);
+    kernels off = compile_kernels(g, y, JG_MODE_EVAL, "epilogue");
+    char line[512];
+    gemm_line(&on, line, sizeof line);
+    cr_assert(strstr(line, "add") && strstr(line, "relu"), "%s", line);
+    cr_assert_eq(off.n, on.n + 1, "%s\n%s", on.dump, off.dump);
+    float *xv = uniform_input(4 * 8 * 100, 6);
+    jg_binding in = { "x", xv, 4 * 8 * 100 * sizeof *xv };
+    t_assert_pass_neutral(g, &y, 1, "epilogue", &in, 1, 1e-6);
+    free(xv);
+    free(on.dump);
+    free(off.dump);
+    jg_graph_free(g);
+}
+
 Test(pass_epilogue, same_values_and_gradients_with_the_pass_off)
 {
     jg_graph *g = jg_graph_new();
