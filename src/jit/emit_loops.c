@@ -21,6 +21,21 @@
 
 static LLVMValueRef i64c(emit_ctx *e, int64_t v) { return emit_i64(e, v); }
 
+/* Outputs larger than this are stored non-temporally (see emit_ctx.streaming_stores). */
+#define STREAM_BYTES ((int64_t)16 << 20)
+
+static bool node_bytes_over(const jg_node *n, int64_t bytes)
+{
+    return jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > bytes;
+}
+
+/* Whether whole vectors stored at multiples of `step` elements from a 64-byte aligned base
+ * are aligned to their size (the arena's and the store's buffers are 64-byte aligned). */
+static bool vectors_aligned(const emit_ctx *e, jg_dtype t, int64_t step)
+{
+    return step % e->width == 0 && (uint64_t)e->width * jg_dtype_size(t) % 64 == 0;
+}
+
 /* Splits a linear index over dims[0..n) (row-major) into components. */
 static void delinearise(emit_ctx *e, LLVMValueRef lin, const int64_t *dims, int n,
                         LLVMValueRef *out)
@@ -187,9 +202,11 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
     if (s.ndim == 0)
         s = (jg_shape){ .ndim = 1, .dim = { 1 } };
     e->flat = root->shape.ndim <= 1 || can_flatten(e, g, root);
+    e->streaming_stores = node_bytes_over(root, STREAM_BYTES);
     if (e->flat) {
         *outer = jg_shape_numel(s);
-        *align = e->width;
+        *align = e->width; /* each thread's part starts at a multiple of the width */
+        e->aligned_stores = vectors_aligned(e, root->dtype, e->width);
         flat_body(e, root, out_slot);
     } else {
         /* rows of the trailing dims that can be walked as one (per-channel operands of
@@ -200,6 +217,7 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
             len *= s.dim[d];
         *outer = jg_shape_numel(s) / len;
         *align = 1;
+        e->aligned_stores = vectors_aligned(e, root->dtype, len);
         loop r;
         loop_begin(e, &r, begin_arg(e), end_arg(e), i64c(e, 1), "row");
         LLVMValueRef comps[JG_MAX_DIMS];
@@ -210,7 +228,7 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
         row_body(e, root, out_slot, idx, LLVMBuildMul(e->b, r.i, i64c(e, len), ""), len);
         loop_end(e, &r);
     }
-    e->flat = false;
+    e->flat = e->aligned_stores = e->streaming_stores = false;
     emit_kernel_end(e);
     return e->fn;
 }
@@ -431,14 +449,6 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
 
 /* ---------------------------------------------------------------- multi-output kernels */
 
-/* Outputs larger than this are stored non-temporally (see emit_ctx.streaming_stores). */
-#define STREAM_BYTES ((int64_t)16 << 20)
-
-static bool node_bytes_over(const jg_node *n, int64_t bytes)
-{
-    return jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > bytes;
-}
-
 /* The offset of the point idx in a contiguous buffer of shape s (innermost lane 1). */
 static LLVMValueRef offset_in(emit_ctx *e, jg_shape s, const kidx *idx)
 {
@@ -519,8 +529,7 @@ static void run_point(emit_ctx *e, const run_plan *r, const kidx *idx)
         jg_dtype t = out->dtype;
         if (!r->is_reduce[i]) {
             LLVMValueRef v = emit_value(e, out, idx);
-            e->aligned_stores = dlast % e->width == 0 &&
-                                (uint64_t)e->width * jg_dtype_size(t) % 64 == 0;
+            e->aligned_stores = vectors_aligned(e, t, dlast);
             e->streaming_stores = node_bytes_over(out, STREAM_BYTES);
             if (r->ptr[i])
                 emit_store(e, r->ptr[i], t, at, v);
@@ -732,7 +741,7 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
         const jg_node *out = outs[i];
         if (!is_reduce[i]) {
             LLVMValueRef v = emit_value(e, out, idx);
-            e->aligned_stores = dlast % e->width == 0 && (uint64_t)e->width * jg_dtype_size(out->dtype) % 64 == 0;
+            e->aligned_stores = vectors_aligned(e, out->dtype, dlast);
             e->streaming_stores = node_bytes_over(out, STREAM_BYTES);
             if (ptr[i])
                 emit_store(e, ptr[i], out->dtype, full_at, v);
