@@ -7,6 +7,7 @@
  *   bench_fashion --export DIR     the CNN's weights, one batch, its loss and gradients as .npy
  *                                  (for bench/torch/check_cnn.py)
  *   options: --steps N (30) --warmup N (5) --threads T (2) --vector-bits B (0: the widest)
+ *            --passes-off LIST (jg_opts.passes_off: e.g. "epilogue,siblings")
  *            --profile 1 (kernel times, slowest first, on stderr after each run; the clock
  *            reads slow the steps a little)
  *
@@ -59,7 +60,7 @@ static const model MODELS[] = {
 enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
 
 typedef struct options {
-    const char *model, *export_dir;
+    const char *model, *export_dir, *passes_off;
     int steps, warmup, threads, vector_bits;
     bool profile;
 } options;
@@ -156,7 +157,8 @@ static int bench_model(const model *m, const options *o)
         double t0 = bu_now();
         p[k] = jg_compile_train(g, loss[k], &(jg_train_opts){
             .optimizer = jg_adam(m->lr), .name = k ? "opt_b1" : "opt",
-            .compile = { .num_threads = o->threads, .vector_bits = o->vector_bits } });
+            .compile = { .num_threads = o->threads, .vector_bits = o->vector_bits,
+                         .passes_off = o->passes_off } });
         compile_s[k] = bu_now() - t0;
     }
     float *x = malloc((size_t)N_BATCHES * BATCH * PIXELS * sizeof *x);
@@ -255,7 +257,7 @@ static const char *export_batch(float *x, int32_t *y)
     return ok ? "fashion-mnist test images 0..127" : "synthetic";
 }
 
-static int export_cnn(const char *dir, int threads)
+static int export_cnn(const char *dir, const options *o)
 {
     jg_graph *g = jg_graph_new();
     jg_graph_set_seed(g, 7);
@@ -278,7 +280,9 @@ static int export_cnn(const char *dir, int threads)
             if (grads[i])
                 outs[n_outs++] = grads[i];
         p = jg_compile(g, outs, n_outs, &(jg_opts){ .mode = JG_MODE_TRAIN,
-                                                    .num_threads = threads });
+                                                    .num_threads = o->threads,
+                                                    .vector_bits = o->vector_bits,
+                                                    .passes_off = o->passes_off });
     }
     if (!status && !p) {
         fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(g));
@@ -345,6 +349,7 @@ static int parse(int argc, char **argv, options *o)
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--profile")) o->profile = atoi(v) != 0;
         else if (!strcmp(a, "--vector-bits")) o->vector_bits = atoi(v);
+        else if (!strcmp(a, "--passes-off")) o->passes_off = v;
         else {
             fprintf(stderr, "bench_fashion: unknown option %s\n", a);
             return 2;
@@ -365,7 +370,7 @@ int main(int argc, char **argv)
     if (status)
         return status;
     if (o.export_dir)
-        return export_cnn(o.export_dir, o.threads);
+        return export_cnn(o.export_dir, &o);
     for (int i = 0; i < N_MODELS; i++) {
         const model *m = &MODELS[i];
         if (o.model) {
