@@ -6,23 +6,41 @@
 
 #include <string.h>
 
+/* A prefetch of the bytes `ahead` past element `at` of p (never faults). */
+static void prefetch(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValueRef at, int ahead)
+{
+    LLVMTypeRef i8 = LLVMInt8TypeInContext(e->m->ctx), i8p = LLVMPointerType(i8, 0);
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx);
+    LLVMValueRef off = LLVMBuildAdd(e->b, LLVMBuildMul(e->b, at, emit_i64(e, (int64_t)jg_dtype_size(t)), ""),
+                                    emit_i64(e, ahead), "");
+    LLVMValueRef ptr = LLVMBuildGEP2(e->b, i8, LLVMBuildBitCast(e->b, p, i8p, ""), &off, 1, "");
+    LLVMValueRef args[4] = { ptr, LLVMConstInt(i32, 0, 0), LLVMConstInt(i32, 3, 0),
+                             LLVMConstInt(i32, 1, 0) };
+    emit_intrinsic(e, "llvm.prefetch", &i8p, 1, args, 4);
+}
+
 static LLVMValueRef load_buffer(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
     LLVMValueRef p = emit_slot_ptr(e, e->slot_of[n->id], n->dtype);
-    if (e->flat) /* idx[0] is the linear index; one-element buffers are uniform */
-        return jg_shape_numel(n->shape) == 1 ? emit_load(e, p, n->dtype, emit_i64(e, 0), 0)
-                                             : emit_load(e, p, n->dtype, idx[0].base, idx[0].lane);
-    int64_t strides[JG_MAX_DIMS];
-    shape_strides(n->shape, strides);
     LLVMValueRef base = emit_i64(e, 0);
     int64_t lane = 0;
-    for (int d = 0; d < n->shape.ndim; d++) {
-        if (n->shape.dim[d] == 1)
-            continue;
-        base = LLVMBuildAdd(e->b, base, LLVMBuildMul(e->b, idx[d].base, emit_i64(e, strides[d]),
-                                                     ""), "");
-        lane += idx[d].lane * strides[d];
+    if (e->flat) { /* idx[0] is the linear index; one-element buffers are uniform */
+        if (jg_shape_numel(n->shape) > 1)
+            base = idx[0].base, lane = idx[0].lane;
+    } else {
+        int64_t strides[JG_MAX_DIMS];
+        shape_strides(n->shape, strides);
+        for (int d = 0; d < n->shape.ndim; d++) {
+            if (n->shape.dim[d] == 1)
+                continue;
+            base = LLVMBuildAdd(e->b, base, LLVMBuildMul(e->b, idx[d].base,
+                                                         emit_i64(e, strides[d]), ""), "");
+            lane += idx[d].lane * strides[d];
+        }
     }
+    if (e->prefetch_bytes && lane == 1 &&
+        jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > ((int64_t)16 << 20))
+        prefetch(e, p, n->dtype, base, e->prefetch_bytes);
     return emit_load(e, p, n->dtype, base, lane);
 }
 

@@ -57,6 +57,9 @@ struct emit_ctx {
      * buffers: emit them aligned, and non-temporal (bypassing the caches, no read for
      * ownership) when the output is too large to be read back from cache anyway. */
     bool aligned_stores, streaming_stores;
+    /* Contiguous loads from buffers over 16 MiB also prefetch this many bytes ahead (0:
+     * none): the hardware prefetchers stop at page boundaries. */
+    int prefetch_bytes;
 };
 
 /* Types. */
