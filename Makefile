@@ -8,6 +8,8 @@
 #   make bench   build, then run every benchmark
 #   make bench-torch  build, then compare with PyTorch (bench/torch/run.sh; installs Debian's
 #                python3-torch and libjemalloc2 if missing)
+#   make lessons run the 25 lesson experiments in full mode and print the summary
+#                (LESSONS="14 25" for some; LESSONS_ARGS=--quick for the quick modes)
 #   make clean   remove the build trees
 # With $CI set (and not 0/false), configures with -DJG_WERROR=ON; override: JG_WERROR=ON|OFF.
 
@@ -42,7 +44,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build test bench bench-torch clean help
+.PHONY: all setup configure build demo check asan-build test bench bench-torch lessons clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -99,6 +101,9 @@ bench: build
 
 bench-torch: build
 	@bash bench/torch/run.sh $(BUILD_DIR)
+
+lessons: build
+	@scripts/lessons.sh $(BUILD_DIR) $(LESSONS_ARGS) $(LESSONS)
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)

@@ -9,11 +9,12 @@
 #   JG_SETUP_EXTRA_PACKAGES  extra package names (space separated) to require too
 set -euo pipefail
 
-# Required packages. Add new ones here (e.g. word lists such as wamerican).
+# Required packages. Add new ones here. The word lists serve the lessons (examples/lessons).
 JG_PACKAGES=(
   cmake pkg-config make gcc
   libffi-dev libcriterion-dev zlib1g-dev libpng-dev
   dataset-fashion-mnist
+  wamerican wngerman wfrench wspanish witalian wdutch wportuguese wswedish
 )
 # LLVM (for llvm-config): any one of these satisfies it; the first is installed if none is.
 JG_LLVM_PACKAGES=(llvm-dev llvm-19-dev llvm-18-dev llvm-17-dev llvm-16-dev llvm-15-dev llvm-14-dev)
