@@ -184,7 +184,7 @@ int lesson_train(const lesson_ctx *c, lesson_fit *f, jg_dataset *train, jg_datas
     jg_node *x_eval = jg_input(g, "x_eval", JG_F32, jg_shape(b, PIXELS));
     jg_node *logits = f->model(g, x_eval, b, f->arg);
     jg_program *tr = jg_compile_train(g, loss, &(jg_train_opts){
-        .optimizer = f->optimizer, .clip_norm = f->clip_norm,
+        .optimizer = f->optimizer, .clip_norm = f->clip_norm, .clip_value = f->clip_value,
         .compile = { .num_threads = c->threads } });
     jg_program *ev = jg_compile(g, &logits, 1, &(jg_opts){ .num_threads = c->threads,
                                                              .mode = JG_MODE_EVAL });

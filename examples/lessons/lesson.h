@@ -75,6 +75,7 @@ typedef struct lesson_fit {
     uint64_t seed;                /* graph seed (initialisers, dropout); 0 means 1 */
     const jg_augment_opts *augment; /* NULL: none */
     double clip_norm;             /* 0: none */
+    double clip_value;            /* 0: none (clips each gradient element to +-clip_value) */
     /* Filled in by lesson_train: */
     double loss[256];             /* mean training loss per epoch */
     double test_accuracy[256];    /* after each epoch */
