@@ -18,10 +18,11 @@
  *      become per-channel multiples of sum(dz) and sum(dz * (x - m)) (dz = dy * [z > 0])
  *      and sum(x): no sum waits for another any more, so both take one pass.
  *   3. recomputation: a pointwise value of x's shape with several consumers, computed from
- *      at most two tensors of that shape (x, dy) and per-channel values, is computed again
- *      in each consumer instead of being stored and read back (x - m, z, the ReLU mask,
- *      dz): reading its sources again moves no more bytes than reading it, and saves the
- *      store. The mask is z > 0 on the same z, so the backward's mask is the forward's.
+ *      one tensor of that shape (or two, for at most three consumers: x and dy) and
+ *      per-channel values, is computed again in each consumer instead of being stored and
+ *      read back (x - m, z, the ReLU mask, dz): reading its sources again moves no more
+ *      bytes than storing it and reading it back. The mask is z > 0 on the same z, so the
+ *      backward's mask is the forward's.
  *
  * NOTE the results are equal to the two-pass form's up to rounding, not bit for bit: the
  * sums are grouped differently. sum(x - m), which the mean's gradient needs, becomes
@@ -377,7 +378,9 @@ static bool to_recompute(const pass_ctx *c, const bn_state *st, const int *uses,
         for (int j = ns; j < MAX_SOURCES; j++)
             s[j] = -1;
         ok[id] &= cost[id] <= MAX_COST;
-        again[id] = ok[id] && uses[id] > 1;
+        /* k consumers reading s sources move s * k arrays; storing moves 1 + k (+ s once):
+         * never more for one source, and for two up to three consumers */
+        again[id] = ok[id] && uses[id] > 1 && (ns <= 1 || uses[id] <= 3);
     }
 done:
     free(root), free(src), free(cost);

@@ -75,6 +75,9 @@ static bool reads(const jg_graph *g, const fusion *f, int a, int b)
     return false;
 }
 
+/* At most this many parts per kernel (emit_multi's limit). */
+enum { MAX_PARTS = 64 };
+
 /* The buffers of shape s each group reads (at most SHARED_MAX each, node ids), so that
  * groups streaming the same input can be linked: bufs[gi * SHARED_MAX + k], -1 past the end. */
 enum { SHARED_MAX = 8 };
@@ -184,16 +187,17 @@ bool pass_fuse_siblings(jg_graph *g, fusion *f)
                 lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi, count++;
             }
         }
-        if (!order_ok(g, f, in_set, lo, hi) || reads_a_reduction(g, f, in_set)) {
+        if (count > MAX_PARTS || !order_ok(g, f, in_set, lo, hi) ||
+            reads_a_reduction(g, f, in_set)) {
             /* then grow greedily, one legal group at a time */
             for (int i = 0; i < f->n_groups; i++)
                 in_set[i] = false;
             in_set[l] = true;
             lo = hi = l, count = 1;
         }
-        for (bool grew = true; grew;) {
+        for (bool grew = true; grew && count < MAX_PARTS;) {
             grew = false;
-            for (int gi = 0; gi < f->n_groups; gi++) {
+            for (int gi = 0; gi < f->n_groups && count < MAX_PARTS; gi++) {
                 if (in_set[gi] || !fits(g, f, gi, s, axes) || !linked(g, f, in_set, bufs, gi))
                     continue;
                 in_set[gi] = true;
