@@ -267,3 +267,26 @@ Test(pass_bn_relu, gradcheck_of_relu_batchnorm_in_training)
     t_gradcheck_opts(g, y, wrt, 3, &(jg_gradcheck_opts){ .train = true });
     jg_graph_free(g);
 }
+
+/* ---------------------------------------------------------------- sibling fusion */
+
+Test(pass_bn_relu, sums_streaming_one_input_share_kernels_of_at_most_64_parts)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(6, 40), 5);
+    jg_node *outs[70];
+    for (int k = 0; k < 70; k++) /* row sums: the innermost dim reduced */
+        outs[k] = jg_sum(jg_scale(x, 1.0 + k), jg_axes(1), false);
+    jg_program *p = jg_compile(g, outs, 70, &(jg_opts){ .num_threads = 2 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    cr_assert_eq(st.kernels, 2, "64 parts, then 6: %d kernels", st.kernels);
+    cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+    double *want = t_eval(outs[69]), got[6];
+    cr_assert_eq(jg_program_get(p, 69, got, sizeof got), JG_OK);
+    t_assert_close(got, want, 6, 1e-12);
+    free(want);
+    jg_program_free(p);
+    jg_graph_free(g);
+}
