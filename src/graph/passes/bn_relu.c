@@ -5,10 +5,10 @@
  *
  *   v = sum_A(square(x - m)),  m = sum_A(x) / n          (n: the elements per channel)
  *
- *   1. one-pass statistics: v = sum_A(square(x - k)) - n * square(m - k), with k = x at the
- *      first position of each channel (a shift close to the data: without it, sum(x^2) -
- *      n m^2 cancels catastrophically when |m| >> the deviation). sum_A(x) and the shifted
- *      sum of squares read only x, so they share one pass.
+ *   1. one-pass statistics: with k = x at the first position of each channel, d = x - k,
+ *        sum_A(x) = sum_A(d) + n * k,   v = sum_A(square(d)) - square(sum_A(d)) / n
+ *      (a shift close to the data: without it, sum(x^2) - n m^2 cancels catastrophically
+ *      when |m| >> the deviation). Both sums read only x, so they share one pass.
  *   2. linear channel sums: every sum over A of x's shape is taken apart by linearity:
  *        sum(a +- b) = sum(a) +- sum(b),   sum(-a) = -sum(a),
  *        sum(a * u) = u * sum(a)  for u constant along A (a per-channel value, a scalar),
@@ -35,11 +35,11 @@
 enum { MAX_REGIONS = 8, MAX_FACTORS = 16, MAX_SOURCES = 2, MAX_COST = 32 };
 
 /* A matched variance: where the rewrites apply (x's shape, the reduced axes) and, once the
- * sum of x has been rewritten, the new graph's x, shift k and shifted sums. */
+ * sum of x has been rewritten, the new graph's x, its shifted sums and its sum. */
 typedef struct region {
     jg_shape s;
     uint32_t axes;
-    jg_node *x, *k, *s1, *s2, *sum_x;
+    jg_node *x, *s1, *s2, *sum_x;
 } region;
 
 typedef struct bn_state {
@@ -94,6 +94,7 @@ static const jg_node *two_pass_variance(const jg_node *v)
     return NULL;
 }
 
+/* The region whose sums a sum node is: over its axes, of a tensor of its shape. */
 static const region *region_of(const bn_state *st, const jg_node *sum)
 {
     for (int i = 0; i < st->n_regions; i++)
@@ -123,7 +124,7 @@ static jg_node *shifted_sums(region *r, const jg_node *n, jg_node *x)
             ax.axis[ax.n++] = a;
         }
     jg_node *d = jg_sub_(at, x, k);
-    r->x = x, r->k = k;
+    r->x = x;
     r->s1 = jg_sum_(at, d, ax, true);
     r->s2 = jg_sum_(at, jg_square_(at, d), ax, true);
     double count = (double)count_of(x->shape, r->axes);
