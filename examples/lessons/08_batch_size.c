@@ -21,7 +21,7 @@
  * Full run (2 cores shared with other jobs, load ~12): after 5 epochs full batch 1.630 (best
  * rate 0.3), batch 128 0.360, batch 1 0.318; per epoch 0.6 s, 0.6 s and 4.7 s (78 us per
  * batch-1 step); at batch 128's 3.0 s batch 1 stood at 0.417 and the full batch at 1.812.
- * Wall times on a loaded machine are noisy; the ratios held over runs. */
+ * Wall times on a loaded machine are noisy (one full run so far). */
 #include "lesson.h"
 
 #include <math.h>
