@@ -153,8 +153,8 @@ int main(int argc, char **argv)
                    nan_epoch(f), f->train_accuracy, f->test_accuracy[f->epochs_run - 1]);
     }
     if (stopped >= 0)
-        printf("with check_finite the unclipped run stopped at step %lld (%s):\n  %s\n",
-               (long long)stopped, jg_status_str(st), msg);
+        printf("with check_finite the unclipped run stopped at its step %lld (%s):\n  %s\n",
+               (long long)stopped + 1, jg_status_str(st), msg);
     else
         printf("with check_finite the unclipped run did not stop\n");
     /* The message names an op and where it was built ("... at <file>:<line>"). */
@@ -166,7 +166,7 @@ int main(int argc, char **argv)
     return lesson_verdict(&c, holds, "no clipping: %s; check_finite stopped at step %lld "
                           "naming the op: %s; clipped by norm: test accuracy %.3f%s, by value: "
                           "%.3f%s", plain.diverged ? "diverged" : "did not diverge",
-                          (long long)stopped, named ? "yes" : "no", acc_n,
+                          (long long)stopped + 1, named ? "yes" : "no", acc_n,
                           by_norm.diverged ? " (diverged)" : "", acc_v,
                           by_value.diverged ? " (diverged)" : "");
 }
