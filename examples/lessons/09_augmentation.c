@@ -120,6 +120,6 @@ int main(int argc, char **argv)
     lesson_data_free(&d);
     bool holds = test_a >= test_p + 0.005 && gap_a < gap_p;
     return lesson_verdict(&c, holds, "test accuracy %.3f with augmentation vs %.3f without "
-                          "(+%.1f points); train-test gap %.3f vs %.3f",
+                          "(%+.1f points); train-test gap %.3f vs %.3f",
                           test_a, test_p, 100 * (test_a - test_p), gap_a, gap_p);
 }
