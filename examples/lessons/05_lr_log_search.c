@@ -40,45 +40,6 @@ static jg_node *mlp(jg_graph *g, jg_node *x)
     return lesson_linear(g, "fc2", h, 128, 10, jg_xavier_uniform());
 }
 
-/* The whole parameter store, to restore before each run. */
-typedef struct snapshot {
-    int n;
-    void **data;
-    size_t *bytes;
-} snapshot;
-
-static int snapshot_take(jg_graph *g, snapshot *s)
-{
-    s->n = jg_param_count(g);
-    s->data = calloc((size_t)s->n, sizeof *s->data);
-    s->bytes = calloc((size_t)s->n, sizeof *s->bytes);
-    if (!s->data || !s->bytes)
-        return 1;
-    for (int i = 0; i < s->n; i++) {
-        jg_node *p = jg_param_at(g, i);
-        s->bytes[i] = (size_t)jg_shape_numel(jg_node_shape(p)) * jg_dtype_size(jg_node_dtype(p));
-        s->data[i] = malloc(s->bytes[i]);
-        if (!s->data[i] || jg_param_get(g, jg_node_name(p), s->data[i], s->bytes[i]))
-            return 1;
-    }
-    return 0;
-}
-
-static int snapshot_restore(jg_graph *g, const snapshot *s)
-{
-    for (int i = 0; i < s->n; i++)
-        if (jg_param_set(g, jg_node_name(jg_param_at(g, i)), s->data[i], s->bytes[i]))
-            return 1;
-    return 0;
-}
-
-static void snapshot_free(snapshot *s)
-{
-    for (int i = 0; i < s->n && s->data; i++)
-        free(s->data[i]);
-    free(s->data), free(s->bytes);
-}
-
 typedef struct run_ctx {
     jg_graph *g;
     jg_program *train, *val;
@@ -90,9 +51,9 @@ typedef struct run_ctx {
 } run_ctx;
 
 /* Trains from the snapshot at rate lr; returns the validation loss (inf when it diverged). */
-static int run(run_ctx *r, const snapshot *s, double lr, double *val_loss)
+static int run(run_ctx *r, const lesson_snapshot *s, double lr, double *val_loss)
 {
-    if (snapshot_restore(r->g, s) || jg_program_set_lr(r->g, r->opt, lr))
+    if (lesson_snapshot_restore(r->g, s) || jg_program_set_lr(r->g, r->opt, lr))
         return 1;
     jg_loader *ld = jg_loader_new(r->train_ds, BATCH, &(jg_loader_opts){ .shuffle = true,
                                   .drop_last = true, .seed = 5 });
@@ -150,14 +111,14 @@ int main(int argc, char **argv)
         t0 = now_s();
     }
     jg_program *val = jg_compile(g, &vloss, 1, &(jg_opts){ .num_threads = c.threads });
-    snapshot s = { 0 };
+    lesson_snapshot s = { 0 };
     run_ctx r = { .g = g, .val = val, .train_ds = d.train, .val_ds = d.test,
                   .epochs = c.quick ? 1 : 3 };
     r.xb = malloc(sizeof(float) * BATCH * PIXELS);
     r.xv = malloc(sizeof(float) * EVAL_BATCH * PIXELS);
     r.yb = malloc(sizeof(int32_t) * BATCH);
     r.yv = malloc(sizeof(int32_t) * EVAL_BATCH);
-    if (!train[0] || !train[1] || !val || snapshot_take(g, &s) || !r.xb || !r.xv || !r.yb || !r.yv)
+    if (!train[0] || !train[1] || !val || lesson_snapshot_take(g, &s) || !r.xb || !r.xv || !r.yb || !r.yv)
         return lesson_fail(&c, "%s", jg_errmsg(g));
 
     double lin_lr[N_LIN], log_lr[N_LOG], lin_loss[2][N_LIN], log_loss[2][N_LOG], run_s = 0;
@@ -225,7 +186,7 @@ int main(int argc, char **argv)
     else
         printf("plot: %s\n", err);
 
-    snapshot_free(&s);
+    lesson_snapshot_free(&s);
     free(r.xb), free(r.xv), free(r.yb), free(r.yv);
     jg_program_free(train[0]);
     jg_program_free(train[1]);

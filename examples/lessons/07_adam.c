@@ -33,51 +33,12 @@ static jg_node *mlp(jg_graph *g, jg_node *x)
     return lesson_linear(g, "fc3", h, 128, 10, jg_xavier_uniform());
 }
 
-/* The whole parameter store (weights and every optimiser's state), to restore before a run. */
-typedef struct snapshot {
-    int n;
-    void **data;
-    size_t *bytes;
-} snapshot;
-
-static int snapshot_take(jg_graph *g, snapshot *s)
-{
-    s->n = jg_param_count(g);
-    s->data = calloc((size_t)s->n, sizeof *s->data);
-    s->bytes = calloc((size_t)s->n, sizeof *s->bytes);
-    if (!s->data || !s->bytes)
-        return 1;
-    for (int i = 0; i < s->n; i++) {
-        jg_node *p = jg_param_at(g, i);
-        s->bytes[i] = (size_t)jg_shape_numel(jg_node_shape(p)) * jg_dtype_size(jg_node_dtype(p));
-        s->data[i] = malloc(s->bytes[i]);
-        if (!s->data[i] || jg_param_get(g, jg_node_name(p), s->data[i], s->bytes[i]))
-            return 1;
-    }
-    return 0;
-}
-
-static int snapshot_restore(jg_graph *g, const snapshot *s)
-{
-    for (int i = 0; i < s->n; i++)
-        if (jg_param_set(g, jg_node_name(jg_param_at(g, i)), s->data[i], s->bytes[i]))
-            return 1;
-    return 0;
-}
-
-static void snapshot_free(snapshot *s)
-{
-    for (int i = 0; i < s->n && s->data; i++)
-        free(s->data[i]);
-    free(s->data), free(s->bytes);
-}
-
 /* One run at rate lr from the snapshot: the loss of every step into losses[steps]. */
-static int run(jg_graph *g, jg_program *p, const char *opt, const snapshot *s, double lr,
+static int run(jg_graph *g, jg_program *p, const char *opt, const lesson_snapshot *s, double lr,
                jg_dataset *train, int epochs, float *xb, int32_t *yb, double *losses,
                int *steps)
 {
-    if (snapshot_restore(g, s) || jg_program_set_lr(g, opt, lr))
+    if (lesson_snapshot_restore(g, s) || jg_program_set_lr(g, opt, lr))
         return 1;
     jg_loader *ld = jg_loader_new(train, BATCH, &(jg_loader_opts){ .shuffle = true,
                                   .drop_last = true, .seed = 7 });
@@ -132,13 +93,13 @@ int main(int argc, char **argv)
         if (!p[k])
             return lesson_fail(&c, "%s", jg_errmsg(g));
     }
-    snapshot s = { 0 };
+    lesson_snapshot s = { 0 };
     int max_steps = epochs * (int)(jg_dataset_size(d.train) / BATCH);
     float *xb = malloc(sizeof(float) * BATCH * PIXELS);
     int32_t yb[BATCH];
     double *losses = malloc(sizeof(double) * (size_t)max_steps);
     double *best_curve = malloc(sizeof(double) * (size_t)max_steps * N_OPT);
-    if (snapshot_take(g, &s) || !xb || !losses || !best_curve)
+    if (lesson_snapshot_take(g, &s) || !xb || !losses || !best_curve)
         return lesson_fail(&c, "%s", jg_errmsg(g));
 
     double lrs[N_LR], final[N_OPT][N_LR], best[N_OPT], best_lr[N_OPT];
@@ -197,7 +158,7 @@ int main(int argc, char **argv)
         printf("wrote %s\n", path);
     free(xs), free(ys);
 
-    snapshot_free(&s);
+    lesson_snapshot_free(&s);
     free(xb), free(losses), free(best_curve);
     for (int k = 0; k < N_OPT; k++)
         jg_program_free(p[k]);

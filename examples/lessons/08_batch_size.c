@@ -44,44 +44,6 @@ static jg_node *mlp(jg_graph *g, jg_node *x)
     return lesson_linear(g, "fc2", h, 64, 10, jg_xavier_uniform());
 }
 
-typedef struct snapshot {
-    int n;
-    void **data;
-    size_t *bytes;
-} snapshot;
-
-static int snapshot_take(jg_graph *g, snapshot *s)
-{
-    s->n = jg_param_count(g);
-    s->data = calloc((size_t)s->n, sizeof *s->data);
-    s->bytes = calloc((size_t)s->n, sizeof *s->bytes);
-    if (!s->data || !s->bytes)
-        return 1;
-    for (int i = 0; i < s->n; i++) {
-        jg_node *p = jg_param_at(g, i);
-        s->bytes[i] = (size_t)jg_shape_numel(jg_node_shape(p)) * jg_dtype_size(jg_node_dtype(p));
-        s->data[i] = malloc(s->bytes[i]);
-        if (!s->data[i] || jg_param_get(g, jg_node_name(p), s->data[i], s->bytes[i]))
-            return 1;
-    }
-    return 0;
-}
-
-static int snapshot_restore(jg_graph *g, const snapshot *s)
-{
-    for (int i = 0; i < s->n; i++)
-        if (jg_param_set(g, jg_node_name(jg_param_at(g, i)), s->data[i], s->bytes[i]))
-            return 1;
-    return 0;
-}
-
-static void snapshot_free(snapshot *s)
-{
-    for (int i = 0; i < s->n && s->data; i++)
-        free(s->data[i]);
-    free(s->data), free(s->bytes);
-}
-
 typedef struct curve {
     double epoch[MAX_POINTS], seconds[MAX_POINTS], loss[MAX_POINTS];
     int n;
@@ -116,11 +78,11 @@ static double eval_loss(const setup *st)
 
 /* Trains from the snapshot with program p (reading input `x`, `y` of `batch` rows) at rate
  * lr for `epochs`, measuring the loss every `every` runs and after every epoch. */
-static int train(const setup *st, const snapshot *s, jg_program *p, const char *opt,
+static int train(const setup *st, const lesson_snapshot *s, jg_program *p, const char *opt,
                  const char *x, const char *y, int batch, double lr, int epochs, int64_t every,
                  jg_dataset *ds, curve *cv)
 {
-    if (snapshot_restore(st->g, s) || jg_program_set_lr(st->g, opt, lr))
+    if (lesson_snapshot_restore(st->g, s) || jg_program_set_lr(st->g, opt, lr))
         return 1;
     jg_loader *ld = jg_loader_new(ds, batch, &(jg_loader_opts){ .shuffle = true,
                                   .drop_last = true, .seed = 11 });
@@ -206,8 +168,8 @@ int main(int argc, char **argv)
     setup st = { .g = g, .eval = jg_compile(g, &le, 1, &co), .eval_ds = eval_ds,
                  .xe = malloc(sizeof(float) * EVAL_BATCH * PIXELS),
                  .ye = malloc(sizeof(int32_t) * EVAL_BATCH) };
-    snapshot s = { 0 };
-    if (!pf || !pm || !p1 || !st.eval || !eval_ds || !st.xe || !st.ye || snapshot_take(g, &s))
+    lesson_snapshot s = { 0 };
+    if (!pf || !pm || !p1 || !st.eval || !eval_ds || !st.xe || !st.ye || lesson_snapshot_take(g, &s))
         return lesson_fail(&c, "%s", jg_errmsg(g));
 
     /* The full batch's rate: the best after `epochs` updates. */
@@ -290,7 +252,7 @@ int main(int argc, char **argv)
 
     double lf5 = cf.loss[ifu], lm5 = cm.loss[im], l15 = c1.loss[i1];
     double ratio = sec_epoch[2] / sec_epoch[1];
-    snapshot_free(&s);
+    lesson_snapshot_free(&s);
     free(st.xe), free(st.ye);
     jg_program_free(pf), jg_program_free(pm), jg_program_free(p1), jg_program_free(st.eval);
     jg_graph_free(g);

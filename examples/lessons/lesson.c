@@ -239,6 +239,41 @@ done:
     return status;
 }
 
+/* ---------------------------------------------------------------- snapshots */
+
+int lesson_snapshot_take(jg_graph *g, lesson_snapshot *s)
+{
+    s->n = jg_param_count(g);
+    s->data = calloc((size_t)s->n + 1, sizeof *s->data);
+    s->bytes = calloc((size_t)s->n + 1, sizeof *s->bytes);
+    if (!s->data || !s->bytes)
+        return 1;
+    for (int i = 0; i < s->n; i++) {
+        jg_node *p = jg_param_at(g, i);
+        s->bytes[i] = (size_t)jg_shape_numel(jg_node_shape(p)) * jg_dtype_size(jg_node_dtype(p));
+        s->data[i] = malloc(s->bytes[i]);
+        if (!s->data[i] || jg_param_get(g, jg_node_name(p), s->data[i], s->bytes[i]))
+            return 1;
+    }
+    return 0;
+}
+
+int lesson_snapshot_restore(jg_graph *g, const lesson_snapshot *s)
+{
+    for (int i = 0; i < s->n; i++)
+        if (jg_param_set(g, jg_node_name(jg_param_at(g, i)), s->data[i], s->bytes[i]))
+            return 1;
+    return 0;
+}
+
+void lesson_snapshot_free(lesson_snapshot *s)
+{
+    for (int i = 0; i < s->n && s->data; i++)
+        free(s->data[i]);
+    free(s->data), free(s->bytes);
+    *s = (lesson_snapshot){ 0 };
+}
+
 /* ---------------------------------------------------------------- tables */
 
 void lesson_table(const char *const *columns, int n)

@@ -97,6 +97,17 @@ double lesson_accuracy(jg_program *eval, jg_dataset *ds, int batch);
 /* A dense layer x @ W + b named "<name>.w"/"<name>.b" (found by name when it exists). */
 jg_node *lesson_linear(jg_graph *g, const char *name, jg_node *x, int in, int out, jg_init init);
 
+/* A copy of the whole parameter store, to start several runs from the same weights (and
+ * optimiser state). take: 0, or 1 when out of memory or a read failed; restore: 0 or 1. */
+typedef struct lesson_snapshot {
+    int n;
+    void **data;
+    size_t *bytes;
+} lesson_snapshot;
+int lesson_snapshot_take(jg_graph *g, lesson_snapshot *s);
+int lesson_snapshot_restore(jg_graph *g, const lesson_snapshot *s);
+void lesson_snapshot_free(lesson_snapshot *s);
+
 /* ---------------------------------------------------------------- tables */
 
 /* Prints a header line of column names and a rule under it; rows then use lesson_row. */
