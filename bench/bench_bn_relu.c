@@ -160,15 +160,8 @@ int main(void)
     triad t;
     if (triad_init(&t, NUMEL, x, dy))
         return 1;
-    /* Alternate the two so that a change in machine load hits both alike. */
-    double tj[REPEATS], tt[REPEATS];
-    program_run(p);
-    triad_run(&t);
-    for (int r = 0; r < REPEATS; r++) {
-        tj[r] = bu_time_median(program_run, p, 0, 1);
-        tt[r] = bu_time_median(triad_run, &t, 0, 1);
-    }
-    double sj = bu_median(tj, REPEATS), st = bu_median(tt, REPEATS);
+    double sj, st;
+    triad_alternate(program_run, p, &t, REPEATS, &sj, &st);
     double moved = 7.0 * (double)bytes;
     double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
 

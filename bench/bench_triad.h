@@ -12,6 +12,8 @@
 #ifndef JG_BENCH_TRIAD_H
 #define JG_BENCH_TRIAD_H
 
+#include "bench_util.h"
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -102,6 +104,24 @@ static void triad_free(triad *t)
     free(t->a);
     free(t->b);
     free(t->c);
+}
+
+/* Times fn(arg) and the triad alternately, repeats times each after one warm-up of both, so
+ * a change in machine load hits both alike; their median seconds go to *fn_s, *triad_s
+ * (at most 64 repeats). */
+static void triad_alternate(void (*fn)(void *), void *arg, triad *t, int repeats,
+                            double *fn_s, double *triad_s)
+{
+    double tf[64], tt[64];
+    repeats = repeats < 1 ? 1 : repeats > 64 ? 64 : repeats;
+    fn(arg);
+    triad_run(t);
+    for (int r = 0; r < repeats; r++) {
+        tf[r] = bu_time_median(fn, arg, 0, 1);
+        tt[r] = bu_time_median(triad_run, t, 0, 1);
+    }
+    *fn_s = bu_median(tf, repeats);
+    *triad_s = bu_median(tt, repeats);
 }
 
 #endif /* JG_BENCH_TRIAD_H */

@@ -214,7 +214,7 @@ bool pass_bn_fold(pass_ctx *c)
     int n = g->n_nodes, n_chains = 0;
     int *uses = pass_use_counts(c);
     bool *data = data_dependent(g);
-    jg_node **consumer = calloc((size_t)n + 1, sizeof *consumer);
+    jg_node **consumer = uses ? pass_consumers(c, uses) : NULL;
     fold_state st = { .to = calloc((size_t)n + 1, sizeof *st.to),
                       .chain_at = malloc(((size_t)n + 1) * sizeof *st.chain_at) };
     int n_mm = 0;
@@ -227,11 +227,8 @@ bool pass_bn_fold(pass_ctx *c)
         snprintf(c->errmsg, sizeof c->errmsg, "bn_fold: out of memory");
         goto done;
     }
-    for (int id = 0; id < n; id++) {
+    for (int id = 0; id < n; id++)
         st.chain_at[id] = -1;
-        for (int k = 0; uses[id] > 0 && k < g->nodes[id]->n_in; k++)
-            consumer[g->nodes[id]->in[k]->id] = g->nodes[id];
-    }
     for (int id = 0; id < n; id++) {
         chain *ch = &st.chains[n_chains];
         if (uses[id] > 0 && g->nodes[id]->op == JG_OP_MATMUL &&

@@ -158,7 +158,7 @@ static bool fold_once(pass_ctx *c)
     const jg_graph *g = c->g;
     int n = g->n_nodes, n_chains = 0;
     int *uses = pass_use_counts(c);
-    jg_node **consumer = calloc((size_t)n + 1, sizeof *consumer);
+    jg_node **consumer = uses ? pass_consumers(c, uses) : NULL;
     bool *taken = calloc((size_t)n + 1, sizeof *taken);
     lin_state st = { .to = calloc((size_t)n + 1, sizeof *st.to),
                      .chain_at = malloc(((size_t)n + 1) * sizeof *st.chain_at),
@@ -169,11 +169,8 @@ static bool fold_once(pass_ctx *c)
         snprintf(c->errmsg, sizeof c->errmsg, "linear_fold: out of memory");
         goto done;
     }
-    for (int id = 0; id < n; id++) {
+    for (int id = 0; id < n; id++)
         st.chain_at[id] = -1;
-        for (int k = 0; uses[id] > 0 && k < g->nodes[id]->n_in; k++)
-            consumer[g->nodes[id]->in[k]->id] = g->nodes[id];
-    }
     for (int id = 0; id < n; id++) {
         lchain *ch = &st.chains[n_chains];
         if (uses[id] == 0 || g->nodes[id]->op != JG_OP_MATMUL ||

@@ -39,6 +39,9 @@ HIDDEN jg_node *pass_copy(jg_graph *g, const jg_node *n, jg_node *const *in);
 /* How many consumers each node of c->g has among the nodes the roots need, by id (roots
  * and kept nodes count once more). The caller frees it; NULL when out of memory. */
 HIDDEN int *pass_use_counts(const pass_ctx *c);
+/* For each node of c->g, by id, a consumer among the nodes the roots need (the only one
+ * when uses[id] == 1), or NULL. The caller frees it; NULL when out of memory. */
+HIDDEN jg_node **pass_consumers(const pass_ctx *c, const int *uses);
 
 /* The passes over the program graph, in pipeline order (each file says what it does). */
 HIDDEN bool pass_simplify(pass_ctx *c);

@@ -63,6 +63,16 @@ int *pass_use_counts(const pass_ctx *c)
     return uses;
 }
 
+jg_node **pass_consumers(const pass_ctx *c, const int *uses)
+{
+    const jg_graph *g = c->g;
+    jg_node **consumer = calloc((size_t)g->n_nodes + 1, sizeof *consumer);
+    for (int id = 0; consumer && id < g->n_nodes; id++)
+        for (int k = 0; uses[id] > 0 && k < g->nodes[id]->n_in; k++)
+            consumer[g->nodes[id]->in[k]->id] = g->nodes[id];
+    return consumer;
+}
+
 static bool fail(pass_ctx *c, jg_status st, const char *msg)
 {
     c->status = st;
