@@ -206,6 +206,35 @@ Test(jit_elementwise, elementwise_broadcasting)
     }
 }
 
+/* Rows whose last dim is a few columns (pooling's backward: [N,C,OH,2,OW,2] against the
+ * window's maximum broadcast over its columns): 2, 3 and 4 columns after 7, 20 and 33 (a
+ * masked tail, a full vector plus tail), both float dtypes and i32. */
+Test(jit_elementwise, few_columns)
+{
+    const jg_dtype types[3] = { JG_F32, JG_F64, JG_I32 };
+    for (int k = 0; k < 3; k++) {
+        jg_dtype t = types[k];
+        tctx c;
+        ctx_init(&c, 41 + (uint64_t)k);
+        olist l = { .n = 0 };
+        const int64_t rows[3] = { 7, 20, 33 };
+        for (int64_t cols = 2; cols <= 4; cols++) {
+            jg_shape s = jg_shape(3, rows[cols - 2], cols), one = jg_shape(3, rows[cols - 2], 1);
+            jg_node *x = input(&c, t, s, t == JG_I32 ? SIGNED : TIES);
+            jg_node *m = jg_max(x, jg_axes(2), true);
+            push(&l, jg_mul(jg_eq(x, m), input(&c, t, one, SIGNED)));
+            push(&l, jg_add(x, input(&c, t, jg_shape(cols), SIGNED)));
+        }
+        jg_node *w = input(&c, t, jg_shape(2, 3, 2, 7, 2), SIGNED);
+        jg_node *y = jg_max(w, jg_axes(2, 4), true);
+        push(&l, jg_mul(jg_eq(w, y), jg_sum(jg_eq(w, y), jg_axes(2, 4), true)));
+        char buf[64];
+        snprintf(buf, sizeof buf, "few columns %s", jg_dtype_str(t));
+        check(&c, l.o, l.n, TOL, buf);
+        ctx_fini(&c);
+    }
+}
+
 /* NaN, infinities and signed zeros through the ops that must treat them as the reference does. */
 Test(jit_elementwise, special_values)
 {

@@ -33,10 +33,14 @@ static const red_case LOOPS[] = {
     { jg_shape(4, 5, 17), jg_axes(1, 2) }, { jg_shape(4, 5, 17), JG_ALL_AXES },
     { jg_shape(2, 3, 1023), jg_axes(0) }, { jg_shape(2, 3, 1023), jg_axes(0, 1) },
     { jg_shape(2, 3, 1023), jg_axes(1) },
+    /* windows: a short innermost reduced run after a kept dim (2x2 pooling, 3 and 4 wide;
+     * outputs 7, 9, 20, 33: under one vector, one and a tail) */
+    { jg_shape(2, 5, 2, 7, 2), jg_axes(2, 4) }, { jg_shape(3, 9, 2), jg_axes(2) },
+    { jg_shape(4, 20, 3), jg_axes(2) },         { jg_shape(2, 33, 4), jg_axes(0, 2) },
 };
 #define N_LOOPS ((int)(sizeof LOOPS / sizeof *LOOPS))
 /* The cases (indices into LOOPS) that also run the other reductions. */
-static const int FEW[] = { 3, 4, 5, 8, 15, 16, 17 };
+static const int FEW[] = { 3, 4, 5, 8, 15, 16, 17, 21, 23 };
 #define N_FEW ((int)(sizeof FEW / sizeof *FEW))
 
 static void reductions_of(jg_dtype t)

@@ -29,6 +29,11 @@ static bool node_bytes_over(const jg_node *n, int64_t bytes)
     return jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > bytes;
 }
 
+/* Windows (pooling): reductions whose innermost reduced run is at most this many elements
+ * after the last kept dim, and elementwise rows whose last dim is at most this long, with
+ * at least a quarter vector along the dim before it (2x2 pooling: 2 after an output row). */
+enum { WINDOW_MAX = 4 };
+
 /* Streaming loops prefetch their large contiguous inputs this far ahead: a page, since the
  * hardware prefetchers stop at page boundaries and rows of H * W floats cross one every
  * few hundred elements (measured on bench_bn_relu: its three passes ~20% faster; neutral on
@@ -203,6 +208,68 @@ static void row_body(emit_ctx *e, const jg_node *root, int out_slot, kidx *idx,
     }
 }
 
+/* Interleaves the lanes of v[0..n) (n <= 4 vectors of W lanes): out[q] lane i is lane
+ * (q*W + i) / n of v[(q*W + i) % n], so out[0..n) are n*W consecutive elements. */
+static void interleave(emit_ctx *e, LLVMValueRef *v, int n, LLVMValueRef *out)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx);
+    int w = e->width;
+    LLVMValueRef sel[4 * 64];
+    LLVMValueRef pair[2];
+    for (int h = 0; h < 2; h++) { /* v[2h] ++ v[2h+1], missing vectors undefined */
+        LLVMValueRef a = 2 * h < n ? v[2 * h] : LLVMGetUndef(LLVMTypeOf(v[0]));
+        LLVMValueRef b = 2 * h + 1 < n ? v[2 * h + 1] : LLVMGetUndef(LLVMTypeOf(v[0]));
+        for (int i = 0; i < 2 * w; i++)
+            sel[i] = LLVMConstInt(i32, (unsigned)i, 0);
+        pair[h] = LLVMBuildShuffleVector(e->b, a, b, LLVMConstVector(sel, (unsigned)(2 * w)), "");
+    }
+    LLVMValueRef all = n <= 2 ? pair[0] : NULL;
+    if (!all) {
+        for (int i = 0; i < 4 * w; i++)
+            sel[i] = LLVMConstInt(i32, (unsigned)i, 0);
+        all = LLVMBuildShuffleVector(e->b, pair[0], pair[1], LLVMConstVector(sel, (unsigned)(4 * w)), "");
+    }
+    for (int q = 0; q < n; q++) {
+        for (int i = 0; i < w; i++) {
+            int m = q * w + i;
+            sel[i] = LLVMConstInt(i32, (unsigned)((m % n) * w + m / n), 0);
+        }
+        out[q] = LLVMBuildShuffleVector(e->b, all, LLVMGetUndef(LLVMTypeOf(all)),
+                                        LLVMConstVector(sel, (unsigned)w), "");
+    }
+}
+
+/* Rows whose last dim L is a few elements (<= WINDOW_MAX: pooling's window columns): the lanes
+ * run along the dim before it, the L columns computed one by one and interleaved, so each
+ * step stores L whole vectors instead of one L-lane sliver. */
+static void interleaved_row(emit_ctx *e, const jg_node *root, int out_slot, kidx *idx,
+                            LLVMValueRef row_offset, int64_t p, int64_t l)
+{
+    int nd = root->shape.ndim;
+    int64_t w = e->width;
+    LLVMValueRef ptr = emit_slot_ptr(e, out_slot, root->dtype);
+    loop j;
+    loop_begin(e, &j, i64c(e, 0), i64c(e, p), i64c(e, w), "j");
+    LLVMValueRef left = LLVMBuildSub(e->b, i64c(e, p), j.i, "");
+    e->mask = p % w ? emit_lane_mask(e, left) : NULL;
+    LLVMValueRef v[WINDOW_MAX], out[WINDOW_MAX];
+    idx[nd - 2] = (kidx){ j.i, 1 };
+    for (int64_t c = 0; c < l; c++) {
+        idx[nd - 1] = (kidx){ i64c(e, c), 0 };
+        v[c] = emit_value(e, root, idx);
+    }
+    interleave(e, v, (int)l, out);
+    LLVMValueRef at = LLVMBuildAdd(e->b, row_offset, LLVMBuildMul(e->b, j.i, i64c(e, l), ""), "");
+    LLVMValueRef valid = LLVMBuildMul(e->b, left, i64c(e, l), ""); /* elements left in the row */
+    for (int64_t q = 0; q < l; q++) {
+        LLVMValueRef rest = LLVMBuildSub(e->b, valid, i64c(e, q * w), "");
+        e->mask = p % w ? emit_lane_mask(e, rest) : NULL;
+        emit_store(e, ptr, root->dtype, LLVMBuildAdd(e->b, at, i64c(e, q * w), ""), out[q]);
+    }
+    e->mask = NULL;
+    loop_end(e, &j);
+}
+
 LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
                               const jg_node *root, int out_slot, int64_t *outer,
                               int64_t *align)
@@ -225,6 +292,11 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
         int64_t len = 1;
         for (int d = t; d < nd; d++)
             len *= s.dim[d];
+        /* a few columns after a longer dim: rows of both, interleaved (see interleaved_row) */
+        bool columns = t == nd - 1 && nd >= 2 && s.dim[nd - 1] <= WINDOW_MAX &&
+                       s.dim[nd - 2] * 4 >= e->width;
+        if (columns)
+            t = nd - 2, len *= s.dim[nd - 2];
         *outer = jg_shape_numel(s) / len;
         *align = 1;
         e->aligned_stores = vectors_aligned(e, root->dtype, len);
@@ -235,7 +307,11 @@ LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
         kidx idx[JG_MAX_DIMS];
         for (int d = 0; d < nd - 1; d++)
             idx[d] = (kidx){ d < t ? comps[d] : i64c(e, 0), 0 };
-        row_body(e, root, out_slot, idx, LLVMBuildMul(e->b, r.i, i64c(e, len), ""), len);
+        LLVMValueRef row_offset = LLVMBuildMul(e->b, r.i, i64c(e, len), "");
+        if (columns)
+            interleaved_row(e, root, out_slot, idx, row_offset, s.dim[nd - 2], s.dim[nd - 1]);
+        else
+            row_body(e, root, out_slot, idx, row_offset, len);
         loop_end(e, &r);
     }
     e->flat = e->aligned_stores = e->streaming_stores = false;
@@ -294,6 +370,8 @@ typedef struct reduce_plan {
     bool reduced[JG_MAX_DIMS];
     int kept[JG_MAX_DIMS], n_kept;   /* kept input dims, in order */
     int red[JG_MAX_DIMS], n_red;     /* reduced input dims, in order */
+    bool lanes_kept;                 /* the lanes run along a kept dim: every reduced dim is
+                                        walked one element at a time */
 } reduce_plan;
 
 /* Accumulates x over the reduced dims red[from..n_red) into acc (an alloca), idx holding the
@@ -313,7 +391,7 @@ static void accumulate(emit_ctx *e, const reduce_plan *p, LLVMValueRef acc, kidx
     }
     int d = p->red[from];
     int64_t n = p->in.dim[d];
-    if (d == nd - 1) { /* the innermost: vectorised, masked tail */
+    if (d == nd - 1 && !p->lanes_kept) { /* the innermost: vectorised, masked tail */
         int64_t w = e->width, full = n - n % w;
         LLVMValueRef saved = e->mask;
         if (full > 0) {
@@ -338,12 +416,14 @@ static void accumulate(emit_ctx *e, const reduce_plan *p, LLVMValueRef acc, kidx
     loop_end(e, &l);
 }
 
-/* Reductions whose innermost input dim is kept: the output, in chunks of W elements. */
+/* Reductions whose innermost input dim is kept: the output, in chunks of W elements along
+ * the input's dim `dim` (the innermost, or the last kept dim of a windowed reduction). */
 typedef struct chunk_plan {
     const reduce_plan *p;
     LLVMValueRef out, identity;
     int64_t chunks, dlast;
-    const int64_t *kept_dims; /* the kept dims but the innermost */
+    const int64_t *kept_dims; /* the kept dims but `dim` */
+    int dim;
 } chunk_plan;
 
 /* For outer index o: fills idx's kept components, sets e->mask for a partial chunk, and
@@ -359,7 +439,8 @@ static LLVMValueRef chunk_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, k
     for (int i = 0; i < p->n_kept - 1; i++)
         idx[p->kept[i]] = (kidx){ comps[i], 0 };
     LLVMValueRef j = LLVMBuildMul(e->b, chunk, i64c(e, e->width), "");
-    idx[nd - 1] = (kidx){ j, 1 };
+    (void)nd;
+    idx[c->dim] = (kidx){ j, 1 };
     e->mask = c->dlast % e->width ? emit_lane_mask(e, LLVMBuildSub(e->b, i64c(e, c->dlast), j, ""))
                                   : NULL;
     return LLVMBuildAdd(e->b, LLVMBuildMul(e->b, row, i64c(e, c->dlast), ""), j, "");
@@ -391,6 +472,18 @@ static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int f
     loop_end(e, &l);
 }
 
+static bool windowed(const reduce_plan *p, int width)
+{
+    int nd = p->in.ndim;
+    if (p->n_kept == 0 || !p->reduced[nd - 1])
+        return false;
+    int kd = p->kept[p->n_kept - 1];
+    int64_t run = 1;
+    for (int d = kd + 1; d < nd; d++)
+        run *= p->in.dim[d];
+    return run <= WINDOW_MAX && p->in.dim[kd] * 4 >= width;
+}
+
 LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int out_slot,
                          int64_t *outer, int64_t *align)
 {
@@ -417,7 +510,27 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
     *align = 1;
     if (nd == 0) /* a scalar: one lane, the others keep the identity */
         e->mask = emit_lane_mask(e, i64c(e, 1));
-    if (!inner_kept) {
+    if (windowed(&p, e->width)) {
+        /* Windows (pooling): the innermost reduced run is too short for vectors, so chunks of
+         * W output elements run along the last kept dim, each lane gathering its own terms
+         * (a lane stride), every reduced dim walked inside with the accumulator in registers. */
+        int kd = p.kept[p.n_kept - 1];
+        int64_t dlast = p.in.dim[kd], w = e->width, chunks = (dlast + w - 1) / w;
+        for (int i = 0; i < p.n_kept - 1; i++)
+            kept_dims[i] = p.in.dim[p.kept[i]];
+        *outer = jg_shape_numel(root->shape) / dlast * chunks;
+        p.lanes_kept = true;
+        chunk_plan c = { .p = &p, .out = out, .chunks = chunks, .dlast = dlast,
+                         .kept_dims = kept_dims, .identity = identity, .dim = kd };
+        loop o;
+        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        LLVMValueRef at = chunk_at(e, &c, o.i, idx);
+        LLVMBuildStore(e->b, identity, acc);
+        accumulate(e, &p, acc, idx, 0);
+        emit_store(e, out, root->dtype, at, LLVMBuildLoad2(e->b, vt, acc, ""));
+        e->mask = NULL;
+        loop_end(e, &o);
+    } else if (!inner_kept) {
         /* one output element per outer iteration */
         for (int i = 0; i < p.n_kept; i++)
             kept_dims[i] = p.in.dim[p.kept[i]];
@@ -445,7 +558,7 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
             kept_dims[i] = p.in.dim[p.kept[i]];
         *outer = jg_shape_numel(root->shape) / dlast * chunks;
         chunk_plan c = { .p = &p, .out = out, .chunks = chunks, .dlast = dlast,
-                         .kept_dims = kept_dims, .identity = identity };
+                         .kept_dims = kept_dims, .identity = identity, .dim = nd - 1 };
         loop o;
         loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
         emit_store(e, out, root->dtype, chunk_at(e, &c, o.i, idx), identity);
@@ -691,7 +804,8 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
         kept_dims[i] = p.in.dim[p.kept[i]];
     *outer = blocks;
     *align = 1;
-    chunk_plan c = { .p = &p, .chunks = chunks, .dlast = dlast, .kept_dims = kept_dims };
+    chunk_plan c = { .p = &p, .chunks = chunks, .dlast = dlast, .kept_dims = kept_dims,
+                     .dim = nd - 1 };
     kidx idx[JG_MAX_DIMS];
     LLVMValueRef ptr[64], part[64];
     bool is_reduce[64];

@@ -22,12 +22,17 @@ static bool pointwise(const jg_node *n)
     return k == KIND_ELEMENTWISE || k == KIND_BROADCAST || n->op == JG_OP_FILL;
 }
 
-/* A reduction that keeps some axes and reduces others. */
+/* A multi kernel keeps a partial output per block of 16 rows (emit_multi): worth it only when
+ * each output element sums at least that many inputs. Pooling windows (2x2: 4) are not. */
+enum { MIN_TERMS = 16 };
+
+/* A reduction that keeps some axes and reduces others, over many terms per output. */
 static bool is_partial_reduction(const jg_node *r)
 {
     int nd = r->in[0]->shape.ndim;
     return (r->op == JG_OP_SUM || r->op == JG_OP_MAX || r->op == JG_OP_MIN) && nd > 1 &&
-           r->attr.axes != 0 && r->attr.axes != (1u << nd) - 1;
+           r->attr.axes != 0 && r->attr.axes != (1u << nd) - 1 &&
+           jg_shape_numel(r->in[0]->shape) >= MIN_TERMS * jg_shape_numel(r->shape);
 }
 
 /* Whether group gi fits a multi kernel over shape s reducing `axes`. */
