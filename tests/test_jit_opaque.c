@@ -444,6 +444,7 @@ Test(jit_opaque, take)
         check_take(t, jg_shape(1), jg_shape(1), 0, -1, 0);
         check_take(t, jg_shape(15, 40), JG_SCALAR, 0, -1, 0);
         check_take(t, jg_shape(2, 17, 33), jg_shape(16), 1, -1, 0);
+        check_take(t, jg_shape(5, 40), jg_shape(3, 19), 1, -1, 0);  /* im2col: gathered rows */
     }
 }
 
@@ -456,6 +457,7 @@ Test(jit_opaque, take_out_of_range)
         check_take(t, jg_shape(4, 17, 3), jg_shape(2, 5), 1, 7, INT32_MIN);
         check_take(t, jg_shape(4, 17, 3), jg_shape(2, 5), 1, 9, INT32_MAX);
         check_take(t, jg_shape(3, 15), JG_SCALAR, 1, 0, 15);
+        check_take(t, jg_shape(3, 15), jg_shape(20), 1, 18, 15); /* the gathered rows */
     }
 }
 

@@ -153,7 +153,7 @@ static void over_lanes(emit_ctx *e, int64_t count, lanes_fn body, void *ctx)
 }
 
 typedef struct run_args {
-    LLVMValueRef dst, doff, src, soff, value;
+    LLVMValueRef dst, doff, src, soff, value, idx;
     jg_dtype t;
 } run_args;
 
@@ -426,6 +426,26 @@ static void emit_concat(emit_ctx *e, const jg_node *n, LLVMValueRef out, const i
 
 /* ---- take: out = [pre, nidx, inner], each row a copy of x's row idx[j] */
 
+/* dst[doff + i] = src[soff + idx[i]] for the lanes of i: one vector gather. */
+static void gather_body(emit_ctx *e, LLVMValueRef i, void *ctx)
+{
+    run_args *a = ctx;
+    LLVMTypeRef i64v = LLVMVectorType(i64_type(e), (unsigned)e->width);
+    LLVMValueRef k = LLVMBuildSExt(e->b, emit_load(e, a->idx, JG_I32, i, 1), i64v, "");
+    LLVMValueRef ptrs = LLVMBuildGEP2(e->b, emit_scalar_type(e, a->t),
+                                      elem_ptr(e, a->src, a->t, a->soff), &k, 1, "");
+    LLVMTypeRef vt = emit_vector_type(e, a->t);
+    LLVMValueRef mask = e->mask ? e->mask
+                                : LLVMConstAllOnes(LLVMVectorType(LLVMInt1TypeInContext(e->m->ctx),
+                                                                  (unsigned)e->width));
+    LLVMTypeRef ov[2] = { vt, LLVMTypeOf(ptrs) };
+    LLVMValueRef args[4] = { ptrs, LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx),
+                                                jg_dtype_size(a->t), 0),
+                             mask, LLVMConstNull(vt) };
+    emit_store(e, a->dst, a->t, add(e, a->doff, i),
+               emit_intrinsic(e, "llvm.masked.gather", ov, 2, args, 4));
+}
+
 static void emit_take(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef x,
                       LLVMValueRef idx, int64_t *outer)
 {
@@ -435,6 +455,17 @@ static void emit_take(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValue
     split_at(xn->shape, ax, &pre, &inner);
     *outer = pre * nidx;
     check_indices(e, idx, nidx, dim);
+    if (inner == 1 && nidx * 2 >= e->width) {
+        /* single elements (im2col's windows): each row of x gathers W indices at a time */
+        *outer = pre;
+        loop r;
+        for_range(e, &r, arg_begin(e), arg_end(e), "row");
+        run_args a = { .dst = out, .doff = mulc(e, r.i, nidx), .src = x,
+                       .soff = mulc(e, r.i, dim), .idx = idx, .t = n->dtype };
+        over_lanes(e, nidx, gather_body, &a);
+        loop_end(e, &r);
+        return;
+    }
     loop r;
     for_range(e, &r, arg_begin(e), arg_end(e), "row");
     LLVMValueRef o = pre == 1 ? emit_i64(e, 0)
