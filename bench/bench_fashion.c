@@ -8,7 +8,7 @@
  *                                  (for bench/torch/check_cnn.py)
  *   options: --steps N (30) --warmup N (5) --threads T (2) --vector-bits B (0: the widest)
  *            --passes-off LIST (jg_opts.passes_off: e.g. "epilogue,siblings")
- *            --profile 1 (kernel times, slowest first, on stderr after each run; the clock
+ *            --profile 1 (each kernel's group and time, slowest first, on stderr after each run; the clock
  *            reads slow the steps a little)
  *
  * Per model, one graph holds the model twice over shared parameters: at batch 128 and at
@@ -176,8 +176,9 @@ static int bench_model(const model *m, const options *o)
         trainer t1 = { .p = p[1], .xname = "x1", .yname = "y1", .batch = 1, .x = x, .y = y };
         double s1 = median_step(&t1, 4 * o->warmup, 4 * o->steps);
         for (int k = 0; k < 2 && o->profile; k++) {
-            fprintf(stderr, "bench_fashion: %s, batch %d: kernels, slowest first\n", m->name,
-                    batches[k]);
+            fprintf(stderr, "bench_fashion: %s, batch %d: the kernels' groups, then their times, "
+                    "slowest first\n", m->name, batches[k]);
+            jg_program_dump(p[k], stderr);
             jg_program_profile_dump(p[k], stderr);
         }
         status = s128 < 0 || s1 < 0;

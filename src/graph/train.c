@@ -103,8 +103,10 @@ static void adam_step(jg_graph *g, const char *prefix, const jg_optimizer *o, jg
     /* 1 - beta^t as exp(t log beta), since pow takes a constant exponent */
     jg_node *c1 = jg_cast(jg_shift(jg_neg(jg_exp(jg_scale(t, log(b1)))), 1), w->dtype);
     jg_node *c2 = jg_cast(jg_shift(jg_neg(jg_exp(jg_scale(t, log(b2)))), 1), w->dtype);
-    jg_node *denom = jg_shift(jg_sqrt(jg_div(v_new, c2)), eps);
-    jg_node *w_new = jg_sub(w, jg_mul(lr, jg_div(jg_div(m_new, c1), denom)));
+    /* PyTorch's arrangement: the corrections fold into two scalars (1/sqrt(c2), lr/c1), so
+     * each element costs one square root and one division rather than three divisions */
+    jg_node *denom = jg_shift(jg_mul(jg_sqrt(v_new), jg_rsqrt(c2)), eps);
+    jg_node *w_new = jg_sub(w, jg_mul(jg_div(lr, c1), jg_div(m_new, denom)));
     if (decay && o->weight_decay != 0)
         w_new = jg_sub(w_new, jg_mul(lr, jg_scale(w, o->weight_decay)));
     push(out, m, m_new);
