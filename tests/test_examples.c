@@ -112,6 +112,14 @@ Test(examples, bad_options_and_data_fail_with_a_message)
     r = run("fashion_mlp", "--frobnicate 1", dir);
     cr_assert_eq(r.status, 2);
     cr_assert(strstr(r.out, "--frobnicate"), "%s", r.out);
+    r = run("fashion_mlp", "--help", dir);
+    cr_assert_eq(r.status, 0, "%s", r.out);
+    cr_assert(strstr(r.out, "usage: mlp") && strstr(r.out, "--resume"), "%s", r.out);
+    /* an output directory that cannot be made: named before any training */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/fashion_mlp --quick --out %s/no/deeper > %s/log.txt 2>&1 && exit 9; "
+             "grep -q '%s/no/deeper' %s/log.txt", JG_BUILD_DIR, dir, dir, dir, dir);
+    cr_assert_eq(system(cmd), 0, "no error naming %s/no/deeper", dir);
     r = run("fashion_mlp", "--quick --data /nonexistent", dir);
     cr_assert_eq(r.status, 1);
     cr_assert(strstr(r.out, "/nonexistent/train-images-idx3-ubyte.gz"), "%s", r.out);

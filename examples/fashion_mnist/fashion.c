@@ -2,10 +2,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "fashion.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 enum { PIXELS = 784, CLASSES = 10 };
@@ -35,6 +37,18 @@ static double now_s(void)
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+static void usage(const fm_spec *s, const options *o)
+{
+    printf("%s\n"
+           "usage: %s [--epochs N] [--batch B] [--lr LR] [--threads T] [--limit N] [--augment 0|1]\n"
+           "       [--data DIR] [--out DIR] [--resume] [--quick] [--profile]\n"
+           "defaults: %d epochs, batch %d, lr %g, threads 0 (all cores), data %s, out %s\n"
+           "--quick: one epoch on 2,048 images, tested on 1,000; --limit N: the first N training\n"
+           "images; --resume: continue from <out>/%s.safetensors; --profile: the step's kernels,\n"
+           "slowest first, after the first epoch. Ctrl-C saves a checkpoint and exits.\n",
+           s->description, s->name, o->epochs, o->batch, o->lr, o->data, o->out, s->name);
+}
+
 static int parse(int argc, char **argv, const fm_spec *s, options *o)
 {
     *o = (options){ .epochs = s->epochs, .batch = s->batch, .lr = s->optimizer.lr,
@@ -42,7 +56,8 @@ static int parse(int argc, char **argv, const fm_spec *s, options *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool takes = true;
-        if (!strcmp(a, "--quick")) o->epochs = 1, o->limit = 2048, o->test_limit = 1000, takes = false;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(s, o); return -1; }
+        else if (!strcmp(a, "--quick")) o->epochs = 1, o->limit = 2048, o->test_limit = 1000, takes = false;
         else if (!strcmp(a, "--resume")) o->resume = true, takes = false;
         else if (!strcmp(a, "--profile")) o->profile = true, takes = false;
         else if (!v) { fprintf(stderr, "%s: %s needs a value\n", s->name, a); return 2; }
@@ -54,7 +69,7 @@ static int parse(int argc, char **argv, const fm_spec *s, options *o)
         else if (!strcmp(a, "--augment")) o->augment = atoi(v);
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--out")) o->out = v;
-        else { fprintf(stderr, "%s: unknown option %s (see fashion.h)\n", s->name, a); return 2; }
+        else { fprintf(stderr, "%s: unknown option %s (try --help)\n", s->name, a); return 2; }
         i += takes;
     }
     if (o->epochs < 1 || o->batch < 1 || o->limit < 0 || !(o->lr > 0) || o->threads < 0) {
@@ -313,7 +328,13 @@ int fm_main(int argc, char **argv, const fm_spec *spec)
     run r = { .spec = spec };
     int status = parse(argc, argv, spec, &r.o);
     if (status)
-        return status;
+        return status < 0 ? 0 : status; /* -1: --help printed */
+    /* the output directory, created when missing: found out now, not at the first save */
+    if (mkdir(r.o.out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: cannot create the output directory %s: %s\n", spec->name, r.o.out,
+                strerror(errno));
+        return 1;
+    }
     snprintf(r.ckpt, sizeof r.ckpt, "%s/%s.safetensors", r.o.out, spec->name);
     snprintf(r.csv, sizeof r.csv, "%s/%s.csv", r.o.out, spec->name);
     snprintf(r.svg, sizeof r.svg, "%s/%s.svg", r.o.out, spec->name);

@@ -5,11 +5,12 @@
  * saving a checkpoint before it exits.
  *
  *   <example> [--epochs N] [--batch B] [--lr LR] [--threads T] [--limit N] [--augment 0|1]
- *             [--data DIR] [--out DIR] [--resume] [--quick] [--profile]
+ *             [--data DIR] [--out DIR] [--resume] [--quick] [--profile] [--help]
  *
  * --quick trains one epoch on 2,048 images and tests on 1,000 (seconds: what `make check`
  * runs); --limit N trains on the first N images; --profile prints the training step's
- * kernels, slowest first, after the first epoch. Files go to --out (default "."), named
+ * kernels, slowest first, after the first epoch. Files go to --out (default "."; created
+ * when missing, its parent must exist), named
  * after the example: <name>.safetensors, <name>.csv, <name>.svg, <name>_misclassified.png,
  * <name>_confusion.csv. */
 #ifndef FASHION_H
