@@ -138,6 +138,27 @@ typedef struct eval_result {
 
 /* Runs the evaluation program over the whole test set; the last batch is padded with zeros
  * and only its real samples are counted. */
+static int argmax_row(const float *logits)
+{
+    int best = 0;
+    for (int c = 1; c < CLASSES; c++)
+        best = logits[c] > logits[best] ? c : best;
+    return best;
+}
+
+/* Runs the evaluation program on x; logits out. */
+static int eval_batch(const char *name, jg_program *eval, const float *x, float *logits, int batch)
+{
+    if (jg_program_set(eval, "x_eval", x, (size_t)batch * PIXELS * sizeof *x) ||
+        jg_program_run(eval) ||
+        jg_program_get(eval, 0, logits, (size_t)batch * CLASSES * sizeof *logits)) {
+        fprintf(stderr, "%s: %s\n", name, jg_errmsg(eval));
+        return 1;
+    }
+    return 0;
+}
+
+/* The test accuracy, the confusion matrix and the predictions. */
 static int evaluate(const char *name, jg_program *eval, jg_dataset *test, int batch,
                     eval_result *r)
 {
@@ -151,17 +172,10 @@ static int evaluate(const char *name, jg_program *eval, jg_dataset *test, int ba
     while (!status && jg_loader_next(ld, x, y, &n)) {
         if (n < batch)
             memset(x + (size_t)n * PIXELS, 0, (size_t)(batch - n) * PIXELS * sizeof *x);
-        if (jg_program_set(eval, "x_eval", x, (size_t)batch * PIXELS * sizeof *x) ||
-            jg_program_run(eval) ||
-            jg_program_get(eval, 0, logits, (size_t)batch * CLASSES * sizeof *logits)) {
-            fprintf(stderr, "%s: %s\n", name, jg_errmsg(eval));
-            status = 1;
+        if ((status = eval_batch(name, eval, x, logits, batch)))
             break;
-        }
         for (int i = 0; i < n; i++, seen++) {
-            int best = 0;
-            for (int c = 1; c < CLASSES; c++)
-                best = logits[i * CLASSES + c] > logits[i * CLASSES + best] ? c : best;
+            int best = argmax_row(logits + i * CLASSES);
             correct += best == y[i];
             r->confusion[y[i]][best]++;
             r->predicted[seen] = best;
@@ -400,8 +414,15 @@ int fm_main(int argc, char **argv, const fm_spec *spec)
                epoch - 1);
         goto done;
     }
-    if (status || epoch == first)
+    if (status)
         goto done;
+    if (epoch == first) { /* nothing left to train (--resume): evaluate the checkpoint */
+        if ((status = evaluate(spec->name, r.eval, r.d.test, r.o.batch, &res)))
+            goto done;
+        printf("%s: test accuracy %.4f after %d epochs (checkpoint %s)\n", spec->name,
+               res.accuracy, epoch - 1, r.ckpt);
+        goto done;
+    }
     const char *ys[2] = { "loss", "test_accuracy" };
     char err[512];
     if (jg_plot_csv(r.csv, r.svg, "epoch", ys, 2, false, err, sizeof err) != JG_OK)

@@ -42,16 +42,16 @@ static jg_node *block(jg_graph *g, const char *name, jg_node *x, int in, int out
 jg_node *fm_cnn_dropout(jg_graph *g, jg_node *images, int batch, double dropout)
 {
     jg_node *x = jg_reshape(images, jg_shape(batch, 1, 28, 28));
-    jg_node *h = block(g, "conv1", x, 1, 32);   /* [B, 32, 14, 14] */
-    h = block(g, "conv2", h, 32, 64);           /* [B, 64, 7, 7] */
-    h = jg_reshape(h, jg_shape(batch, 64 * 7 * 7));
-    h = jg_dropout(jg_relu(linear(g, "fc1", h, 64 * 7 * 7, 256, jg_he_normal())), dropout);
+    jg_node *h = block(g, "conv1", x, 1, 64);   /* [B, 64, 14, 14] */
+    h = block(g, "conv2", h, 64, 128);          /* [B, 128, 7, 7] */
+    h = jg_reshape(h, jg_shape(batch, 128 * 7 * 7));
+    h = jg_dropout(jg_relu(linear(g, "fc1", h, 128 * 7 * 7, 256, jg_he_normal())), dropout);
     return linear(g, "fc2", h, 256, 10, jg_he_normal());
 }
 
 jg_node *fm_cnn(jg_graph *g, jg_node *images, int batch)
 {
-    return fm_cnn_dropout(g, images, batch, 0.4);
+    return fm_cnn_dropout(g, images, batch, 0.3);
 }
 
 enum { HIDDEN = 128 };
@@ -59,6 +59,8 @@ enum { HIDDEN = 128 };
 jg_node *fm_rnn(jg_graph *g, jg_node *images, int batch)
 {
     jg_node *rows = jg_reshape(images, jg_shape(batch, 28, 28));
-    jg_node *h = jg_dropout(jg_rnn(g, JG_LSTM, "lstm", rows, HIDDEN, NULL), 0.2);
+    jg_node *seq = jg_rnn(g, JG_LSTM, "lstm1", rows, HIDDEN,
+                          &(jg_rnn_opts){ .return_sequences = true });
+    jg_node *h = jg_dropout(jg_rnn(g, JG_LSTM, "lstm2", seq, HIDDEN, NULL), 0.2);
     return linear(g, "fc", h, HIDDEN, 10, jg_xavier_uniform());
 }
