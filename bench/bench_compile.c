@@ -1,6 +1,6 @@
 /* Compile-time benchmark: the training step of the demo MLP 784-256-128-10 (ReLU, cross
- * entropy, SGD with momentum 0.9 through jg_compile_train, batch 128, 2 threads), as in
- * examples/mlp_fashion.c.
+ * entropy, SGD with momentum 0.9 through jg_compile_train, batch 128, 2 threads): the
+ * project's first demo model.
  *
  *   compile_mlp_train_cold        no disk cache: the median over REPEATS fresh graphs of the
  *                                 wall time of jg_compile_train (gradients, optimiser, lowering,

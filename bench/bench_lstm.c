@@ -1,5 +1,5 @@
 /* Training step time of an LSTM: hidden 128, 28 steps of 28 features (Fashion-MNIST read row
- * by row, as in examples/lstm_fashion.c), batch 128, a linear layer to 10 classes, cross
+ * by row, as one layer of examples/fashion_mnist/rnn.c), batch 128, a linear layer to 10 classes, cross
  * entropy and Adam: forward, backward and update in one program run. Random inputs (the data
  * files are not needed: the time does not depend on the values).
  *

@@ -1,5 +1,5 @@
 /* One training epoch of the demo MLP 784-256-128-10 (ReLU, cross entropy) on Fashion-MNIST,
- * batch 128, SGD lr 0.05 momentum 0.9, as in examples/mlp_fashion.c, on 2 threads and on 1.
+ * batch 128, SGD lr 0.05 momentum 0.9 (the project's first demo), on 2 threads and on 1.
  *
  * Per thread count: a fresh graph (seed 42), one warm-up epoch, then EPOCHS timed epochs; the
  * figure is the median seconds per epoch, and the test accuracy after all those epochs is an
