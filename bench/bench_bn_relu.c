@@ -37,6 +37,7 @@
  * per-kernel profile of the program (and its fused groups) goes to stderr. */
 #include "jitgrad.h"
 
+#include "bench_program.h"
 #include "bench_triad.h"
 #include "bench_util.h"
 
@@ -51,21 +52,6 @@
 #define THREADS 2
 #define PYTORCH_MS 32.5
 #define TARGET_MS 10.0
-
-static void program_run(void *arg)
-{
-    jg_program *p = arg;
-    if (jg_program_run(p) != JG_OK) {
-        fprintf(stderr, "bench_bn_relu: %s\n", jg_errmsg(p));
-        exit(1);
-    }
-}
-
-static float uniform(uint64_t *s)
-{
-    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
-    return (float)((*s * 0x2545F4914F6CDD1DULL) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-}
 
 /* Checks y, dx, dgamma, dbeta against plain C in double: y and dx within 1e-4 of their
  * scale, the parameter gradients within 1e-4 of the sum of their terms' magnitudes. */
@@ -121,12 +107,12 @@ int main(void)
         return 1;
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < NUMEL; i++) { /* channels off centre: the statistics must cope */
-        x[i] = 3.0f + 0.25f * (float)(i / BHW % BC % 5) + uniform(&rng);
-        dy[i] = uniform(&rng);
+        x[i] = 3.0f + 0.25f * (float)(i / BHW % BC % 5) + bp_uniform(&rng);
+        dy[i] = bp_uniform(&rng);
     }
     for (int c = 0; c < BC; c++) {
-        gamma[c] = 1.0f + 0.5f * uniform(&rng);
-        beta[c] = 0.5f * uniform(&rng);
+        gamma[c] = 1.0f + 0.5f * bp_uniform(&rng);
+        beta[c] = 0.5f * bp_uniform(&rng);
     }
 
     jg_graph *g = jg_graph_new();
@@ -146,7 +132,7 @@ int main(void)
         fprintf(stderr, "bench_bn_relu: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
         return 1;
     }
-    program_run(p);
+    bp_run(p);
     if (jg_program_get(p, 0, y, bytes) || jg_program_get(p, 1, dx, bytes) ||
         jg_program_get(p, 2, dgamma, sizeof dgamma) || jg_program_get(p, 3, dbeta, sizeof dbeta)) {
         fprintf(stderr, "bench_bn_relu: %s\n", jg_errmsg(p));
@@ -161,7 +147,7 @@ int main(void)
     if (triad_init(&t, NUMEL, x, dy))
         return 1;
     double sj, st;
-    triad_alternate(program_run, p, &t, REPEATS, &sj, &st);
+    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
     double moved = 7.0 * (double)bytes;
     double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
 
@@ -181,14 +167,7 @@ int main(void)
     bu_num(&l, "ref_ms", 1e3 * st);
     bu_end(&l);
 
-    /* Where the time goes: a few profiled runs, the fused groups, the per-kernel table. */
-    jg_program_profile(p, true);
-    for (int r = 0; r < 5; r++)
-        program_run(p);
-    fprintf(stderr, "bench_bn_relu: %d kernels, %d threads, %d-bit vectors\n", stats.kernels,
-            stats.threads, stats.vector_bits);
-    jg_program_dump(p, stderr);
-    jg_program_profile_dump(p, stderr);
+    bp_profile(p, "bench_bn_relu");
 
     triad_free(&t);
     free(x);

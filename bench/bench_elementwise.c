@@ -27,6 +27,7 @@
  * The per-kernel profile of the program (and its fused groups) goes to stderr. */
 #include "jitgrad.h"
 
+#include "bench_program.h"
 #include "bench_triad.h"
 #include "bench_util.h"
 
@@ -41,21 +42,6 @@
 #define THREADS 2
 
 /* ---------------------------------------------------------------- the jitgrad program */
-
-static void program_run(void *arg)
-{
-    jg_program *p = arg;
-    if (jg_program_run(p) != JG_OK) {
-        fprintf(stderr, "bench_elementwise: %s\n", jg_errmsg(p));
-        exit(1);
-    }
-}
-
-static float uniform(uint64_t *s)
-{
-    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
-    return (float)((*s * 0x2545F4914F6CDD1DULL) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-}
 
 /* Checks y and dx on every 509th row and da, db in full against plain C in double: y and dx
  * within 1e-5, the sums within 1e-4 of the sum of their terms' magnitudes. */
@@ -98,12 +84,12 @@ int main(void)
         return 1;
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < N; i++) {
-        x[i] = uniform(&rng);
-        dy[i] = uniform(&rng);
+        x[i] = bp_uniform(&rng);
+        dy[i] = bp_uniform(&rng);
     }
     for (int j = 0; j < COLS; j++) {
-        a[j] = uniform(&rng);
-        b[j] = 0.5f * uniform(&rng);
+        a[j] = bp_uniform(&rng);
+        b[j] = 0.5f * bp_uniform(&rng);
     }
 
     jg_graph *g = jg_graph_new();
@@ -121,7 +107,7 @@ int main(void)
         fprintf(stderr, "bench_elementwise: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
         return 1;
     }
-    program_run(p);
+    bp_run(p);
     if (jg_program_get(p, 0, y, bytes) || jg_program_get(p, 1, dx, bytes) ||
         jg_program_get(p, 2, da, sizeof da) || jg_program_get(p, 3, db, sizeof db)) {
         fprintf(stderr, "bench_elementwise: %s\n", jg_errmsg(p));
@@ -136,7 +122,7 @@ int main(void)
     if (triad_init(&t, N, x, dy))
         return 1;
     double sj, st;
-    triad_alternate(program_run, p, &t, REPEATS, &sj, &st);
+    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
     double gbs = 4.0 * (double)bytes / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
 
     jg_program_stats stats;
@@ -150,14 +136,7 @@ int main(void)
     bu_num(&l, "load_avg_1m", bu_loadavg());
     bu_end(&l);
 
-    /* Where the time goes: a few profiled runs, the fused groups, the per-kernel table. */
-    jg_program_profile(p, true);
-    for (int r = 0; r < 5; r++)
-        program_run(p);
-    fprintf(stderr, "bench_elementwise: %d kernels, %d threads, %d-bit vectors\n", stats.kernels,
-            stats.threads, stats.vector_bits);
-    jg_program_dump(p, stderr);
-    jg_program_profile_dump(p, stderr);
+    bp_profile(p, "bench_elementwise");
 
     triad_free(&t);
     free(x);

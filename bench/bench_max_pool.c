@@ -16,6 +16,7 @@
  * The per-kernel profile goes to stderr. */
 #include "jitgrad.h"
 
+#include "bench_program.h"
 #include "bench_triad.h"
 #include "bench_util.h"
 
@@ -28,21 +29,6 @@
 #define NUMEL ((size_t)PN * PC * PH * PH)
 #define REPEATS 25
 #define THREADS 2
-
-static void program_run(void *arg)
-{
-    jg_program *p = arg;
-    if (jg_program_run(p) != JG_OK) {
-        fprintf(stderr, "bench_max_pool: %s\n", jg_errmsg(p));
-        exit(1);
-    }
-}
-
-static float uniform(uint64_t *s)
-{
-    *s ^= *s >> 12, *s ^= *s << 25, *s ^= *s >> 27;
-    return (float)((*s * 0x2545F4914F6CDD1DULL) >> 40) / (float)(1 << 24) * 2.0f - 1.0f;
-}
 
 /* y and dx against plain C: exact (no arithmetic but the choice of the maximum; tied
  * maxima share dy, as jg_max's gradient does). */
@@ -80,9 +66,9 @@ int main(void)
         return 1;
     uint64_t rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < NUMEL; i++)
-        x[i] = uniform(&rng);
+        x[i] = bp_uniform(&rng);
     for (size_t i = 0; i < NUMEL / 4; i++)
-        dy[i] = uniform(&rng);
+        dy[i] = bp_uniform(&rng);
 
     jg_graph *g = jg_graph_new();
     jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(PN, PC, PH, PH));
@@ -98,7 +84,7 @@ int main(void)
         fprintf(stderr, "bench_max_pool: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
         return 1;
     }
-    program_run(p);
+    bp_run(p);
     if (jg_program_get(p, 0, y, ybytes) || jg_program_get(p, 1, dx, bytes)) {
         fprintf(stderr, "bench_max_pool: %s\n", jg_errmsg(p));
         return 1;
@@ -111,7 +97,7 @@ int main(void)
     if (triad_init(&t, NUMEL, x, dx))
         return 1;
     double sj, st;
-    triad_alternate(program_run, p, &t, REPEATS, &sj, &st);
+    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
     double moved = 3.5 * (double)bytes;
     double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
 
@@ -129,13 +115,7 @@ int main(void)
     bu_num(&l, "ref_ms", 1e3 * st);
     bu_end(&l);
 
-    jg_program_profile(p, true);
-    for (int r = 0; r < 5; r++)
-        program_run(p);
-    fprintf(stderr, "bench_max_pool: %d kernels, %d threads, %d-bit vectors\n", stats.kernels,
-            stats.threads, stats.vector_bits);
-    jg_program_dump(p, stderr);
-    jg_program_profile_dump(p, stderr);
+    bp_profile(p, "bench_max_pool");
 
     triad_free(&t);
     free(x);
