@@ -5,7 +5,8 @@
  *   bench_fashion                  every model, each in a child process of its own
  *   bench_fashion --model M        one model in this process: mlp, cnn or rnn
  *   bench_fashion --export DIR     the CNN's weights, one batch, its loss and gradients as .npy
- *                                  (for bench/torch/check_cnn.py)
+ *                                  (for bench/torch/check_cnn.py), in f64; --export-f32 1: in
+ *                                  f32, the precision the benchmark trains in
  *   options: --steps N (30) --warmup N (5) --threads T (2) --vector-bits B (0: the widest)
  *            --passes-off LIST (jg_opts.passes_off: e.g. "epilogue,siblings")
  *            --profile 1 (each kernel's group and time, slowest first, on stderr after each run; the clock
@@ -30,7 +31,8 @@
  * and y.npy [128] (the first 128 test images when the data files are there, else synthetic),
  * loss.npy [1] and grad.<param>.npy for every trainable parameter, computed by the JIT on 2
  * threads in training mode (batchnorm on batch statistics) with the CNN's dropout at 0, and
- * after.<name>.npy for the batchnorm running statistics the run updated. */
+ * after.<name>.npy for the batchnorm running statistics the run updated; all in f64 (the
+ * model built from f64 images), or f32 with --export-f32 1. */
 #define _POSIX_C_SOURCE 200809L
 #include "jitgrad.h"
 #include "models.h"
@@ -61,6 +63,7 @@ enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
 
 typedef struct options {
     const char *model, *export_dir, *passes_off;
+    bool export_f32;
     int steps, warmup, threads, vector_bits;
     bool profile;
 } options;
@@ -260,18 +263,21 @@ static const char *export_batch(float *x, int32_t *y)
 
 static int export_cnn(const char *dir, const options *o)
 {
+    jg_dtype t = o->export_f32 ? JG_F32 : JG_F64;
+    size_t esize = jg_dtype_size(t);
     jg_graph *g = jg_graph_new();
     jg_graph_set_seed(g, 7);
-    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(BATCH, PIXELS));
+    jg_node *xn = jg_input(g, "x", t, jg_shape(BATCH, PIXELS));
     jg_node *yn = jg_input(g, "y", JG_I32, jg_shape(BATCH));
     jg_node *loss = jg_cross_entropy(fm_cnn_dropout(g, xn, BATCH, 0), yn);
     int n = jg_param_count(g);
     jg_node **params = calloc((size_t)n, sizeof *params);
     jg_node **grads = calloc((size_t)n, sizeof *grads);
     jg_node **outs = calloc((size_t)n + 1, sizeof *outs);
-    float *x = malloc((size_t)BATCH * PIXELS * sizeof *x), *buf = NULL;
+    float *x = malloc((size_t)BATCH * PIXELS * sizeof *x);
+    void *buf = NULL, *xt = malloc((size_t)BATCH * PIXELS * esize); /* x in dtype t */
     int32_t *y = malloc((size_t)BATCH * sizeof *y);
-    int status = !params || !grads || !outs || !x || !y, n_outs = 0;
+    int status = !params || !grads || !outs || !x || !xt || !y, n_outs = 0;
     for (int i = 0; i < n && !status; i++)
         params[i] = jg_param_at(g, i);
     jg_program *p = NULL;
@@ -290,43 +296,49 @@ static int export_cnn(const char *dir, const options *o)
         status = 1;
     }
     const char *source = status ? "" : export_batch(x, y);
+    for (int i = 0; i < BATCH * PIXELS && !status; i++)
+        if (t == JG_F64)
+            ((double *)xt)[i] = x[i];
+        else
+            ((float *)xt)[i] = x[i];
     /* the parameters as initialised, before the run updates the running statistics */
     for (int i = 0; i < n && !status; i++) {
         jg_shape s = jg_node_shape(params[i]);
-        size_t bytes = (size_t)jg_shape_numel(s) * sizeof(float);
+        size_t bytes = (size_t)jg_shape_numel(s) * esize;
         free(buf);
         status = !(buf = malloc(bytes)) ||
                  jg_param_get(g, jg_node_name(params[i]), buf, bytes) != JG_OK ||
-                 write_npy(dir, "", jg_node_name(params[i]), JG_F32, s, buf);
+                 write_npy(dir, "", jg_node_name(params[i]), t, s, buf);
     }
-    status = status || write_npy(dir, "", "x", JG_F32, jg_shape(BATCH, PIXELS), x) ||
+    status = status || write_npy(dir, "", "x", t, jg_shape(BATCH, PIXELS), xt) ||
              write_npy(dir, "", "y", JG_I32, jg_shape(BATCH), y);
-    if (!status && (jg_program_set(p, "x", x, (size_t)BATCH * PIXELS * sizeof *x) ||
+    if (!status && (jg_program_set(p, "x", xt, (size_t)BATCH * PIXELS * esize) ||
                     jg_program_set(p, "y", y, (size_t)BATCH * sizeof *y) || jg_program_run(p))) {
         fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(p));
         status = 1;
     }
-    float l = 0;
-    status = status || jg_program_get(p, 0, &l, sizeof l) ||
-             write_npy(dir, "", "loss", JG_F32, jg_shape(1), &l);
+    union { float f; double d; } l = { 0 };
+    status = status || jg_program_get(p, 0, &l, esize) ||
+             write_npy(dir, "", "loss", t, jg_shape(1), &l);
     for (int i = 0, k = 1; i < n && !status; i++) {
         jg_shape s = jg_node_shape(params[i]);
-        size_t bytes = (size_t)jg_shape_numel(s) * sizeof(float);
+        size_t bytes = (size_t)jg_shape_numel(s) * esize;
         free(buf);
         status = !(buf = malloc(bytes));
         if (!status && grads[i])
             status = jg_program_get(p, k++, buf, bytes) ||
-                     write_npy(dir, "grad.", jg_node_name(params[i]), JG_F32, s, buf);
+                     write_npy(dir, "grad.", jg_node_name(params[i]), t, s, buf);
         else if (!status) /* state the run may have updated: the running statistics */
             status = jg_param_get(g, jg_node_name(params[i]), buf, bytes) ||
-                     write_npy(dir, "after.", jg_node_name(params[i]), JG_F32, s, buf);
+                     write_npy(dir, "after.", jg_node_name(params[i]), t, s, buf);
     }
     if (!status)
-        printf("bench_fashion: --export: %d parameters, %d gradients, loss %.6f, batch of %d "
-               "(%s) -> %s\n", n, n_outs - 1, l, BATCH, source, dir);
+        printf("bench_fashion: --export (%s): %d parameters, %d gradients, loss %.6f, batch of "
+               "%d (%s) -> %s\n", jg_dtype_str(t), n, n_outs - 1, t == JG_F64 ? l.d : l.f,
+               BATCH, source, dir);
     else if (p)
         fprintf(stderr, "bench_fashion: --export: %s\n", jg_errmsg(p));
-    free(buf), free(x), free(y), free(params), free(grads), free(outs);
+    free(buf), free(x), free(xt), free(y), free(params), free(grads), free(outs);
     jg_program_free(p);
     jg_graph_free(g);
     return status;
@@ -345,6 +357,7 @@ static int parse(int argc, char **argv, options *o)
         }
         if (!strcmp(a, "--model")) o->model = v;
         else if (!strcmp(a, "--export")) o->export_dir = v;
+        else if (!strcmp(a, "--export-f32")) o->export_f32 = atoi(v) != 0;
         else if (!strcmp(a, "--steps")) o->steps = atoi(v);
         else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);

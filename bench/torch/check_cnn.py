@@ -3,9 +3,13 @@ same weights and batch: `bench_fashion --export DIR` writes the weights (as init
 batch x, y, and jitgrad's loss and gradients (training mode: batchnorm on batch statistics;
 dropout 0) as .npy; this loads the weights into models.CNN(dropout=0), runs the same batch
 in training mode, and compares loss, every gradient and the updated batchnorm running
-statistics against PyTorch in float32 (what the benchmark times) and in float64 (closer to
-the exact value). The error of an array is max|jitgrad - torch| / max|torch|: relative to the
-array's scale, as an elementwise ratio is meaningless where a value crosses zero.
+statistics against PyTorch in float32 (what the benchmark times) and in float64. The error
+of an array is max|jitgrad - torch| / max|torch|: relative to the array's scale, as an
+elementwise ratio is meaningless where a value crosses zero. The verdict compares like with
+like: jitgrad's f64 export (the default) against PyTorch in f64, which tests that both
+compute the same function; an f32 export (--export-f32 1) against PyTorch in f32, where
+rounding differs with the order of summation (the first convolution's weight gradient sums
+100,000 products that largely cancel: PyTorch's own f32 result is 2e-4 off its f64 one).
 
     python3 check_cnn.py DIR [--tol 1e-4]
 
@@ -75,6 +79,7 @@ def main():
     torch.set_num_threads(a.threads)
     ref32, ref64 = torch_side(a.dir, torch.float32), torch_side(a.dir, torch.float64)
     worst, worst_name, worst64 = 0.0, "", 0.0
+    jg_f64 = load(a.dir, "loss").dtype == np.float64
     print(f"{'array':28s} {'shape':>16s} {'vs torch f32':>13s} {'vs torch f64':>13s} "
           f"{'torch f32 vs f64':>17s}")
     for key in ref32:
@@ -91,13 +96,15 @@ def main():
         s = np.max(np.abs(ref64[key]))
         t = float(np.max(np.abs(ref32[key] - ref64[key])) / (s if s > 0 else 1.0))
         print(f"{key:28s} {str(jg.shape):>16s} {e32:13.2e} {e64:13.2e} {t:17.2e}")
-        if e32 > worst:
-            worst, worst_name = e32, key
+        e = e64 if jg_f64 else e32
+        if e > worst:
+            worst, worst_name = e, key
         worst64 = max(worst64, e64)
     ok = worst <= a.tol
+    side = "f64 vs torch f64" if jg_f64 else "f32 vs torch f32"
     print(f"check_cnn: {'PASS' if ok else 'FAIL'}: loss {float(load(a.dir, 'loss')[0]):.6f} "
-          f"(torch {float(ref32['loss'][0]):.6f}); worst relative error {worst:.2e} "
-          f"({worst_name}) vs torch f32, {worst64:.2e} vs torch f64; tolerance {a.tol:g}")
+          f"(torch {float(ref64['loss'][0]):.6f}); worst relative error {worst:.2e} "
+          f"({worst_name}), jitgrad {side}; tolerance {a.tol:g}")
     return 0 if ok else 1
 
 

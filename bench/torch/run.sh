@@ -7,8 +7,9 @@
 #
 # 1. Makes sure Debian's python3-torch and libjemalloc2 are installed, through
 #    scripts/setup.sh's JG_SETUP_EXTRA_PACKAGES (a no-op when they are).
-# 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients
-#    (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error.
+# 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients, both in
+#    f64 (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error;
+#    then prints the f32 comparison for information.
 # 3. JG_TORCH_ROUNDS rounds (default 3); in each, per model, one process each of jitgrad,
 #    PyTorch tuned (jemalloc by LD_PRELOAD with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,
 #    OMP_WAIT_POLICY=PASSIVE, and the CNN in channels_last format, oneDNN's fastest here) and
@@ -45,8 +46,11 @@ echo "bench-torch: PyTorch $("$py" -c 'import torch; print(torch.__version__)'),
 status=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-echo "== check: the CNN's loss and gradients, jitgrad vs PyTorch"
+echo "== check: the CNN's loss and gradients, jitgrad vs PyTorch, both in f64"
 if "$jg" --export "$tmp" && (cd bench/torch && "$py" check_cnn.py "$tmp"); then :; else status=1; fi
+echo "== the same in f32 (for information: rounding depends on the order of summation)"
+mkdir -p "$tmp/f32"
+"$jg" --export "$tmp/f32" --export-f32 1 && (cd bench/torch && "$py" check_cnn.py "$tmp/f32") || true
 
 results="$build/bench-torch.jsonl"
 : > "$results"

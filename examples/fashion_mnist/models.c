@@ -1,4 +1,5 @@
-/* The Fashion-MNIST models (see models.h). */
+/* The Fashion-MNIST models (see models.h). Parameters take the images' dtype: f32 for
+ * training, f64 for the exact comparison with PyTorch (bench_fashion --export). */
 #include "models.h"
 
 #include <stdio.h>
@@ -12,8 +13,8 @@ static jg_node *linear(jg_graph *g, const char *name, jg_node *x, int in, int ou
     snprintf(b_name, sizeof b_name, "%s.bias", name);
     jg_node *w = jg_param_find(g, w_name), *b = jg_param_find(g, b_name);
     if (!w) {
-        w = jg_param(g, w_name, jg_shape(in, out), init);
-        b = jg_param(g, b_name, jg_shape(out), jg_zeros());
+        w = jg_param_as(g, w_name, jg_node_dtype(x), jg_shape(in, out), init);
+        b = jg_param_as(g, b_name, jg_node_dtype(x), jg_shape(out), jg_zeros());
     }
     return jg_add(jg_matmul(x, w), b);
 }
@@ -34,7 +35,7 @@ static jg_node *block(jg_graph *g, const char *name, jg_node *x, int in, int out
     snprintf(w_name, sizeof w_name, "%s.w", name);
     jg_node *w = jg_param_find(g, w_name);
     if (!w)
-        w = jg_param(g, w_name, jg_shape(out, in, 3, 3), jg_he_normal());
+        w = jg_param_as(g, w_name, jg_node_dtype(x), jg_shape(out, in, 3, 3), jg_he_normal());
     jg_node *c = jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 });
     return jg_max_pool2d(jg_relu(jg_batchnorm(name, c, 0.1, 1e-5)), 2, 2, 2, 2, 0, 0);
 }
