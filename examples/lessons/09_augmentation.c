@@ -26,26 +26,12 @@
 
 enum { PIXELS = 784, BATCH = 50, SHOW = 10, ROWS = 5 };
 
-static jg_node *conv(jg_graph *g, const char *name, jg_node *x, int in, int out)
-{
-    char w_name[64], b_name[64];
-    snprintf(w_name, sizeof w_name, "%s.w", name);
-    snprintf(b_name, sizeof b_name, "%s.b", name);
-    jg_node *w = jg_param_find(g, w_name), *b = jg_param_find(g, b_name);
-    if (!w) {
-        w = jg_param(g, w_name, jg_shape(out, in, 3, 3), jg_he_normal());
-        b = jg_param(g, b_name, jg_shape(out), jg_zeros());
-    }
-    jg_node *h = jg_relu(jg_conv2d(x, w, b, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }));
-    return jg_max_pool2d(h, 2, 2, 2, 2, 0, 0);
-}
-
 static jg_node *cnn(jg_graph *g, jg_node *images, int batch, void *arg)
 {
     (void)arg;
     jg_node *x = jg_reshape(images, jg_shape(batch, 1, 28, 28));
-    jg_node *h = conv(g, "conv1", x, 1, 16);   /* [B, 16, 14, 14] */
-    h = conv(g, "conv2", h, 16, 32);           /* [B, 32, 7, 7] */
+    jg_node *h = lesson_conv(g, "conv1", x, 1, 16);   /* [B, 16, 14, 14] */
+    h = lesson_conv(g, "conv2", h, 16, 32);           /* [B, 32, 7, 7] */
     h = jg_reshape(h, jg_shape(batch, 32 * 7 * 7));
     h = jg_relu(lesson_linear(g, "fc1", h, 32 * 7 * 7, 64, jg_he_normal()));
     return lesson_linear(g, "fc2", h, 64, 10, jg_xavier_uniform());

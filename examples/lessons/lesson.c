@@ -143,6 +143,20 @@ jg_node *lesson_linear(jg_graph *g, const char *name, jg_node *x, int in, int ou
     return jg_add(jg_matmul(x, w), b);
 }
 
+jg_node *lesson_conv(jg_graph *g, const char *name, jg_node *x, int in, int out)
+{
+    char w_name[64], b_name[64];
+    snprintf(w_name, sizeof w_name, "%s.w", name);
+    snprintf(b_name, sizeof b_name, "%s.b", name);
+    jg_node *w = jg_param_find(g, w_name), *b = jg_param_find(g, b_name);
+    if (!w) {
+        w = jg_param(g, w_name, jg_shape(out, in, 3, 3), jg_he_normal());
+        b = jg_param(g, b_name, jg_shape(out), jg_zeros());
+    }
+    jg_node *h = jg_relu(jg_conv2d(x, w, b, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 }));
+    return jg_max_pool2d(h, 2, 2, 2, 2, 0, 0);
+}
+
 double lesson_accuracy(jg_program *eval, jg_dataset *ds, int batch)
 {
     jg_shape s = jg_program_output_shape(eval, 0);

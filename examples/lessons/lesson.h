@@ -96,6 +96,9 @@ double lesson_accuracy(jg_program *eval, jg_dataset *ds, int batch);
 
 /* A dense layer x @ W + b named "<name>.w"/"<name>.b" (found by name when it exists). */
 jg_node *lesson_linear(jg_graph *g, const char *name, jg_node *x, int in, int out, jg_init init);
+/* conv 3x3 (padding 1) + bias "<name>.w"/"<name>.b" (He-normal, found by name when they
+ * exist), ReLU, 2x2 max-pool: [N, in, H, W] -> [N, out, H/2, W/2]. */
+jg_node *lesson_conv(jg_graph *g, const char *name, jg_node *x, int in, int out);
 
 /* A copy of the whole parameter store, to start several runs from the same weights (and
  * optimiser state). take: 0, or 1 when out of memory or a read failed; restore: 0 or 1. */
