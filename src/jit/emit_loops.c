@@ -431,7 +431,6 @@ typedef struct chunk_plan {
 static LLVMValueRef chunk_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, kidx *idx)
 {
     const reduce_plan *p = c->p;
-    int nd = p->in.ndim;
     LLVMValueRef chunk = LLVMBuildSRem(e->b, o, i64c(e, c->chunks), "");
     LLVMValueRef row = LLVMBuildSDiv(e->b, o, i64c(e, c->chunks), "");
     LLVMValueRef comps[JG_MAX_DIMS];
@@ -439,7 +438,6 @@ static LLVMValueRef chunk_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, k
     for (int i = 0; i < p->n_kept - 1; i++)
         idx[p->kept[i]] = (kidx){ comps[i], 0 };
     LLVMValueRef j = LLVMBuildMul(e->b, chunk, i64c(e, e->width), "");
-    (void)nd;
     idx[c->dim] = (kidx){ j, 1 };
     e->mask = c->dlast % e->width ? emit_lane_mask(e, LLVMBuildSub(e->b, i64c(e, c->dlast), j, ""))
                                   : NULL;
