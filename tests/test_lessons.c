@@ -1,5 +1,7 @@
-/* Every lesson program (examples/lessons, listed in jg-lessons.txt) in its quick mode:
- * it exits 0 and its last line is a verdict, HOLDS or DOES NOT HOLD, for its own number. */
+/* Every lesson program (examples/lessons, listed in jg-lessons.txt) in its quick mode: it
+ * exits 0 and its last line is a verdict, HOLDS or DOES NOT HOLD, for its own number. One
+ * test per lesson, so that Criterion runs them side by side (--jobs) and names the one that
+ * fails. */
 #include <criterion/criterion.h>
 
 #include <stdio.h>
@@ -11,7 +13,30 @@
 #error "JG_BUILD_DIR: the build tree holding the lessons (set by CMakeLists.txt)"
 #endif
 
-TestSuite(lessons, .timeout = 1200);
+enum { LESSONS = 25 };
+
+TestSuite(lessons, .timeout = 600);
+
+/* The lesson's number from a path ".../lesson_NN_name", or 0. */
+static int lesson_number(const char *path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    return strncmp(base, "lesson_", 7) == 0 ? atoi(base + 7) : 0;
+}
+
+/* The path of lesson nn's program from jg-lessons.txt into bin; false when it is not listed. */
+static bool find_lesson(int nn, char *bin, size_t size)
+{
+    FILE *m = fopen(JG_BUILD_DIR "/jg-lessons.txt", "r");
+    cr_assert(m, "jg-lessons.txt missing");
+    bool found = false;
+    while (!found && fgets(bin, (int)size, m)) {
+        bin[strcspn(bin, "\n")] = '\0';
+        found = bin[0] && lesson_number(bin) == nn;
+    }
+    fclose(m);
+    return found;
+}
 
 /* The last non-empty line of a file, into line. */
 static void last_line(const char *path, char *line, size_t size)
@@ -26,39 +51,52 @@ static void last_line(const char *path, char *line, size_t size)
     fclose(f);
 }
 
-Test(lessons, every_quick_mode_prints_a_verdict)
+static void quick_run_prints_a_verdict(int nn)
 {
+    char bin[1024];
+    cr_assert(find_lesson(nn, bin, sizeof bin), "lesson %02d is not in jg-lessons.txt", nn);
+    char out[] = "/tmp/jg_lessonXXXXXX";
+    cr_assert(mkdtemp(out));
+    char cmd[2400], log[256], line[1024], want[32];
+    snprintf(log, sizeof log, "%s/%02d.log", out, nn);
+    /* one thread each: the tests run side by side */
+    snprintf(cmd, sizeof cmd, "%s --quick --threads 1 --out %s > %s 2>&1", bin, out, log);
+    int st = system(cmd);
+    last_line(log, line, sizeof line);
+    snprintf(want, sizeof want, "lesson %02d ", nn);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s --quick: exit %d, last line: %s (log %s)",
+              bin, WIFEXITED(st) ? WEXITSTATUS(st) : -1, line, log);
+    cr_assert(strncmp(line, want, strlen(want)) == 0 &&
+                  (strstr(line, ": HOLDS (") || strstr(line, ": DOES NOT HOLD (")),
+              "%s --quick: no verdict line, last line: %s (log %s)", bin, line, log);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", out);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(lessons, all_25_are_built_once)
+{
+    int seen[LESSONS + 1] = { 0 }, count = 0;
+    char bin[1024];
     FILE *m = fopen(JG_BUILD_DIR "/jg-lessons.txt", "r");
     cr_assert(m, "jg-lessons.txt missing");
-    char out[] = "/tmp/jg_lessonsXXXXXX", bin[1024];
-    cr_assert(mkdtemp(out));
-    int count = 0, failed = 0;
     while (fgets(bin, sizeof bin, m)) {
         bin[strcspn(bin, "\n")] = '\0';
         if (!bin[0])
             continue;
-        const char *base = strrchr(bin, '/') ? strrchr(bin, '/') + 1 : bin;
-        int nn = atoi(base + strlen("lesson_"));
-        char cmd[2400], log[256], line[1024], want[32];
-        snprintf(log, sizeof log, "%s/%02d.log", out, nn);
-        snprintf(cmd, sizeof cmd, "%s --quick --threads 2 --out %s > %s 2>&1", bin, out, log);
-        int st = system(cmd);
-        last_line(log, line, sizeof line);
-        snprintf(want, sizeof want, "lesson %02d ", nn);
-        bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0 && strncmp(line, want, strlen(want)) == 0 &&
-                  (strstr(line, ": HOLDS (") || strstr(line, ": DOES NOT HOLD ("));
-        if (!ok) {
-            cr_log_error("%s --quick: exit %d, last line: %s", base,
-                         WIFEXITED(st) ? WEXITSTATUS(st) : -1, line);
-            failed++;
-        }
+        int nn = lesson_number(bin);
+        cr_expect(nn >= 1 && nn <= LESSONS, "not a lesson: %s", bin);
+        if (nn >= 1 && nn <= LESSONS)
+            seen[nn]++;
         count++;
     }
     fclose(m);
-    cr_assert_gt(count, 0, "no lessons built");
-    cr_assert_eq(failed, 0, "%d of %d lessons failed their quick run (logs in %s)", failed,
-                 count, out);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", out);
-    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(count, LESSONS);
+    for (int nn = 1; nn <= LESSONS; nn++)
+        cr_expect_eq(seen[nn], 1, "lesson %02d listed %d times", nn, seen[nn]);
 }
+
+#define QUICK(nn) \
+    Test(lessons, quick_##nn) { quick_run_prints_a_verdict(nn); }
+QUICK(1) QUICK(2) QUICK(3) QUICK(4) QUICK(5) QUICK(6) QUICK(7) QUICK(8) QUICK(9) QUICK(10)
+QUICK(11) QUICK(12) QUICK(13) QUICK(14) QUICK(15) QUICK(16) QUICK(17) QUICK(18) QUICK(19)
+QUICK(20) QUICK(21) QUICK(22) QUICK(23) QUICK(24) QUICK(25)
