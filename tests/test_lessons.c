@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #ifndef JG_BUILD_DIR
 #error "JG_BUILD_DIR: the build tree holding the lessons (set by CMakeLists.txt)"
@@ -93,6 +94,41 @@ Test(lessons, all_25_are_built_once)
     cr_assert_eq(count, LESSONS);
     for (int nn = 1; nn <= LESSONS; nn++)
         cr_expect_eq(seen[nn], 1, "lesson %02d listed %d times", nn, seen[nn]);
+}
+
+/* Runs lesson nn with extra arguments; its exit status, and its output in out. */
+static int run_with(int nn, const char *args, char *out, size_t size)
+{
+    char bin[1024], cmd[2400], log[] = "/tmp/jg_lesson_logXXXXXX";
+    cr_assert(find_lesson(nn, bin, sizeof bin), "lesson %02d is not in jg-lessons.txt", nn);
+    int fd = mkstemp(log);
+    cr_assert(fd >= 0);
+    close(fd);
+    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", bin, args, log);
+    int st = system(cmd);
+    FILE *f = fopen(log, "r");
+    cr_assert(f);
+    size_t n = fread(out, 1, size - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    remove(log);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(lessons, bad_options_and_data_are_errors_that_say_why)
+{
+    char out[4096];
+    cr_expect_eq(run_with(14, "--bogus", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "unknown option --bogus"), "%s", out);
+    cr_expect_eq(run_with(14, "--quick --threads", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "missing value for --threads"), "%s", out);
+    cr_expect_eq(run_with(14, "--quick --threads many", out, sizeof out), 2, "%s", out);
+    cr_expect(strstr(out, "not 'many'"), "%s", out);
+    cr_expect_eq(run_with(14, "--help", out, sizeof out), 0, "%s", out);
+    cr_expect(strstr(out, "--quick"), "%s", out);
+    cr_expect_eq(run_with(14, "--quick --data /nonexistent/fashion --out /tmp", out, sizeof out), 1,
+                 "%s", out);
+    cr_expect(strstr(out, "lesson 14 relu-then-sigmoid: ERROR (/nonexistent/fashion/"), "%s", out);
 }
 
 #define QUICK(nn) \

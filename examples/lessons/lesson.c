@@ -28,20 +28,33 @@ int lesson_init(lesson_ctx *c, int argc, char **argv, int number, const char *na
 {
     *c = (lesson_ctx){ .number = number, .name = name, .out = "lessons-out",
                        .data = "/usr/share/datasets/fashion-mnist", .t0 = now_s() };
+    const char *usage = "options: --quick, --out DIR, --data DIR, --threads T (0: every core)";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--quick")) {
             c->quick = true;
             continue;
         }
-        if (!v || (strcmp(a, "--out") && strcmp(a, "--data") && strcmp(a, "--threads"))) {
-            fprintf(stderr, "lesson %02d: %s %s (options: --quick, --out DIR, --data DIR, "
-                    "--threads T)\n", number, v ? "unknown option" : "missing value for", a);
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("lesson %02d %s: %s\n", number, name, usage);
+            exit(0);
+        }
+        bool known = !strcmp(a, "--out") || !strcmp(a, "--data") || !strcmp(a, "--threads");
+        if (!known || !v) {
+            fprintf(stderr, "lesson %02d: %s %s (%s)\n", number,
+                    known ? "missing value for" : "unknown option", a, usage);
+            return 2;
+        }
+        char *end;
+        long t = strtol(v, &end, 10);
+        if (!strcmp(a, "--threads") && (end == v || *end || t < 0 || t > 1024)) {
+            fprintf(stderr, "lesson %02d: --threads wants a count from 0 to 1024, not '%s'\n",
+                    number, v);
             return 2;
         }
         if (!strcmp(a, "--out")) c->out = v;
         else if (!strcmp(a, "--data")) c->data = v;
-        else c->threads = atoi(v);
+        else c->threads = (int)t;
         i++;
     }
     if (mkdir(c->out, 0777) != 0 && errno != EEXIST) {

@@ -32,7 +32,7 @@ typedef struct lesson_ctx {
 } lesson_ctx;
 
 /* Parses the options and creates the output directory; prints the lesson's title. Returns
- * 0, or 2 after printing what is wrong. */
+ * 0, or 2 after printing what is wrong; --help prints the options and exits with 0. */
 int lesson_init(lesson_ctx *c, int argc, char **argv, int number, const char *name);
 /* Prints the verdict line (HOLDS when holds, else DOES NOT HOLD) with the formatted key
  * numbers, and returns the exit status: 0 either way (a lesson that does not hold is a
