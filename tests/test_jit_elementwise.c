@@ -235,6 +235,60 @@ Test(jit_elementwise, few_columns)
     }
 }
 
+/* One-element subexpressions inside large kernels (Adam's bias corrections in a
+ * one-parameter model): computed once, in the kernel's entry block, with the reference's
+ * values in elementwise kernels with a masked tail, reductions and multi-output kernels,
+ * every dtype. */
+Test(jit_elementwise, one_element_subexpressions)
+{
+    for (int k = 0; k < 3; k++) {
+        jg_dtype t = ALL_DTYPES[k];
+        bool f = t != JG_I32;
+        tctx c;
+        ctx_init(&c, 61 + (uint64_t)k);
+        olist l = { .n = 0 };
+        jg_node *sc = input(&c, t, JG_SCALAR, SIGNED), *scp = input(&c, t, JG_SCALAR, POS);
+        jg_node *one = input(&c, t, jg_shape(1, 1), SIGNED);
+        jg_node *m = input(&c, t, jg_shape(3, 1023), SIGNED);
+        jg_node *big = input(&c, t, jg_shape(64, 33), SIGNED);
+        /* a scalar expression of scalars, and one through a [1,1] operand */
+        jg_node *s1 = f ? jg_div(jg_exp(sc), jg_shift(jg_sqrt(scp), 1)) : jg_add(jg_mul(sc, scp), scp);
+        jg_node *s2 = jg_sub(jg_mul(one, sc), scp);
+        push(&l, jg_add(jg_mul(m, s1), s2));
+        push(&l, jg_sum(jg_mul(m, s1), jg_axes(1), false));
+        /* a column sum and an elementwise result over one input: a multi-output kernel */
+        jg_node *scaled = jg_mul(big, s2);
+        push(&l, jg_sum(scaled, jg_axes(0), false));
+        push(&l, jg_sub(scaled, s1));
+        char buf[64];
+        snprintf(buf, sizeof buf, "one-element subexpressions %s", jg_dtype_str(t));
+        check(&c, l.o, l.n, TOL, buf);
+        ctx_fini(&c);
+    }
+    /* once per kernel call: the IR calls exp in one place (the entry block), not in the
+     * vector loop and again in its masked tail */
+    jg_graph *g = jg_graph_new();
+    jg_node *sc = jg_input(g, "s", JG_F32, JG_SCALAR);
+    jg_node *m = jg_input(g, "m", JG_F32, jg_shape(3, 1023));
+    jg_node *y = jg_mul(m, jg_exp(sc));
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .keep_text = true, .num_threads = 1 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
+    cr_assert_eq(st.kernels, 1);
+    const char *ir = jg_program_kernel_ir(p, 0);
+    cr_assert(ir);
+    int calls = 0; /* lines "%9 = tail call <16 x float> @llvm.exp.v16f32(...)" */
+    for (const char *line = ir; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *end = strchr(line, '\n') ? strchr(line, '\n') : line + strlen(line);
+        const char *call = strstr(line, "call "), *exp = strstr(line, "@llvm.exp.");
+        calls += call && exp && call < end && exp < end && call < exp;
+    }
+    cr_expect_eq(calls, 1, "exp called in %d places in:\n%s", calls, ir);
+    jg_program_free(p);
+    jg_graph_free(g);
+}
+
 /* NaN, infinities and signed zeros through the ops that must treat them as the reference does. */
 Test(jit_elementwise, special_values)
 {

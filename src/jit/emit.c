@@ -201,6 +201,7 @@ LLVMValueRef emit_kernel_begin(emit_ctx *e, jit_module *m)
     LLVMAddAttributeAtIndex(e->fn, 4, LLVMCreateEnumAttribute(m->ctx, noalias, 0));
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(m->ctx, e->fn, "entry");
     LLVMPositionBuilderAtEnd(e->b, entry);
+    e->entry = entry;
     return e->fn;
 }
 

@@ -233,8 +233,41 @@ static LLVMValueRef binary(emit_ctx *e, const jg_node *n, LLVMValueRef a, LLVMVa
 
 static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx);
 
+/* A one-element node's value, emitted once at the end of the entry block (before its
+ * branch into the loops, which it dominates) at index 0 with every lane in range; the
+ * builder then goes back to the end of the block it was appending to. */
+static LLVMValueRef hoisted_value(emit_ctx *e, const jg_node *n)
+{
+    if (e->hoisted[n->id])
+        return e->hoisted[n->id];
+    bool outer = !e->hoisting;
+    LLVMBasicBlockRef here = LLVMGetInsertBlock(e->b);
+    LLVMValueRef mask = e->mask;
+    if (outer) {
+        LLVMValueRef term = LLVMGetBasicBlockTerminator(e->entry);
+        if (term)
+            LLVMPositionBuilderBefore(e->b, term);
+        else
+            LLVMPositionBuilderAtEnd(e->b, e->entry);
+        e->hoisting = true;
+        e->mask = NULL;
+    }
+    kidx zero[JG_MAX_DIMS];
+    for (int d = 0; d < JG_MAX_DIMS; d++)
+        zero[d] = (kidx){ emit_i64(e, 0), 0 };
+    LLVMValueRef v = emit_uncached(e, n, zero);
+    if (outer) {
+        e->hoisting = false;
+        e->mask = mask;
+        LLVMPositionBuilderAtEnd(e->b, here);
+    }
+    return e->hoisted[n->id] = v;
+}
+
 LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
+    if (e->hoisted && n != e->bound && n->op != JG_OP_RANDOM && jg_shape_numel(n->shape) == 1)
+        return hoisted_value(e, n);
     bool memo = e->memo && shape_eq(n->shape, e->memo_shape);
     if (memo && e->memo[n->id])
         return e->memo[n->id];

@@ -474,13 +474,15 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
 {
     jg_graph *g = j->low.g;
     bool *member = calloc((size_t)g->n_nodes + 1, sizeof *member);
+    LLVMValueRef *hoisted = malloc(((size_t)g->n_nodes + 1) * sizeof *hoisted);
     j->kernels = calloc((size_t)j->fus.n_groups + 1, sizeof *j->kernels);
     size_t n_slots_max = 2 * (size_t)g->n_nodes + 1;
     j->g2l = malloc(n_slots_max * sizeof *j->g2l);
     j->local_bufs = malloc(n_slots_max * sizeof *j->local_bufs);
     j->kslot = malloc(((size_t)g->n_nodes + 1) * sizeof *j->kslot);
-    if (!member || !j->kernels || !j->g2l || !j->local_bufs || !j->kslot) {
+    if (!member || !hoisted || !j->kernels || !j->g2l || !j->local_bufs || !j->kslot) {
         free(member);
+        free(hoisted);
         snprintf(err, size, "out of memory");
         return JG_ERR_NOMEM;
     }
@@ -513,6 +515,11 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
         jit_module_new(j->session, &m, "jitgrad");
         emit_ctx e = { .width = lanes_for(j, grp), .member = member, .slot_of = j->kslot,
                        .step_slot = 0 };
+        if (grp->kind == GROUP_ELEMENTWISE || grp->kind == GROUP_REDUCE ||
+            grp->kind == GROUP_MULTI) { /* see emit_ctx.hoisted */
+            memset(hoisted, 0, ((size_t)g->n_nodes + 1) * sizeof *hoisted);
+            e.hoisted = hoisted;
+        }
         epilogue_ctx ep;
         LLVMValueRef fn = emit_group(j, gi, &e, &m, k, &ep);
         j->timing.build_ms += now_ms() - t0;
@@ -554,6 +561,7 @@ static jg_status compile_kernels(jit_program *j, bool keep_text, char *err, size
             j->scratch_per_thread = k->scratch;
     }
     free(member);
+    free(hoisted);
     return st;
 }
 

@@ -60,6 +60,14 @@ struct emit_ctx {
     /* Contiguous loads from buffers over 16 MiB also prefetch this many bytes ahead (0:
      * none): the hardware prefetchers stop at page boundaries. */
     int prefetch_bytes;
+    /* Values of one-element nodes by node id, computed once in the kernel's entry block
+     * rather than per vector (NULL: off). A one-element node is the same at every point, but
+     * LLVM cannot hoist it when its loads may alias the kernel's stores: a one-parameter
+     * model's Adam update called exp twice and divided three times per vector. Off for GEMM
+     * epilogues, whose one-element nodes may depend on the accumulator. */
+    LLVMValueRef *hoisted;
+    LLVMBasicBlockRef entry;    /* set by emit_kernel_begin */
+    bool hoisting;              /* emitting into the entry block now */
 };
 
 /* Types. */
