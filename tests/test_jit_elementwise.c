@@ -260,6 +260,14 @@ Test(jit_elementwise, one_element_subexpressions)
         jg_node *scaled = jg_mul(big, s2);
         push(&l, jg_sum(scaled, jg_axes(0), false));
         push(&l, jg_sub(scaled, s1));
+        /* one element sliced out of a large operand; rows of 2 columns (interleaved) and a
+         * 2x2 windowed reduction with one-element factors */
+        jg_node *corner = jg_slice(m, 1, 5, 6, 1);
+        push(&l, jg_mul(m, jg_slice(corner, 0, 2, 3, 1)));
+        jg_node *cols = input(&c, t, jg_shape(3, 20, 2), SIGNED);
+        push(&l, jg_add(jg_mul(cols, s1), s2));
+        jg_node *win = input(&c, t, jg_shape(2, 3, 2, 7, 2), SIGNED);
+        push(&l, jg_max(jg_mul(win, s2), jg_axes(2, 4), false));
         char buf[64];
         snprintf(buf, sizeof buf, "one-element subexpressions %s", jg_dtype_str(t));
         check(&c, l.o, l.n, TOL, buf);
