@@ -12,10 +12,16 @@
  * size; the program's five arrays and the machine's last-level cache overlap, so the ratio
  * can exceed 1.
  *
+ * Then the same step with gradients of 1e-20 times those, so that v = 0.001 * g^2 is
+ * subnormal (the state Adam's moments reach when gradients die away), without and with
+ * jg_opts.flush_denormals.
+ *
  * Lines (medians of REPEATS runs; the program and the triad alternate):
  *   {"bench": "adam_update_2048x2048_2t", "value": ms, "unit": "ms", ...}
  *   {"bench": "adam_update_2048x2048_2t_bandwidth", "value": GB/s, "ref": "stream_triad_2t",
  *    "ratio": jitgrad / triad, ...}
+ *   {"bench": "adam_update_2048x2048_2t_subnormal_v", "value": ms, "ref": "flush_denormals",
+ *    "ref_value": ms with it, "ratio": the speed-up it gives}
  * The first step's weights are checked against plain C; the per-kernel profile goes to
  * stderr. */
 #include "jitgrad.h"
@@ -49,6 +55,26 @@ static int check(const float *w0, const float *x, const float *w1)
         }
     }
     return 0;
+}
+
+/* The step's median time over `x` (compiled with or without flush_denormals). */
+static double step_ms(const float *x, bool flush)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(ROWS, COLS));
+    jg_node *w = jg_param(g, "w", jg_shape(ROWS, COLS), jg_he_normal());
+    jg_node *loss = jg_sum(jg_mul(w, xn), JG_ALL_AXES, false);
+    jg_program *p = jg_compile_train(g, loss, &(jg_train_opts){
+        .optimizer = jg_adam(LR),
+        .compile = { .num_threads = THREADS, .flush_denormals = flush } });
+    if (!p || jg_program_set(p, "x", x, NUMEL * sizeof *x)) {
+        fprintf(stderr, "bench_adam: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
+        exit(1);
+    }
+    double s = bu_time_median(bp_run, p, 3, REPEATS);
+    jg_program_free(p);
+    jg_graph_free(g);
+    return 1e3 * s;
 }
 
 int main(void)
@@ -100,6 +126,13 @@ int main(void)
     bu_end(&l);
 
     bp_profile(p, "bench_adam");
+
+    for (size_t i = 0; i < NUMEL; i++)
+        x[i] *= 1e-20f;
+    double slow = step_ms(x, false), fast = step_ms(x, true);
+    bu_begin(&l, "adam_update_2048x2048_2t_subnormal_v", slow, "ms");
+    bu_ref(&l, "flush_denormals", fast, slow / fast);
+    bu_end(&l);
 
     triad_free(&t);
     free(x);

@@ -4,6 +4,7 @@
 
 #include <criterion/redirect.h>
 #include <dirent.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -214,4 +215,46 @@ Test(jit_runtime, a_range_error_at_run_time_names_the_op)
     cr_assert_eq(jg_program_get(p, 0, out, sizeof out), JG_ERR_STATE, "a failed run has no outputs");
     jg_program_free(p);
     jg_graph_free(g);
+}
+
+/* flush_denormals: subnormal results become zero on every thread that runs a kernel
+ * (1e-20 * 1e-20 = 1e-40 is below f32's smallest normal), subnormal inputs count as zero,
+ * and the caller's floating-point state is what it was before the run. */
+Test(jit_runtime, flush_denormals_zeroes_subnormals_and_restores_the_caller)
+{
+    enum { N = 1 << 16 }; /* large enough for both threads to take chunks */
+    float *x = malloc(sizeof(float) * N), *sub = malloc(sizeof(float) * N);
+    float *y = malloc(sizeof(float) * N), *z = malloc(sizeof(float) * N);
+    cr_assert(x && sub && y && z);
+    for (int i = 0; i < N; i++)
+        x[i] = 1e-20f, sub[i] = 1e-40f;
+    for (int flush = 0; flush < 2; flush++) {
+        jg_graph *g = jg_graph_new();
+        jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(N));
+        jg_node *sn = jg_input(g, "s", JG_F32, jg_shape(N));
+        jg_node *outs[2] = { jg_mul(xn, xn), jg_add(jg_scale(sn, 1e30), xn) };
+        jg_program *p = jg_compile(g, outs, 2, &(jg_opts){ .num_threads = 2,
+                                                            .flush_denormals = flush });
+        cr_assert(p, "%s", jg_errmsg(g));
+        cr_assert_eq(jg_program_set(p, "x", x, sizeof(float) * N), JG_OK);
+        cr_assert_eq(jg_program_set(p, "s", sub, sizeof(float) * N), JG_OK);
+        volatile float tiny = 1e-20f; /* tiny * tiny is subnormal */
+        cr_assert_eq(jg_program_run(p), JG_OK);
+        cr_assert_eq(jg_program_get(p, 0, y, sizeof(float) * N), JG_OK);
+        cr_assert_eq(jg_program_get(p, 1, z, sizeof(float) * N), JG_OK);
+        int flushed = 0, zeroed_inputs = 0;
+        for (int i = 0; i < N; i++) {
+            flushed += y[i] == 0.0f;
+            zeroed_inputs += fabsf(z[i] - 1e-20f) < 1e-26f; /* 1e-40 * 1e30 counted as 0 */
+        }
+        cr_expect_eq(flushed, flush ? N : 0, "flush %d: %d of %d products are 0", flush,
+                     flushed, N);
+        cr_expect_eq(zeroed_inputs, flush ? N : 0, "flush %d: %d of %d inputs read as 0", flush,
+                     zeroed_inputs, N);
+        /* the caller still computes subnormals */
+        cr_expect(tiny * tiny * 1e6f > 0.0f, "flush %d: the caller's FTZ was left set", flush);
+        jg_program_free(p);
+        jg_graph_free(g);
+    }
+    free(x), free(sub), free(y), free(z);
 }

@@ -9,6 +9,7 @@
  * store); updates are copied into the store after all kernels have run. */
 #define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
 #include "jit/jit_program.h"
+#include "jit/denormals.h"
 #include "jit/emit_loops.h"
 #include "jit/emit_opaque.h"
 #include "graph/passes/passes.h"
@@ -672,6 +673,7 @@ jg_status jit_program_compile(jg_program *p, const jg_opts *o, char *err, size_t
     st = compile_kernels(j, o->keep_text, err, size);
     if (st != JG_OK)
         return st;
+    j->flush_denormals = o->flush_denormals;
     int threads = o->num_threads > 0 ? o->num_threads : jit_pool_default_threads();
     j->pool = threads > 1 ? jit_pool_new(threads) : NULL;
     j->n_threads = j->pool ? threads : 1;
@@ -759,7 +761,9 @@ static void run_chunk(void *ctx, int64_t begin, int64_t end, int thread)
     run_ctx *c = ctx;
     char *scratch = c->j->scratch ? c->j->scratch + (size_t)thread * c->j->scratch_per_thread
                                   : NULL;
+    unsigned fp = denormals_flush(c->j->flush_denormals); /* on whichever thread runs it */
     int64_t r = c->k->fn(c->k->bufs, begin, end, scratch);
+    denormals_restore(c->j->flush_denormals, fp);
     if (r && thread < 64)
         c->failed[thread] = r;
 }
@@ -842,8 +846,11 @@ jg_status jit_program_run(jg_program *p, char *err, size_t size)
         int64_t min_chunk = per_unit >= (1 << 14) ? 1 : (1 << 14) / (per_unit ? per_unit : 1);
         double t0 = j->profile ? now_ms() : 0;
         jit_pool_run(j->pool, k->outer, k->align, min_chunk, run_chunk, &c);
-        if (k->finish) /* a multi-output kernel combines its partial rows */
+        if (k->finish) { /* a multi-output kernel combines its partial rows */
+            unsigned fp = denormals_flush(j->flush_denormals);
             k->fn(k->bufs, -1, -1, j->scratch);
+            denormals_restore(j->flush_denormals, fp);
+        }
         if (j->profile) {
             k->total_ms += now_ms() - t0;
             k->runs++;

@@ -63,6 +63,7 @@ struct jit_program {
     void **snap;          /* by output: a copy taken before the updates, for outputs that
                              are parameters (which the updates overwrite), else NULL */
     bool profile;
+    bool flush_denormals; /* jg_opts.flush_denormals: kernels run with FTZ and DAZ */
     jit_timing timing;
 };
 
