@@ -57,20 +57,30 @@ static int check(const float *w0, const float *x, const float *w1)
     return 0;
 }
 
-/* The step's median time over `x` (compiled with or without flush_denormals). */
-static double step_ms(const float *x, bool flush)
+/* The one-parameter model's Adam step in a new graph (*g), reading `x`; exits with the
+ * message on failure. */
+static jg_program *compile_step(const float *x, bool flush, jg_graph **g)
 {
-    jg_graph *g = jg_graph_new();
-    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(ROWS, COLS));
-    jg_node *w = jg_param(g, "w", jg_shape(ROWS, COLS), jg_he_normal());
+    *g = jg_graph_new();
+    jg_node *xn = jg_input(*g, "x", JG_F32, jg_shape(ROWS, COLS));
+    jg_node *w = jg_param(*g, "w", jg_shape(ROWS, COLS), jg_he_normal());
     jg_node *loss = jg_sum(jg_mul(w, xn), JG_ALL_AXES, false);
-    jg_program *p = jg_compile_train(g, loss, &(jg_train_opts){
+    jg_program *p = jg_compile_train(*g, loss, &(jg_train_opts){
         .optimizer = jg_adam(LR),
-        .compile = { .num_threads = THREADS, .flush_denormals = flush } });
+        .compile = { .num_threads = THREADS, .flush_denormals = flush,
+                     .passes_off = getenv("JG_PASSES_OFF") } });
     if (!p || jg_program_set(p, "x", x, NUMEL * sizeof *x)) {
-        fprintf(stderr, "bench_adam: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
+        fprintf(stderr, "bench_adam: %s\n", p ? jg_errmsg(p) : jg_errmsg(*g));
         exit(1);
     }
+    return p;
+}
+
+/* The step's median time over `x`, with or without flush_denormals. */
+static double step_ms(const float *x, bool flush)
+{
+    jg_graph *g;
+    jg_program *p = compile_step(x, flush, &g);
     double s = bu_time_median(bp_run, p, 3, REPEATS);
     jg_program_free(p);
     jg_graph_free(g);
@@ -87,15 +97,10 @@ int main(void)
     for (size_t i = 0; i < NUMEL; i++)
         x[i] = bp_uniform(&rng);
 
-    jg_graph *g = jg_graph_new();
-    jg_node *xn = jg_input(g, "x", JG_F32, jg_shape(ROWS, COLS));
-    jg_node *w = jg_param(g, "w", jg_shape(ROWS, COLS), jg_he_normal());
-    jg_node *loss = jg_sum(jg_mul(w, xn), JG_ALL_AXES, false);
-    jg_program *p = jg_compile_train(g, loss, &(jg_train_opts){
-        .optimizer = jg_adam(LR),
-        .compile = { .num_threads = THREADS, .passes_off = getenv("JG_PASSES_OFF") } });
-    if (!p || jg_program_set(p, "x", x, bytes) || jg_param_get(g, "w", w0, bytes)) {
-        fprintf(stderr, "bench_adam: %s\n", p ? jg_errmsg(p) : jg_errmsg(g));
+    jg_graph *g;
+    jg_program *p = compile_step(x, false, &g);
+    if (jg_param_get(g, "w", w0, bytes)) {
+        fprintf(stderr, "bench_adam: %s\n", jg_errmsg(g));
         return 1;
     }
     bp_run(p);
