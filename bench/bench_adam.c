@@ -108,38 +108,20 @@ int main(void)
         return 1;
     free(w0);
 
-    triad t;
-    if (triad_init(&t, NUMEL, x, w1))
+    if (bp_against_triad(p, "adam_update_2048x2048_2t", 9.0 * (double)bytes, NUMEL, x, w1,
+                         REPEATS, NULL))
         return 1;
-    double sj, st;
-    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
-    double moved = 9.0 * (double)bytes;
-    double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
-
-    jg_program_stats stats;
-    jg_program_stats_get(p, &stats);
-    bu_line l;
-    bu_begin(&l, "adam_update_2048x2048_2t", 1e3 * sj, "ms");
-    bu_num(&l, "bound_ms", 1e3 * moved / (triad_gbs * 1e9));
-    bu_int(&l, "kernels", stats.kernels);
-    bu_num(&l, "load_avg_1m", bu_loadavg());
-    bu_end(&l);
-    bu_begin(&l, "adam_update_2048x2048_2t_bandwidth", gbs, "GB/s");
-    bu_ref(&l, "stream_triad_2t", triad_gbs, gbs / triad_gbs);
-    bu_num(&l, "bytes", moved);
-    bu_num(&l, "ref_ms", 1e3 * st);
-    bu_end(&l);
 
     bp_profile(p, "bench_adam");
 
     for (size_t i = 0; i < NUMEL; i++)
         x[i] *= 1e-20f;
     double slow = step_ms(x, false), fast = step_ms(x, true);
+    bu_line l;
     bu_begin(&l, "adam_update_2048x2048_2t_subnormal_v", slow, "ms");
     bu_ref(&l, "flush_denormals", fast, slow / fast);
     bu_end(&l);
 
-    triad_free(&t);
     free(x);
     free(w1);
     jg_program_free(p);

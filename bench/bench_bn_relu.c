@@ -143,33 +143,13 @@ int main(void)
     free(y);
     free(dx);
 
-    triad t;
-    if (triad_init(&t, NUMEL, x, dy))
+    bp_quoted torch = { "pytorch_1.13_jemalloc_quoted", PYTORCH_MS, TARGET_MS };
+    if (bp_against_triad(p, "bn_relu_train_fwd_bwd_2t", 7.0 * (double)bytes, NUMEL, x, dy,
+                         REPEATS, &torch))
         return 1;
-    double sj, st;
-    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
-    double moved = 7.0 * (double)bytes;
-    double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
-
-    jg_program_stats stats;
-    jg_program_stats_get(p, &stats);
-    bu_line l;
-    bu_begin(&l, "bn_relu_train_fwd_bwd_2t", 1e3 * sj, "ms");
-    bu_ref(&l, "pytorch_1.13_jemalloc_quoted", PYTORCH_MS, PYTORCH_MS / (1e3 * sj));
-    bu_num(&l, "target_ms", TARGET_MS);
-    bu_num(&l, "bound_ms", 1e3 * moved / (triad_gbs * 1e9));
-    bu_int(&l, "kernels", stats.kernels);
-    bu_num(&l, "load_avg_1m", bu_loadavg());
-    bu_end(&l);
-    bu_begin(&l, "bn_relu_train_fwd_bwd_2t_bandwidth", gbs, "GB/s");
-    bu_ref(&l, "stream_triad_2t", triad_gbs, gbs / triad_gbs);
-    bu_num(&l, "bytes", moved);
-    bu_num(&l, "ref_ms", 1e3 * st);
-    bu_end(&l);
 
     bp_profile(p, "bench_bn_relu");
 
-    triad_free(&t);
     free(x);
     free(dy);
     jg_program_free(p);

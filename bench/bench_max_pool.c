@@ -93,31 +93,12 @@ int main(void)
         return 1;
     free(y);
 
-    triad t;
-    if (triad_init(&t, NUMEL, x, dx))
+    if (bp_against_triad(p, "max_pool_train_fwd_bwd_2t", 3.5 * (double)bytes, NUMEL, x, dx,
+                         REPEATS, NULL))
         return 1;
-    double sj, st;
-    triad_alternate(bp_run, p, &t, REPEATS, &sj, &st);
-    double moved = 3.5 * (double)bytes;
-    double gbs = moved / sj * 1e-9, triad_gbs = 3.0 * (double)bytes / st * 1e-9;
-
-    jg_program_stats stats;
-    jg_program_stats_get(p, &stats);
-    bu_line l;
-    bu_begin(&l, "max_pool_train_fwd_bwd_2t", 1e3 * sj, "ms");
-    bu_num(&l, "bound_ms", 1e3 * moved / (triad_gbs * 1e9));
-    bu_int(&l, "kernels", stats.kernels);
-    bu_num(&l, "load_avg_1m", bu_loadavg());
-    bu_end(&l);
-    bu_begin(&l, "max_pool_train_fwd_bwd_2t_bandwidth", gbs, "GB/s");
-    bu_ref(&l, "stream_triad_2t", triad_gbs, gbs / triad_gbs);
-    bu_num(&l, "bytes", moved);
-    bu_num(&l, "ref_ms", 1e3 * st);
-    bu_end(&l);
 
     bp_profile(p, "bench_max_pool");
 
-    triad_free(&t);
     free(x);
     free(dy);
     free(dx);

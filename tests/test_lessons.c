@@ -53,25 +53,35 @@ static void last_line(const char *path, char *line, size_t size)
     fclose(f);
 }
 
+/* Runs lesson nn with the arguments, its output (stdout and stderr) into the file log;
+ * returns its exit status (-1: it did not exit). */
+static int run_lesson(int nn, const char *args, const char *log)
+{
+    char bin[1024], cmd[2400];
+    cr_assert(find_lesson(nn, bin, sizeof bin), "lesson %02d is not in jg-lessons.txt", nn);
+    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", bin, args, log);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 static void quick_run_prints_a_verdict(int nn)
 {
-    char bin[1024];
-    cr_assert(find_lesson(nn, bin, sizeof bin), "lesson %02d is not in jg-lessons.txt", nn);
     char out[] = "/tmp/jg_lessonXXXXXX";
     cr_assert(mkdtemp(out));
-    char cmd[2400], log[256], line[1024], want[32];
+    char args[256], log[256], line[1024], want[32];
     snprintf(log, sizeof log, "%s/%02d.log", out, nn);
     /* one thread each: the tests run side by side */
-    snprintf(cmd, sizeof cmd, "'%s' --quick --threads 1 --out '%s' > '%s' 2>&1", bin, out, log);
-    int st = system(cmd);
+    snprintf(args, sizeof args, "--quick --threads 1 --out '%s'", out);
+    int status = run_lesson(nn, args, log);
     last_line(log, line, sizeof line);
     snprintf(want, sizeof want, "lesson %02d ", nn);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s --quick: exit %d, last line: %s (log %s)",
-              bin, WIFEXITED(st) ? WEXITSTATUS(st) : -1, line, log);
+    cr_assert_eq(status, 0, "lesson %02d --quick: exit %d, last line: %s (log %s)", nn, status,
+                 line, log);
     cr_assert(strncmp(line, want, strlen(want)) == 0 &&
                   (strstr(line, ": HOLDS (") || strstr(line, ": DOES NOT HOLD (")),
-              "%s --quick: no verdict line, last line: %s (log %s)", bin, line, log);
+              "lesson %02d --quick: no verdict line, last line: %s (log %s)", nn, line, log);
     /* removed only when the lesson passed: a failure keeps its log */
+    char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", out);
     cr_assert_eq(system(cmd), 0);
 }
@@ -98,23 +108,21 @@ Test(lessons, all_25_are_built_once)
         cr_expect_eq(seen[nn], 1, "lesson %02d listed %d times", nn, seen[nn]);
 }
 
-/* Runs lesson nn with extra arguments; its exit status, and its output in out. */
+/* Runs lesson nn with the arguments; its exit status, and its output in out. */
 static int run_with(int nn, const char *args, char *out, size_t size)
 {
-    char bin[1024], cmd[2400], log[] = "/tmp/jg_lesson_logXXXXXX";
-    cr_assert(find_lesson(nn, bin, sizeof bin), "lesson %02d is not in jg-lessons.txt", nn);
+    char log[] = "/tmp/jg_lesson_logXXXXXX";
     int fd = mkstemp(log);
     cr_assert(fd >= 0);
     close(fd);
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", bin, args, log);
-    int st = system(cmd);
+    int status = run_lesson(nn, args, log);
     FILE *f = fopen(log, "r");
     cr_assert(f);
     size_t n = fread(out, 1, size - 1, f);
     out[n] = '\0';
     fclose(f);
     remove(log);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return status;
 }
 
 Test(lessons, bad_options_and_data_are_errors_that_say_why)

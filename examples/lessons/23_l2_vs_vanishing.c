@@ -64,13 +64,14 @@
 enum { ROWS = 28, WIDTH = 28, HIDDEN = 64, BATCH = 128, MAX_GAP = 28, MAX_STEPS = ROWS + MAX_GAP };
 
 typedef struct run {
-    const char *cell; /* "tanh RNN" or "LSTM" */
-    bool lstm;
+    bool lstm;        /* else a tanh RNN */
     double c;         /* L2 coefficient */
     int steps;
     double before[MAX_STEPS], after[MAX_STEPS]; /* ||dL/dh_t|| on the test batch */
     double acc, loss, whh_before, whh_after;
 } run;
+
+static const char *cell_name(const run *r) { return r->lstm ? "LSTM" : "tanh RNN"; }
 
 static double ratio(const double *norms, int steps) { return norms[0] / norms[steps - 1]; }
 
@@ -200,7 +201,7 @@ static int train(const lesson_ctx *c, lesson_data *d, int epochs, const float *x
         const char *programs[3] = { jg_errmsg(tr), jg_errmsg(gp), jg_errmsg(ev) };
         for (int i = 0; i < 3 && !why; i++)
             why = programs[i][0] ? programs[i] : NULL;
-        status = lesson_fail(c, "%s, c = %g: %s", r->cell, r->c, why ? why : "a run failed");
+        status = lesson_fail(c, "%s, c = %g: %s", cell_name(r), r->c, why ? why : "a run failed");
     }
     jg_loader_free(ld);
     free(xb);
@@ -236,8 +237,8 @@ int main(int argc, char **argv)
     int n_runs = 0, n_cs = c.quick ? 2 : 3;
     run r[4];
     for (int i = 0; i < n_cs; i++)
-        r[n_runs++] = (run){ .cell = "tanh RNN", .c = cs[i], .steps = steps };
-    r[n_runs++] = (run){ .cell = "LSTM", .lstm = true, .steps = steps };
+        r[n_runs++] = (run){ .c = cs[i], .steps = steps };
+    r[n_runs++] = (run){ .lstm = true, .steps = steps };
     for (int i = 0; i < n_runs; i++)
         if (train(&c, &d, epochs, xt, yt, &r[i])) {
             free(xt);
@@ -256,12 +257,12 @@ int main(int argc, char **argv)
                "-", "-", r[0].whh_before, r[0].before[0], r[0].before[steps - 1],
                ratio(r[0].before, steps));
     for (int i = 0; i < n_runs; i++)
-        lesson_row("%-14s %-14g %-14.4f %-14.4f %-14.3f %-14.3e %-14.3e %.3e", r[i].cell, r[i].c,
+        lesson_row("%-14s %-14g %-14.4f %-14.4f %-14.3f %-14.3e %-14.3e %.3e", cell_name(&r[i]), r[i].c,
                    r[i].loss, r[i].acc, r[i].whh_after, r[i].after[0], r[i].after[steps - 1],
                    ratio(r[i].after, steps));
     printf("\n||dL/dh_t|| after training, t = 1, 5, 9, ..., %d\n", steps);
     for (int i = 0; i < n_runs; i++) {
-        printf("%-8s c=%-6g", r[i].cell, r[i].c);
+        printf("%-8s c=%-6g", cell_name(&r[i]), r[i].c);
         for (int t = 0; t < steps; t += 4)
             printf(" %.1e", r[i].after[t]);
         printf("\n");
@@ -278,7 +279,7 @@ int main(int argc, char **argv)
                 curves[i][t] = NAN;
         }
         if (i < n_runs)
-            snprintf(labels[i], sizeof labels[i], "%s trained, L2 c = %g", r[i].cell, r[i].c);
+            snprintf(labels[i], sizeof labels[i], "%s trained, L2 c = %g", cell_name(&r[i]), r[i].c);
         else
             snprintf(labels[i], sizeof labels[i], "tanh RNN at initialisation");
         series[i] = (jg_series){ labels[i], ts, curves[i], steps };

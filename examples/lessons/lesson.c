@@ -45,17 +45,21 @@ int lesson_init(lesson_ctx *c, int argc, char **argv, int number, const char *na
                     known ? "missing value for" : "unknown option", a, usage);
             return 2;
         }
-        char *end;
-        long t = strtol(v, &end, 10);
-        if (!strcmp(a, "--threads") && (end == v || *end || t < 0 || t > 1024)) {
-            fprintf(stderr, "lesson %02d: --threads wants a count from 0 to 1024, not '%s'\n",
-                    number, v);
-            return 2;
-        }
-        if (!strcmp(a, "--out")) c->out = v;
-        else if (!strcmp(a, "--data")) c->data = v;
-        else c->threads = (int)t;
         i++;
+        if (!strcmp(a, "--out")) {
+            c->out = v;
+        } else if (!strcmp(a, "--data")) {
+            c->data = v;
+        } else {
+            char *end;
+            long t = strtol(v, &end, 10);
+            if (end == v || *end || t < 0 || t > 1024) {
+                fprintf(stderr, "lesson %02d: --threads wants a count from 0 to 1024, not "
+                        "'%s'\n", number, v);
+                return 2;
+            }
+            c->threads = (int)t;
+        }
     }
     if (mkdir(c->out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "lesson %02d: cannot create %s: %s\n", number, c->out, strerror(errno));

@@ -233,39 +233,33 @@ static LLVMValueRef binary(emit_ctx *e, const jg_node *n, LLVMValueRef a, LLVMVa
 
 static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx);
 
-/* A one-element node's value, emitted once at the end of the entry block (before its
- * branch into the loops, which it dominates) at index 0 with every lane in range, by a
- * builder of its own, so the kernel's builder keeps its place. Its operands have one
- * element too; the memo (values at the current point) is set aside meanwhile. */
+/* A one-element node's value, emitted once before the entry block's branch into the loops
+ * (which it dominates) at index 0 with every lane in range, by a builder of its own, so the
+ * kernel's builder keeps its place. Its operands have one element too: they are hoisted
+ * the same way, each before the terminator, so ahead of what uses them. The memo (values at
+ * the current point) is set aside meanwhile. */
 static LLVMValueRef hoisted_value(emit_ctx *e, const jg_node *n)
 {
     if (e->hoisted[n->id])
         return e->hoisted[n->id];
-    bool outer = !e->hoisting;
     LLVMBuilderRef kernel_builder = e->b;
     LLVMValueRef mask = e->mask, *memo = e->memo;
-    if (outer) {
-        e->b = LLVMCreateBuilderInContext(e->m->ctx);
-        LLVMValueRef term = LLVMGetBasicBlockTerminator(e->entry);
-        if (term)
-            LLVMPositionBuilderBefore(e->b, term);
-        else
-            LLVMPositionBuilderAtEnd(e->b, e->entry);
-        e->hoisting = true;
-        e->mask = NULL;
-        e->memo = NULL;
-    }
+    e->b = LLVMCreateBuilderInContext(e->m->ctx);
+    LLVMValueRef term = LLVMGetBasicBlockTerminator(e->entry);
+    if (term)
+        LLVMPositionBuilderBefore(e->b, term);
+    else
+        LLVMPositionBuilderAtEnd(e->b, e->entry);
+    e->mask = NULL;
+    e->memo = NULL;
     kidx zero[JG_MAX_DIMS];
     for (int d = 0; d < JG_MAX_DIMS; d++)
         zero[d] = (kidx){ emit_i64(e, 0), 0 };
     LLVMValueRef v = emit_uncached(e, n, zero);
-    if (outer) {
-        LLVMDisposeBuilder(e->b);
-        e->b = kernel_builder;
-        e->hoisting = false;
-        e->mask = mask;
-        e->memo = memo;
-    }
+    LLVMDisposeBuilder(e->b);
+    e->b = kernel_builder;
+    e->mask = mask;
+    e->memo = memo;
     return e->hoisted[n->id] = v;
 }
 

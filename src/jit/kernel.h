@@ -67,7 +67,6 @@ struct emit_ctx {
      * epilogues, whose one-element nodes may depend on the accumulator. */
     LLVMValueRef *hoisted;
     LLVMBasicBlockRef entry;    /* set by emit_kernel_begin */
-    bool hoisting;              /* emitting into the entry block now */
 };
 
 /* Types. */
