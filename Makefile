@@ -4,7 +4,9 @@
 #   make demo    build, then train the Fashion-MNIST CNN (build/fashion_cnn; files in
 #                build/demo/; more epochs: make demo DEMO_ARGS="--epochs 30")
 #   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
-#                last line of output: "N passed, N failed"
+#                last line of output: "N passed, N failed". Includes the layering check.
+#   make layers  the layering check alone (scripts/check-layers.sh: no include from a
+#                higher layer of src/, no include cycle)
 #   make bench   build, then run every benchmark
 #   make bench-torch  build, then compare with PyTorch (bench/torch/run.sh; installs Debian's
 #                python3-torch and libjemalloc2 if missing)
@@ -44,7 +46,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build test bench bench-torch lessons clean help
+.PHONY: all setup configure build demo check asan-build test layers bench bench-torch lessons clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -90,6 +92,9 @@ check: setup
 	else echo "check: build of $(ASAN_DIR) failed" >&2; rc=1; fi; \
 	scripts/run-tests.sh --summary $(BUILD_DIR) $(ASAN_DIR) || rc=1; \
 	exit $$rc
+
+layers:
+	@scripts/check-layers.sh
 
 bench: build
 	@set -e; n=0; \

@@ -1084,9 +1084,9 @@ JG_API jg_status jg_augment_to(const jg_augment_opts *o, const float *src, float
                                char *errbuf, size_t errbuf_size);
 
 /* ---------------------------------------------------------------- model kit: training */
-/* (optimisers, schedules, gradient accumulation: graph/train.c) */
+/* (optimisers, schedules, gradient accumulation: train/train.c, train/optimizers.c) */
 
-/* Learning-rate schedules, computed on the host between runs (graph/schedule.c):
+/* Learning-rate schedules, computed on the host between runs (train/schedule.c):
  *
  *     jg_schedule s = { .kind = JG_SCHED_COSINE, .lr = 0.1, .t_max = 1000, .warmup = 100 };
  *     for (int64_t step = 0; step < 1100; step++) {

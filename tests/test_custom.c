@@ -5,7 +5,7 @@
  * definition, and the JIT runtime's custom_call used directly on hand-made buffer slots. */
 #include "support/support.h"
 
-#include "graph/graph.h"
+#include "ops/op.h"
 #include "jit/custom_call.h"
 
 #include <math.h>

@@ -4,7 +4,7 @@
  * the element; it blames "codegen" when even every pass off disagrees, and a pass whose
  * configuration fails to compile or run; tolerances, NaN and infinities; bad arguments. */
 #include "support/support.h"
-#include "jit/bisect.h"
+#include "train/bisect.h"
 
 #include <math.h>
 #include <stdlib.h>

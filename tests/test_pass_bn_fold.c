@@ -1,4 +1,4 @@
-/* Pass "bn_fold" (src/graph/passes/bn_fold.c): batchnorm's evaluation affine after a linear
+/* Pass "bn_fold" (src/compiler/bn_fold.c): batchnorm's evaluation affine after a linear
  * layer or a convolution folds into the weight and one bias, the evaluation program computes
  * the same values within 1e-5 with the pass off (also after the parameters change), and
  * nothing folds where it must not. Also the other inference rewrite that lowering does:

@@ -1,4 +1,4 @@
-/* Pass "bn_relu" (src/graph/passes/bn_relu.c) with sibling fusion of channel reductions:
+/* Pass "bn_relu" (src/compiler/bn_relu.c) with sibling fusion of channel reductions:
  * batch statistics in one pass, the backward's channel sums in one more, dx in a third; the
  * same values and gradients as with the pass off and as the reference executor. */
 #define _GNU_SOURCE /* open_memstream */

@@ -1,4 +1,4 @@
-/* Pass "constfold" (src/graph/passes/constfold.c): subgraphs of constants become one
+/* Pass "constfold" (src/compiler/constfold.c): subgraphs of constants become one
  * constant computed at compile time, with the bits the executors would have produced. */
 #include "support/pass_check.h"
 #include "support/support.h"

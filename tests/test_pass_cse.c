@@ -1,4 +1,4 @@
-/* Pass "cse" (src/graph/passes/cse.c): equal subexpressions become one node; leaves with an
+/* Pass "cse" (src/compiler/cse.c): equal subexpressions become one node; leaves with an
  * identity of their own never merge. */
 #include "support/pass_check.h"
 #include "support/support.h"

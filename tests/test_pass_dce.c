@@ -1,4 +1,4 @@
-/* Pass "dce" (src/graph/passes/dce.c): what no output or update needs is dropped, and what
+/* Pass "dce" (src/compiler/dce.c): what no output or update needs is dropped, and what
  * they need is kept, parameters that updates write included. */
 #include "support/pass_check.h"
 #include "support/support.h"

@@ -1,4 +1,4 @@
-/* Pass "epilogue" (src/graph/passes/epilogue.c) and what it buys: pointwise ops after a
+/* Pass "epilogue" (src/compiler/epilogue.c) and what it buys: pointwise ops after a
  * reshaped matmul move ahead of the reshape, so conv2d's bias, batchnorm's affine (folded or
  * not) and activation run in the GEMM's store; the kernels each layer takes, in evaluation
  * and training programs; values and gradients equal with the pass off. */

@@ -5,7 +5,7 @@
  * accumulation; f32 and f64), a formula check, and no rewrite where it would change the
  * meaning (Adam, RMSprop, clipping, a scaled penalty). */
 #include "support/support.h"
-#include "graph/passes/l2_decay.h"
+#include "compiler/l2_decay.h"
 #include "ops/op.h"
 
 #include <math.h>

@@ -1,4 +1,4 @@
-/* Pass "linear_fold" (src/graph/passes/linear_fold.c): two linear layers with nothing
+/* Pass "linear_fold" (src/compiler/linear_fold.c): two linear layers with nothing
  * non-linear between them become one matmul when that costs fewer FLOPs, the evaluation
  * program computes the same within 1e-5 with the pass off, and nothing folds where the FLOPs
  * would rise, the hidden layer is needed elsewhere, something non-linear sits between, or the

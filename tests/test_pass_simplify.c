@@ -1,4 +1,4 @@
-/* Pass "simplify" (src/graph/passes/simplify.c): each rule turns a before-graph into the
+/* Pass "simplify" (src/compiler/simplify.c): each rule turns a before-graph into the
  * expected one, nothing else is touched, and programs compute the same with the pass off. */
 #include "support/pass_check.h"
 #include "support/support.h"

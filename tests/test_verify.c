@@ -1,6 +1,6 @@
 /* The graph verifier accepts what builders make and catches corrupted nodes. */
 #include "support/support.h"
-#include "graph/graph.h"
+#include "ops/op.h"
 
 TestSuite(verify);
 

@@ -4,7 +4,7 @@
  * penalty never needs differentiating: a compiler can drop it from the gradient and multiply
  * the weights down in the update instead.
  *
- * What jitgrad's "l2_decay" pass really does (src/graph/passes/l2_decay.c): under SGD, a
+ * What jitgrad's "l2_decay" pass really does (src/compiler/l2_decay.c): under SGD, a
  * jg_l2_penalty added at the top of the loss is cut from the gradient (the penalty's
  * gradient graph is never built) and 2 c w is added inside the update kernel, as the
  * optimiser's coupled l2 does. With fusion on, the unrewritten program's 2 c w fuses into

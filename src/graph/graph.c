@@ -2,10 +2,21 @@
  * A graph is reference counted so that programs compiled from it keep its nodes and
  * parameter store alive after the user frees the graph handle. */
 #include "graph/graph.h"
-#include "ops/op.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const op_names[] = {
+#define OP(E, name) [JG_OP_##E] = #name,
+#include "graph/ops.def"
+#undef OP
+};
+_Static_assert(sizeof op_names / sizeof op_names[0] == JG_OP_COUNT, "ops.def out of step");
+
+const char *graph_op_name(jg_op op)
+{
+    return (unsigned)op < JG_OP_COUNT ? op_names[op] : "(invalid op)";
+}
 
 struct arena_chunk {
     arena_chunk *next;
@@ -168,7 +179,7 @@ jg_node *graph_node_new(jg_graph *g, jg_loc at, jg_op op, jg_dtype t, jg_shape s
     g->nodes[g->n_nodes++] = n;
     return n;
 nomem:
-    graph_error(g, at, JG_ERR_NOMEM, "jg_%s: out of memory", op_get(op)->name);
+    graph_error(g, at, JG_ERR_NOMEM, "jg_%s: out of memory", graph_op_name(op));
     return g->poison;
 }
 
@@ -183,7 +194,7 @@ const char *jg_node_name(const jg_node *n) { return n ? n->name : NULL; }
 
 const char *jg_node_op_name(const jg_node *n)
 {
-    return n ? op_get(n->op)->name : "(null)";
+    return n ? graph_op_name(n->op) : "(null)";
 }
 
 const char *jg_status_str(jg_status s)
@@ -210,7 +221,7 @@ void jg_graph_dump(const jg_graph *g, FILE *out)
     char buf[96];
     for (int i = 0; i < g->n_nodes; i++) {
         const jg_node *n = g->nodes[i];
-        fprintf(out, "%%%d = %s", n->id, op_get(n->op)->name);
+        fprintf(out, "%%%d = %s", n->id, graph_op_name(n->op));
         if (n->name)
             fprintf(out, " \"%s\"", n->name);
         for (int k = 0; k < n->n_in; k++)

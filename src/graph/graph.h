@@ -6,17 +6,20 @@
 #define JG_GRAPH_GRAPH_H
 
 #include "jitgrad.h"
+#include "util/hidden.h"
 
 #include <stdarg.h>
 
-#define HIDDEN __attribute__((visibility("hidden")))
-
 typedef enum jg_op {
 #define OP(E, name) JG_OP_##E,
-#include "ops/ops.def"
+#include "graph/ops.def"
 #undef OP
     JG_OP_COUNT
 } jg_op;
+
+/* The op's name as ops.def spells it ("relu"); every message and dump uses it. What an op
+ * does is in its row (ops/op.h), above this layer. */
+HIDDEN const char *graph_op_name(jg_op op);
 
 /* Per-op attributes. One struct for all ops keeps nodes uniform; each op's file documents
  * which fields it uses. */
@@ -55,7 +58,7 @@ typedef struct graph_param {
     jg_node *node;
     void *data;        /* numel values of node->dtype, 64-byte aligned */
     bool frozen;
-    jg_init_kind init; /* how it was initialised (the lint looks at it) */
+    jg_init_kind init; /* how it was initialised (the advice looks at it) */
 } graph_param;
 
 typedef struct arena_chunk arena_chunk;
@@ -105,10 +108,6 @@ HIDDEN void graph_release(jg_graph *g);
 
 static inline bool node_poisoned(const jg_node *n) { return n->op == JG_OP_POISON; }
 
-/* Checks the graph's invariants (verify.c); on failure writes the reason into why. Debug
- * builds run it on every compile. */
-HIDDEN jg_status graph_verify(const jg_graph *g, char *why, size_t size);
-
 /* Registers a state update for training programs (random.c / norm.c use it). */
 HIDDEN jg_status graph_add_train_update(jg_graph *g, jg_node *anchor, jg_node *param,
                                         jg_node *value);
@@ -120,6 +119,7 @@ HIDDEN bool shape_eq(jg_shape a, jg_shape b);
 HIDDEN bool shape_broadcast(jg_shape a, jg_shape b, jg_shape *out);
 /* Writes "[2,3]" ("[]" for a scalar) into buf and returns buf. */
 HIDDEN char *shape_str(jg_shape s, char *buf, size_t size);
+#define FMT_SHAPE(buf, s) shape_str((s), (buf), sizeof(buf))
 /* Row-major strides in elements. */
 HIDDEN void shape_strides(jg_shape s, int64_t strides[JG_MAX_DIMS]);
 /* Strides of `in` as seen from the broadcast shape `out`: 0 along broadcast dimensions. */

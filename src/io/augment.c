@@ -2,10 +2,10 @@
  * padded crops and blur on float batches, in plain C before the data reaches a program. The
  * choices for sample i are a pure function of (seed, step, i), so a batch is reproducible and
  * a sample's transform does not depend on what else is in its batch. The sampling rules are
- * the graph ops' (ops/image.h), so both agree. */
+ * the graph ops' (util/image_sampling.h), so both agree. */
 #include "io/augment.h"
 
-#include "ops/image.h"
+#include "util/image_sampling.h"
 
 #include <math.h>
 #include <stdarg.h>

@@ -5,7 +5,7 @@
  * then the raw little-endian tensor data; offsets in the JSON are relative to the data.
  */
 #include "graph/graph.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -53,8 +53,9 @@ static void copy_le(void *dst, const void *src, size_t n, size_t es)
             ((unsigned char *)dst)[i * es + b] = ((const unsigned char *)src)[i * es + es - 1 - b];
 }
 
-/* ---------------------------------------------------------------- a strict JSON subset
- * Exactly what a safetensors header holds: one object whose values are tensor objects
+/* ---- a strict JSON subset */
+
+/* Exactly what a safetensors header holds: one object whose values are tensor objects
  * {"dtype": string, "shape": [uint...], "data_offsets": [uint, uint]} or, for the key
  * "__metadata__", an object of strings. Anything else is an error with its byte offset. */
 
@@ -314,7 +315,7 @@ static bool js_header(js *j, st_file *f)
     return true;
 }
 
-/* ---------------------------------------------------------------- saving */
+/* ---- saving */
 
 static const char *st_dtype(jg_dtype t) { return t == JG_F64 ? "F64" : "F32"; }
 
@@ -384,8 +385,8 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
         return JG_ERR_NOMEM;
     }
     char err[400];
-    io_atomic at;
-    if (!io_atomic_begin(&at, path, err, sizeof err)) {
+    atomic_file at;
+    if (!atomic_file_begin(&at, path, err, sizeof err)) {
         free(header);
         graph_note(g, "jg_checkpoint_save: %s", err);
         return JG_ERR_IO;
@@ -409,14 +410,14 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
             }
         }
     }
-    if (!io_atomic_commit(&at, err, sizeof err)) {
+    if (!atomic_file_commit(&at, err, sizeof err)) {
         graph_note(g, "jg_checkpoint_save: %s", err);
         return JG_ERR_IO;
     }
     return JG_OK;
 }
 
-/* ---------------------------------------------------------------- loading */
+/* ---- loading */
 
 /* Reads the whole file; the data is staged here and only copied into the store once every
  * check has passed. */

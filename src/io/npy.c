@@ -4,7 +4,7 @@
  * problem; nothing aborts. Writing goes through a temporary file and a rename.
  */
 #include "jitgrad.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -205,7 +205,7 @@ JG_API jg_status jg_npy_read(const char *path, jg_array *out, char *errbuf, size
     if (out)
         memset(out, 0, sizeof *out);
     if (!path || !out) {
-        io_fail(errbuf, errbuf_size, path, "jg_npy_read: %s is NULL", path ? "out" : "path");
+        file_fail(errbuf, errbuf_size, path, "jg_npy_read: %s is NULL", path ? "out" : "path");
         return JG_ERR_ARG;
     }
     jg_status st = JG_ERR_IO;
@@ -214,7 +214,7 @@ JG_API jg_status jg_npy_read(const char *path, jg_array *out, char *errbuf, size
     unsigned char *raw = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        io_fail(errbuf, errbuf_size, path, "cannot open: %s", strerror(errno));
+        file_fail(errbuf, errbuf_size, path, "cannot open: %s", strerror(errno));
         return JG_ERR_IO;
     }
     unsigned char pre[12];
@@ -294,7 +294,7 @@ JG_API jg_status jg_npy_read(const char *path, jg_array *out, char *errbuf, size
 truncated:
     snprintf(why, sizeof why, "truncated data%s", ferror(f) ? " (read error)" : "");
 fail:
-    io_fail(errbuf, errbuf_size, path, "%s", why);
+    file_fail(errbuf, errbuf_size, path, "%s", why);
     free(raw);
     free(header);
     fclose(f);
@@ -306,18 +306,18 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
                               size_t errbuf_size)
 {
     if (!path || !a || !a->data) {
-        io_fail(errbuf, errbuf_size, path, "jg_npy_write: %s is NULL",
+        file_fail(errbuf, errbuf_size, path, "jg_npy_write: %s is NULL",
                 !path ? "path" : !a ? "array" : "array data");
         return JG_ERR_ARG;
     }
     const char *descr = a->dtype == JG_F32 ? "<f4" : a->dtype == JG_F64 ? "<f8"
                         : a->dtype == JG_I32 ? "<i4" : NULL;
     if (!descr) {
-        io_fail(errbuf, errbuf_size, path, "jg_npy_write: unknown dtype %d", (int)a->dtype);
+        file_fail(errbuf, errbuf_size, path, "jg_npy_write: unknown dtype %d", (int)a->dtype);
         return JG_ERR_DTYPE;
     }
     if (a->shape.ndim < 0 || a->shape.ndim > JG_MAX_DIMS) {
-        io_fail(errbuf, errbuf_size, path, "jg_npy_write: bad rank %d", a->shape.ndim);
+        file_fail(errbuf, errbuf_size, path, "jg_npy_write: bad rank %d", a->shape.ndim);
         return JG_ERR_SHAPE;
     }
     char dict[400];
@@ -325,7 +325,7 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
                      descr);
     for (int i = 0; i < a->shape.ndim; i++) {
         if (a->shape.dim[i] < 1) {
-            io_fail(errbuf, errbuf_size, path, "jg_npy_write: dimension %d is %lld", i,
+            file_fail(errbuf, errbuf_size, path, "jg_npy_write: dimension %d is %lld", i,
                     (long long)a->shape.dim[i]);
             return JG_ERR_SHAPE;
         }
@@ -340,8 +340,8 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
     size_t hlen = padded - 10;
     unsigned char pre[10] = { 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
                               (unsigned char)(hlen >> 8) };
-    io_atomic at;
-    if (!io_atomic_begin(&at, path, errbuf, errbuf_size))
+    atomic_file at;
+    if (!atomic_file_begin(&at, path, errbuf, errbuf_size))
         return JG_ERR_IO;
     fwrite(pre, 1, sizeof pre, at.f);
     fwrite(dict, 1, (size_t)k, at.f);
@@ -359,5 +359,5 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
                 fputc(e[b], at.f);
         }
     }
-    return io_atomic_commit(&at, errbuf, errbuf_size) ? JG_OK : JG_ERR_IO;
+    return atomic_file_commit(&at, errbuf, errbuf_size) ? JG_OK : JG_ERR_IO;
 }

@@ -1,10 +1,10 @@
 /* Training curves as SVG line charts, written as plain text (no plotting library): linear or
  * log10 y axis with "nice" ticks, one polyline and legend entry per series, and a reader for
  * the CSV logs of csv.c so a finished run can be plotted from its log. Written through
- * io_atomic so a reader never sees half a chart.
+ * atomic_file so a reader never sees half a chart.
  */
 #include "jitgrad.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <math.h>
@@ -168,7 +168,7 @@ JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_
                              bool log_y, char *errbuf, size_t errbuf_size)
 {
     if (!path || !series || n_series < 1) {
-        io_fail(errbuf, errbuf_size, path, "jg_plot_svg: %s", !path ? "path is NULL"
+        file_fail(errbuf, errbuf_size, path, "jg_plot_svg: %s", !path ? "path is NULL"
                 : !series ? "series is NULL" : "n_series < 1");
         return JG_ERR_ARG;
     }
@@ -176,7 +176,7 @@ JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_
     for (int k = 0; k < n_series; k++) {
         const jg_series *s = &series[k];
         if (s->n < 0 || (s->n > 0 && (!s->x || !s->y))) {
-            io_fail(errbuf, errbuf_size, path, "jg_plot_svg: series %d: %s", k,
+            file_fail(errbuf, errbuf_size, path, "jg_plot_svg: series %d: %s", k,
                     s->n < 0 ? "n < 0" : "x or y is NULL");
             return JG_ERR_ARG;
         }
@@ -186,7 +186,7 @@ JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_
                 continue;
             if (log_y) {
                 if (y <= 0) {
-                    io_fail(errbuf, errbuf_size, path,
+                    file_fail(errbuf, errbuf_size, path,
                             "jg_plot_svg: log_y but series %d has y[%d] = %g <= 0", k, i, y);
                     return JG_ERR_ARG;
                 }
@@ -202,16 +202,16 @@ JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_
     axis_fit(&ax, xlo, xhi, false);
     axis_fit(&ay, ylo, yhi, log_y);
 
-    io_atomic a;
-    if (!io_atomic_begin(&a, path, errbuf, errbuf_size))
+    atomic_file a;
+    if (!atomic_file_begin(&a, path, errbuf, errbuf_size))
         return JG_ERR_IO;
     write_svg(a.f, title, x_label, y_label, series, n_series, &ax, &ay);
-    if (!io_atomic_commit(&a, errbuf, errbuf_size))
+    if (!atomic_file_commit(&a, errbuf, errbuf_size))
         return JG_ERR_IO;
     return JG_OK;
 }
 
-/* ---------------------------------------------------------------- CSV input */
+/* ---- CSV input */
 
 /* Reads the whole file (logs are small) NUL-terminated; NULL with errno on failure. */
 static char *read_all(const char *path, size_t *len)
@@ -310,7 +310,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
                              size_t errbuf_size)
 {
     if (!csv_path || !svg_path || !x_column || !y_columns || n_y < 1) {
-        io_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: %s",
+        file_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: %s",
                 !csv_path ? "csv_path is NULL" : !svg_path ? "svg_path is NULL"
                 : !x_column ? "x_column is NULL" : !y_columns ? "y_columns is NULL"
                 : "n_y < 1");
@@ -318,13 +318,13 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
     }
     for (int j = 0; j < n_y; j++)
         if (!y_columns[j]) {
-            io_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: y_columns[%d] is NULL", j);
+            file_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: y_columns[%d] is NULL", j);
             return JG_ERR_ARG;
         }
     size_t len;
     char *text = read_all(csv_path, &len);
     if (!text) {
-        io_fail(errbuf, errbuf_size, csv_path, "cannot read: %s", strerror(errno));
+        file_fail(errbuf, errbuf_size, csv_path, "cannot read: %s", strerror(errno));
         return JG_ERR_IO;
     }
     jg_status st = JG_OK;
@@ -336,13 +336,13 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
     char **fields = NULL;
     int n_fields = 0;
     if (!wanted || !cols || !series) {
-        io_fail(errbuf, errbuf_size, csv_path, "out of memory");
+        file_fail(errbuf, errbuf_size, csv_path, "out of memory");
         st = JG_ERR_NOMEM;
         goto done;
     }
     char *p = text;
     if (!*p) {
-        io_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: empty file, no header line");
+        file_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: empty file, no header line");
         st = JG_ERR_IO;
         goto done;
     }
@@ -354,7 +354,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
         n_fields = split_record(&p, &first, 1);
         fields = malloc((size_t)n_fields * sizeof *fields);
         if (!fields) {
-            io_fail(errbuf, errbuf_size, csv_path, "out of memory");
+            file_fail(errbuf, errbuf_size, csv_path, "out of memory");
             st = JG_ERR_NOMEM;
             goto done;
         }
@@ -373,7 +373,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
                 break;
             }
         if (wanted[j] < 0) {
-            io_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: no column '%s' in the header",
+            file_fail(errbuf, errbuf_size, csv_path, "jg_plot_csv: no column '%s' in the header",
                     name);
             st = JG_ERR_ARG;
             goto done;
@@ -382,7 +382,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
     /* Data rows: every field must be a number (or empty / nan). */
     char **row = malloc((size_t)n_fields * sizeof *row);
     if (!row) {
-        io_fail(errbuf, errbuf_size, csv_path, "out of memory");
+        file_fail(errbuf, errbuf_size, csv_path, "out of memory");
         st = JG_ERR_NOMEM;
         goto done;
     }
@@ -393,7 +393,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
         }
         int n = split_record(&p, row, n_fields);
         if (n != n_fields) {
-            io_fail(errbuf, errbuf_size, csv_path, "line %d: %d fields, the header has %d",
+            file_fail(errbuf, errbuf_size, csv_path, "line %d: %d fields, the header has %d",
                     line, n, n_fields);
             st = JG_ERR_IO;
             break;
@@ -403,7 +403,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
             for (int j = 0; j <= n_y && st == JG_OK; j++) {
                 double *c = realloc(cols[j], (size_t)cap * sizeof *c);
                 if (!c) {
-                    io_fail(errbuf, errbuf_size, csv_path, "out of memory");
+                    file_fail(errbuf, errbuf_size, csv_path, "out of memory");
                     st = JG_ERR_NOMEM;
                 } else {
                     cols[j] = c;
@@ -414,7 +414,7 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
         }
         for (int j = 0; j <= n_y; j++)
             if (!parse_num(row[wanted[j]], &cols[j][n_rows])) {
-                io_fail(errbuf, errbuf_size, csv_path, "line %d: column '%s': '%s' is not a "
+                file_fail(errbuf, errbuf_size, csv_path, "line %d: column '%s': '%s' is not a "
                         "number", line, fields[wanted[j]], row[wanted[j]]);
                 st = JG_ERR_IO;
                 break;

@@ -4,7 +4,7 @@
  * file goes through a temporary name and a rename like every writer in src/io.
  */
 #include "jitgrad.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <math.h>
@@ -60,19 +60,19 @@ static jg_status write_png(const char *path, unsigned char *pix, int w, int h, i
         errno = ENOMEM;
         return JG_ERR_NOMEM;
     }
-    io_atomic at;
-    if (!io_atomic_begin(&at, path, NULL, 0)) {
+    atomic_file at;
+    if (!atomic_file_begin(&at, path, NULL, 0)) {
         free(pix);
         return JG_ERR_IO;
     }
     bool ok = encode(at.f, pix, w, h, channels);
     free(pix);
     if (!ok) {
-        io_atomic_abort(&at);
+        atomic_file_abort(&at);
         errno = EIO;
         return JG_ERR_IO;
     }
-    return io_atomic_commit(&at, NULL, 0) ? JG_OK : JG_ERR_IO;
+    return atomic_file_commit(&at, NULL, 0) ? JG_OK : JG_ERR_IO;
 }
 
 static bool size_ok(int w, int h)

@@ -382,7 +382,7 @@ static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx
     }
     LLVMValueRef r = n->n_in == 1 ? unary(e, n, v[0]) : binary(e, n, v[0], v[1]);
     if (!r) { /* the kernel is discarded: compiling fails with this op's name */
-        e->unsupported = op_get(n->op)->name;
+        e->unsupported = graph_op_name(n->op);
         r = LLVMGetUndef(emit_vector_type(e, n->dtype));
     }
     return r;

@@ -1,4 +1,5 @@
-/* Loop nests of elementwise and reduction kernels (emit_loops.c). */
+/* Loop nests of elementwise, reduction and multi-output kernels (emit_elementwise.c,
+ * emit_reduce.c, emit_multi.c). */
 #ifndef JG_JIT_EMIT_LOOPS_H
 #define JG_JIT_EMIT_LOOPS_H
 

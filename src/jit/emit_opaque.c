@@ -586,13 +586,9 @@ static void emit_cross_entropy(emit_ctx *e, const jg_node *n, LLVMValueRef out, 
 LLVMValueRef opaque_emit(emit_ctx *e, jit_module *m, const jg_node *n, int out_slot,
                          const int *in_slots, int64_t *outer, int64_t *align)
 {
-    switch (n->op) {
-    case JG_OP_ARGMAX: case JG_OP_UNSLICE: case JG_OP_PAD: case JG_OP_CONCAT: case JG_OP_TAKE:
-    case JG_OP_SCATTER_ADD: case JG_OP_ONE_HOT: case JG_OP_CROSS_ENTROPY:
-        break;
-    default:
+    /* The op row's kind says which ops come here (custom ops are libffi calls instead) */
+    if (op_get(n->op)->kind != KIND_OPAQUE || n->op == JG_OP_CUSTOM)
         return NULL;
-    }
     LLVMValueRef fn = emit_kernel_begin(e, m);
     e->mask = NULL;
     *align = 1;
@@ -608,7 +604,7 @@ LLVMValueRef opaque_emit(emit_ctx *e, jit_module *m, const jg_node *n, int out_s
     case JG_OP_SCATTER_ADD: emit_scatter_add(e, n, out, in0, in1, outer); break;
     case JG_OP_ONE_HOT: emit_one_hot(e, n, out, in0, outer); break;
     case JG_OP_CROSS_ENTROPY: emit_cross_entropy(e, n, out, in0, in1, outer); break;
-    default: break;
+    default: e->unsupported = graph_op_name(n->op); break; /* a composite left unlowered */
     }
     emit_kernel_end(e);
     return fn;

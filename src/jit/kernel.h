@@ -43,7 +43,7 @@ struct emit_ctx {
      * buffer slot (slot_of >= 0). Leaf fills are always inline constants. */
     const bool *member;         /* by node id */
     bool flat;                  /* elementwise group over same-size buffers: idx is one
-                                   linear index (see emit_loops.c) */
+                                   linear index (see emit_elementwise.c) */
     const int *slot_of;         /* by node id: the buffer slot, or -1 */
     int step_slot;              /* the slot holding the run step (u64) random nodes read */
     const jg_node *bound;

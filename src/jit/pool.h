@@ -5,11 +5,9 @@
 #ifndef JG_JIT_POOL_H
 #define JG_JIT_POOL_H
 
-#include <stdint.h>
+#include "util/hidden.h"
 
-#ifndef HIDDEN
-#define HIDDEN __attribute__((visibility("hidden")))
-#endif
+#include <stdint.h>
 
 typedef struct jit_pool jit_pool;
 

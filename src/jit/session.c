@@ -3,7 +3,7 @@
  * Every LLVMErrorRef is consumed; ownership of a buffer or module passes only where the LLVM-C
  * documentation says it does. */
 #include "jit/session.h"
-#include "io/atomic.h"
+#include "util/atomic.h"
 
 #include <errno.h>
 #include <llvm-c/Analysis.h>
@@ -275,22 +275,22 @@ static LLVMMemoryBufferRef disk_load(const jit_session *s, uint64_t key)
     return buf;
 }
 
-/* Through io_atomic: a reader never sees half a file; a failure just skips the cache. */
+/* Through atomic_file: a reader never sees half a file; a failure just skips the cache. */
 static void disk_store(const jit_session *s, uint64_t key, LLVMMemoryBufferRef obj)
 {
     char path[1024];
     disk_path(s, key, path, sizeof path);
     mkdir(s->cache_dir, 0777); /* may exist already */
-    io_atomic a;
-    if (!io_atomic_begin(&a, path, NULL, 0))
+    atomic_file a;
+    if (!atomic_file_begin(&a, path, NULL, 0))
         return;
     disk_header h = { .magic = "JGOBJ1", .key = key, .size = LLVMGetBufferSize(obj) };
     if (fwrite(&h, sizeof h, 1, a.f) != 1 ||
         fwrite(LLVMGetBufferStart(obj), 1, h.size, a.f) != h.size) {
-        io_atomic_abort(&a);
+        atomic_file_abort(&a);
         return;
     }
-    io_atomic_commit(&a, NULL, 0);
+    atomic_file_commit(&a, NULL, 0);
 }
 
 static jg_status add_object(jit_session *s, LLVMMemoryBufferRef obj, const char *name,

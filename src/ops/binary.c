@@ -135,11 +135,11 @@ static jg_status infer_where(jg_node *const *in, int n_in, op_attr *attr, jg_sha
 }
 
 #define ARITH_OP(nm, ...)                                                                   \
-    const op_def op_##nm = { .name = #nm, .arity = 2, .kind = KIND_BROADCAST,               \
+    const op_def op_##nm = { .arity = 2, .kind = KIND_BROADCAST,                            \
                              .infer = infer_broadcast, .grad = nm##_grad,                   \
                              .eval = nm##_eval, __VA_ARGS__ };
 #define COMPARE_OP(nm)                                                                      \
-    const op_def op_##nm = { .name = #nm, .arity = 2, .kind = KIND_BROADCAST,               \
+    const op_def op_##nm = { .arity = 2, .kind = KIND_BROADCAST,                            \
                              .infer = infer_broadcast, .no_grad = true, .eval = nm##_eval };
 
 ARITH_OP(add)
@@ -154,7 +154,7 @@ COMPARE_OP(gt)
 COMPARE_OP(ge)
 COMPARE_OP(eq)
 COMPARE_OP(ne)
-const op_def op_where = { .name = "where", .arity = 3, .kind = KIND_BROADCAST,
+const op_def op_where = { .arity = 3, .kind = KIND_BROADCAST,
                           .infer = infer_where, .grad = where_grad, .eval = where_eval };
 
 /* ---- builders */

@@ -366,5 +366,5 @@ done:
     return st;
 }
 
-const op_def op_custom = { .name = "custom", .arity = -1, .kind = KIND_OPAQUE,
+const op_def op_custom = { .arity = -1, .kind = KIND_OPAQUE,
                            .infer = custom_infer, .grad = custom_grad, .eval = custom_eval };

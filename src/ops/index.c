@@ -198,9 +198,9 @@ static void unslice_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = build_view(JG_OP_SLICE, dy, a);
 }
 
-const op_def op_slice = { .name = "slice", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_slice = { .arity = 1, .kind = KIND_INJECTIVE,
                           .infer = infer_slice, .grad = slice_grad, .eval = slice_eval };
-const op_def op_unslice = { .name = "unslice", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_unslice = { .arity = 1, .kind = KIND_OPAQUE,
                             .infer = infer_unslice, .grad = unslice_grad, .eval = unslice_eval };
 
 /* Python's slice.indices(): clamps start and stop into the axis and counts the elements.
@@ -306,7 +306,7 @@ static void pad_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = g;
 }
 
-const op_def op_pad = { .name = "pad", .arity = 1, .kind = KIND_INJECTIVE, .infer = infer_pad,
+const op_def op_pad = { .arity = 1, .kind = KIND_OPAQUE, .infer = infer_pad,
                         .grad = pad_grad, .eval = pad_eval };
 
 jg_node *jg_pad_(jg_loc at, jg_node *x, jg_shape before, jg_shape after, double value)
@@ -401,7 +401,7 @@ static void concat_grad(jg_node *n, jg_node *dy, jg_node **dx)
     }
 }
 
-const op_def op_concat = { .name = "concat", .arity = -1, .kind = KIND_INJECTIVE,
+const op_def op_concat = { .arity = -1, .kind = KIND_OPAQUE,
                            .infer = infer_concat, .grad = concat_grad, .eval = concat_eval };
 
 jg_node *jg_concat_(jg_loc at, jg_node *const *xs, int n, int axis)
@@ -561,9 +561,9 @@ static void scatter_add_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_take(dy, n->in[1], n->attr.axis);
 }
 
-const op_def op_take = { .name = "take", .arity = 2, .kind = KIND_INJECTIVE,
+const op_def op_take = { .arity = 2, .kind = KIND_OPAQUE,
                          .infer = infer_take, .grad = take_grad, .eval = take_eval };
-const op_def op_scatter_add = { .name = "scatter_add", .arity = 2, .kind = KIND_OPAQUE,
+const op_def op_scatter_add = { .arity = 2, .kind = KIND_OPAQUE,
                                 .infer = infer_scatter_add, .grad = scatter_add_grad,
                                 .eval = scatter_add_eval };
 
@@ -608,7 +608,7 @@ static jg_status one_hot_eval(const jg_node *n, const double *const *in, double 
     return JG_OK;
 }
 
-const op_def op_one_hot = { .name = "one_hot", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_one_hot = { .arity = 1, .kind = KIND_OPAQUE,
                             .infer = infer_one_hot, .no_grad = true, .eval = one_hot_eval };
 
 jg_node *jg_one_hot_(jg_loc at, jg_node *idx, int depth, jg_dtype t)

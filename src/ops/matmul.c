@@ -115,7 +115,7 @@ static void matmul_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[1] = grad_sum_to(jg_matmul(jg_transpose(a), dy), b->shape);
 }
 
-const op_def op_matmul = { .name = "matmul", .arity = 2, .kind = KIND_CONTRACTION,
+const op_def op_matmul = { .arity = 2, .kind = KIND_CONTRACTION,
                            .infer = matmul_infer, .grad = matmul_grad, .eval = matmul_eval };
 
 jg_node *jg_matmul_(jg_loc at, jg_node *a, jg_node *b)

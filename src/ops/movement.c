@@ -95,7 +95,7 @@ static void reshape_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_reshape(dy, n->in[0]->shape);
 }
 
-const op_def op_reshape = { .name = "reshape", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_reshape = { .arity = 1, .kind = KIND_INJECTIVE,
                             .infer = infer_reshape, .grad = reshape_grad, .eval = copy_eval };
 
 jg_node *jg_reshape_(jg_loc at, jg_node *x, jg_shape s)
@@ -174,7 +174,7 @@ static void permute_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_permute(dy, inv);
 }
 
-const op_def op_permute = { .name = "permute", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_permute = { .arity = 1, .kind = KIND_INJECTIVE,
                             .infer = infer_permute, .grad = permute_grad, .eval = permute_eval };
 
 jg_node *jg_permute_(jg_loc at, jg_node *x, jg_axes perm)
@@ -252,7 +252,7 @@ static void broadcast_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = grad_sum_to(dy, n->in[0]->shape);
 }
 
-const op_def op_broadcast = { .name = "broadcast", .arity = 1, .kind = KIND_INJECTIVE,
+const op_def op_broadcast = { .arity = 1, .kind = KIND_INJECTIVE,
                               .infer = infer_broadcast_to, .grad = broadcast_grad,
                               .eval = broadcast_eval };
 

@@ -95,10 +95,10 @@ static jg_node *log_softmax_decompose(const jg_node *n, jg_node *const *in)
     return jg_sub(s, jg_log(jg_sum(jg_exp(s), jg_axes(n->attr.axis), true)));
 }
 
-const op_def op_softmax = { .name = "softmax", .arity = 1, .kind = KIND_OPAQUE,
+const op_def op_softmax = { .arity = 1, .kind = KIND_OPAQUE,
                             .infer = infer_axis_float, .grad = softmax_grad,
                             .eval = softmax_eval, .decompose = softmax_decompose };
-const op_def op_log_softmax = { .name = "log_softmax", .arity = 1, .kind = KIND_OPAQUE,
+const op_def op_log_softmax = { .arity = 1, .kind = KIND_OPAQUE,
                                 .infer = infer_axis_float, .grad = log_softmax_grad,
                                 .eval = log_softmax_eval, .decompose = log_softmax_decompose };
 
@@ -171,7 +171,7 @@ static void cross_entropy_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = jg_scale(jg_mul(p, dy), 1.0 / (double)rows);
 }
 
-const op_def op_cross_entropy = { .name = "cross_entropy", .arity = 2, .kind = KIND_OPAQUE,
+const op_def op_cross_entropy = { .arity = 2, .kind = KIND_OPAQUE,
                                   .infer = cross_entropy_infer, .grad = cross_entropy_grad,
                                   .eval = cross_entropy_eval };
 
@@ -269,12 +269,12 @@ static jg_node *mse_loss_decompose(const jg_node *n, jg_node *const *in)
     return mean_of_all(jg_square(jg_sub(in[0], in[1])));
 }
 
-const op_def op_bce_with_logits = { .name = "bce_with_logits", .arity = 2,
+const op_def op_bce_with_logits = { .arity = 2,
                                     .kind = KIND_OPAQUE, .infer = infer_pair_loss,
                                     .grad = bce_with_logits_grad,
                                     .eval = bce_with_logits_eval,
                                     .decompose = bce_with_logits_decompose };
-const op_def op_mse_loss = { .name = "mse_loss", .arity = 2, .kind = KIND_OPAQUE,
+const op_def op_mse_loss = { .arity = 2, .kind = KIND_OPAQUE,
                              .infer = infer_pair_loss, .grad = mse_loss_grad,
                              .eval = mse_loss_eval, .decompose = mse_loss_decompose };
 

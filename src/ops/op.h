@@ -13,10 +13,11 @@ typedef enum op_kind {
     KIND_LEAF,        /* inputs, parameters, constants */
     KIND_ELEMENTWISE, /* out[i] depends on in[i] only, same shapes */
     KIND_BROADCAST,   /* elementwise with broadcast operands */
-    KIND_INJECTIVE,   /* movement: each output element reads one input element */
-    KIND_REDUCE,      /* reductions along axes */
+    KIND_INJECTIVE,   /* views the fuser reads through (reshape, permute, broadcast, slice) */
+    KIND_REDUCE,      /* reductions along axes, fused with what they read */
     KIND_CONTRACTION, /* matmul, convolution */
-    KIND_OPAQUE,      /* everything else */
+    KIND_OPAQUE,      /* a kernel of its own reading plain buffers (gathers, pads, argmax),
+                         or a composite that lowering decomposes first */
 } op_kind;
 
 #define OP_ERR_SIZE 256
@@ -43,7 +44,6 @@ typedef double (*op_kink_fn)(const jg_node *n, const double *const *in, const do
 typedef jg_node *(*op_decompose_fn)(const jg_node *n, jg_node *const *in);
 
 typedef struct op_def {
-    const char *name;
     int arity;          /* number of operands; -1 for variadic (concat) */
     op_kind kind;
     op_infer_fn infer;
@@ -55,10 +55,22 @@ typedef struct op_def {
 } op_def;
 
 #define OP(E, name) extern const op_def op_##name;
-#include "ops/ops.def"
+#include "graph/ops.def"
 #undef OP
 
 HIDDEN const op_def *op_get(jg_op op);
+
+/* Pointwise: out[i] reads its operands at i (through broadcasting), so fusion may compute
+ * it inside whatever kernel consumes it. The one place that says which kinds are. */
+static inline bool op_is_pointwise(const jg_node *n)
+{
+    op_kind k = op_get(n->op)->kind;
+    return k == KIND_ELEMENTWISE || k == KIND_BROADCAST;
+}
+
+/* Checks the graph's invariants against the op rows (verify.c); on failure writes the reason
+ * into why. Debug builds run it on every compile. */
+HIDDEN jg_status graph_verify(const jg_graph *g, char *why, size_t size);
 
 /* The checked builder every public op function goes through: rejects NULL, poisoned and
  * cross-graph operands, runs the shape rule, records the first error on the graph as
@@ -99,7 +111,5 @@ HIDDEN void bcast_next(bcast_iter *it);
 HIDDEN double round_to(jg_dtype t, double v);
 /* Float to i32 truncating toward zero, saturating, NaN to 0 (no undefined behaviour). */
 HIDDEN int32_t saturate_i32(double v);
-
-#define FMT_SHAPE(buf, s) shape_str((s), (buf), sizeof(buf))
 
 #endif

@@ -6,7 +6,7 @@
 
 static const op_def *const op_table[] = {
 #define OP(E, name) [JG_OP_##E] = &op_##name,
-#include "ops/ops.def"
+#include "graph/ops.def"
 #undef OP
 };
 _Static_assert(sizeof op_table / sizeof op_table[0] == JG_OP_COUNT,
@@ -28,12 +28,12 @@ jg_node *op_build(jg_loc at, jg_op op, jg_node *const *in, int n_in, const op_at
         return &orphan_poison;
     for (int i = 0; i < n_in; i++) {
         if (!in[i]) {
-            graph_error(g, at, JG_ERR_ARG, "jg_%s: operand %d is NULL", def->name, i);
+            graph_error(g, at, JG_ERR_ARG, "jg_%s: operand %d is NULL", graph_op_name(op), i);
             return g->poison;
         }
         if (in[i]->graph != g) {
             graph_error(g, at, JG_ERR_ARG, "jg_%s: operand %d belongs to another graph",
-                        def->name, i);
+                        graph_op_name(op), i);
             return g->poison;
         }
         if (node_poisoned(in[i]))
@@ -45,14 +45,14 @@ jg_node *op_build(jg_loc at, jg_op op, jg_node *const *in, int n_in, const op_at
     char why[OP_ERR_SIZE] = "";
     jg_status st = def->infer(in, n_in, &a, &shape, &dtype, why);
     if (st != JG_OK) {
-        graph_error(g, at, st, "jg_%s: %s", def->name, why);
+        graph_error(g, at, st, "jg_%s: %s", graph_op_name(op), why);
         return g->poison;
     }
     /* Checked here once for every shape rule: broadcasting, one_hot, matmul... can all build
      * a result far larger than any operand. */
     if (!shape_valid(shape)) {
         char buf[8 * 24];
-        graph_error(g, at, JG_ERR_SHAPE, "jg_%s: result shape %s is %s", def->name,
+        graph_error(g, at, JG_ERR_SHAPE, "jg_%s: result shape %s is %s", graph_op_name(op),
                     FMT_SHAPE(buf, shape),
                     shape_dims_positive(shape) ? "too large (more than 2^40 elements)"
                                                : "invalid");

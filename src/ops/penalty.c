@@ -1,6 +1,6 @@
 /* The L2 penalty c * sum_i |w_i|^2 over parameters, as one op so that the compiler can see
  * it: a training program with SGD applies it as weight decay in the update instead of
- * differentiating it (graph/passes/l2_decay.c), and the lint can tell coupled L2 under Adam
+ * differentiating it (compiler/l2_decay.c), and the advice can tell coupled L2 under Adam
  * from AdamW's decoupled decay. Everywhere else it is the sum of squares it decomposes into. */
 #include "ops/op.h"
 
@@ -18,7 +18,7 @@ static jg_status l2_penalty_infer(jg_node *const *in, int n_in, op_attr *attr,
     for (int i = 0; i < n_in; i++) {
         if (in[i]->op != JG_OP_PARAM) {
             snprintf(why, OP_ERR_SIZE, "operand %d is not a parameter (op %s)", i,
-                     op_get(in[i]->op)->name);
+                     graph_op_name(in[i]->op));
             return JG_ERR_ARG;
         }
         if (in[i]->dtype != in[0]->dtype) {
@@ -68,7 +68,7 @@ static jg_node *l2_penalty_decompose(const jg_node *n, jg_node *const *in)
     return jg_scale(total, n->attr.scalar[0]);
 }
 
-const op_def op_l2_penalty = { .name = "l2_penalty", .arity = -1, .kind = KIND_OPAQUE,
+const op_def op_l2_penalty = { .arity = -1, .kind = KIND_OPAQUE,
                                .infer = l2_penalty_infer, .grad = l2_penalty_grad,
                                .eval = l2_penalty_eval, .decompose = l2_penalty_decompose };
 

@@ -38,9 +38,9 @@ static void mode_grad(jg_node *n, jg_node *dy, jg_node **dx)
 }
 
 /* The executors read the program's step and mode themselves (reference.c, the JIT). */
-const op_def op_random = { .name = "random", .kind = KIND_LEAF, .infer = no_infer,
+const op_def op_random = { .kind = KIND_LEAF, .infer = no_infer,
                            .no_grad = true };
-const op_def op_mode = { .name = "mode", .arity = 2, .kind = KIND_OPAQUE, .infer = infer_mode,
+const op_def op_mode = { .arity = 2, .kind = KIND_OPAQUE, .infer = infer_mode,
                          .grad = mode_grad };
 
 double random_value(uint64_t key, uint64_t step, int64_t i)

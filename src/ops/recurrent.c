@@ -245,7 +245,7 @@ jg_node *jg_lstm_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, j
     return h_new;
 }
 
-/* ---------------------------------------------------------------- sequences */
+/* ---- sequences */
 
 /* One direction over a sequence. xs [B, T, I] is already in the order to process (the
  * backward direction with lengths reverses each sequence first). reverse_steps walks t from
@@ -423,7 +423,7 @@ jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, j
     return jg_concat_(at, res, 2, o.return_sequences ? 2 : 1);
 }
 
-/* ---------------------------------------------------------------- embedding */
+/* ---- embedding */
 
 jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids, int64_t vocab,
                        int64_t dim)

@@ -368,7 +368,7 @@ static jg_node *logsumexp_decompose(const jg_node *n, jg_node *const *in)
 }
 
 #define REDUCE_OP(nm, infer_fn, grad_fn, ...)                                               \
-    const op_def op_##nm = { .name = #nm, .arity = 1, .kind = KIND_REDUCE,                  \
+    const op_def op_##nm = { .arity = 1, .kind = KIND_REDUCE,                               \
                              .infer = infer_fn, .grad = grad_fn, .eval = nm##_eval,         \
                              __VA_ARGS__ };
 
@@ -377,7 +377,7 @@ REDUCE_OP(mean, infer_reduce_float, mean_grad, .decompose = mean_decompose)
 REDUCE_OP(max, infer_reduce, extreme_grad, .kink = max_kink)
 REDUCE_OP(min, infer_reduce, extreme_grad, .kink = min_kink)
 REDUCE_OP(logsumexp, infer_reduce_float, logsumexp_grad, .decompose = logsumexp_decompose)
-const op_def op_argmax = { .name = "argmax", .arity = 1, .kind = KIND_REDUCE,
+const op_def op_argmax = { .arity = 1, .kind = KIND_OPAQUE,
                            .infer = infer_argmax, .no_grad = true, .eval = argmax_eval };
 
 /* ---- builders */

@@ -182,14 +182,14 @@ static jg_status infer_clamp(jg_node *const *in, int n_in, op_attr *attr, jg_sha
 }
 
 #define FLOAT_OP(nm, ...)                                                                   \
-    const op_def op_##nm = { .name = #nm, .arity = 1, .kind = KIND_ELEMENTWISE,             \
+    const op_def op_##nm = { .arity = 1, .kind = KIND_ELEMENTWISE,                          \
                              .infer = infer_same_float, .grad = nm##_grad,                  \
                              .eval = nm##_eval, __VA_ARGS__ };
 
 /* neg and abs also take i32 (no gradient flows into integers anyway). */
-const op_def op_neg = { .name = "neg", .arity = 1, .kind = KIND_ELEMENTWISE,
+const op_def op_neg = { .arity = 1, .kind = KIND_ELEMENTWISE,
                         .infer = infer_same, .grad = neg_grad, .eval = neg_eval };
-const op_def op_abs = { .name = "abs", .arity = 1, .kind = KIND_ELEMENTWISE,
+const op_def op_abs = { .arity = 1, .kind = KIND_ELEMENTWISE,
                         .infer = infer_same, .grad = abs_grad, .eval = abs_eval,
                         .kink = kink_at_zero };
 FLOAT_OP(exp)
@@ -204,10 +204,10 @@ FLOAT_OP(softplus)
 FLOAT_OP(pow)
 FLOAT_OP(leaky_relu, .kink = kink_at_zero)
 FLOAT_OP(elu, .kink = kink_at_zero)
-const op_def op_clamp = { .name = "clamp", .arity = 1, .kind = KIND_ELEMENTWISE,
+const op_def op_clamp = { .arity = 1, .kind = KIND_ELEMENTWISE,
                           .infer = infer_clamp, .grad = clamp_grad, .eval = clamp_eval,
                           .kink = kink_at_bounds };
-const op_def op_cast = { .name = "cast", .arity = 1, .kind = KIND_ELEMENTWISE,
+const op_def op_cast = { .arity = 1, .kind = KIND_ELEMENTWISE,
                          .infer = infer_cast, .grad = cast_grad, .eval = cast_eval };
 /* The compiler needs no node for it: the value is the operand's. */
 static jg_node *stop_gradient_decompose(const jg_node *n, jg_node *const *in)
@@ -216,7 +216,7 @@ static jg_node *stop_gradient_decompose(const jg_node *n, jg_node *const *in)
     return in[0];
 }
 
-const op_def op_stop_gradient = { .name = "stop_gradient", .arity = 1,
+const op_def op_stop_gradient = { .arity = 1,
                                   .kind = KIND_ELEMENTWISE, .infer = infer_same,
                                   .no_grad = true, .eval = stop_gradient_eval,
                                   .decompose = stop_gradient_decompose };

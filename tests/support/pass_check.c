@@ -63,7 +63,7 @@ static int visit(text *t, const jg_node *n)
     int me = t->next++;
     t->number[n->id] = me + 1;
     char shape[96];
-    put(t, "%%%d = %s", me, op_get(n->op)->name);
+    put(t, "%%%d = %s", me, graph_op_name(n->op));
     if (n->name)
         put(t, " \"%s\"", n->name);
     if (n->op == JG_OP_FILL || n->op == JG_OP_POW || n->op == JG_OP_CLAMP)

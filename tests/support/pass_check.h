@@ -14,8 +14,8 @@
 #ifndef JG_TEST_PASS_CHECK_H
 #define JG_TEST_PASS_CHECK_H
 
-#include "graph/passes/pass.h"
-#include "jit/lower.h"
+#include "compiler/pass.h"
+#include "compiler/lower.h"
 
 typedef struct t_program_graph {
     lowered low;

@@ -1,0 +1,239 @@
+/* Fusion: decides for every node whether it gets a buffer (a kernel writes it) or is computed
+ * inline by the kernel that consumes it. Nodes are visited from the outputs down (reverse id
+ * order), so a node's consumers are decided before it.
+ *
+ * Legality, in order:
+ * - leaves (inputs, parameters, constants) are buffers; fills are inline constants;
+ * - outputs, nodes with several consumers, and operands that a consumer needs as a buffer
+ *   are materialised (a kernel of their own);
+ * - reductions, argmax and the opaque ops (gather, scatter, pad, concat, unslice, one_hot,
+ *   cross_entropy) always have a kernel of their own; opaque ops read their operands from
+ *   buffers; a reduction reads an inline elementwise DAG (sum(x*y) is one pass);
+ * - a reshape reads a buffer under another shape (an alias, no kernel);
+ * - a matmul reads buffers, possibly through permute/broadcast views (strides); it joins its
+ *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
+ *   elementwise over the matmul's own shape, and at most one matmul per kernel;
+ * - with fusion off, every op other than a fill, a reshape or a leaf has a kernel of its own. */
+#include "compiler/fuse.h"
+#include "ops/op.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_leaf(const jg_node *n)
+{
+    return n->op == JG_OP_INPUT || n->op == JG_OP_PARAM || n->op == JG_OP_CONST;
+}
+
+/* The graph is lowered: composites (mean, softmax, the losses) are gone, so what is left of
+ * these kinds is sum/max/min and the ops with a kernel of their own (gathers, pads, argmax,
+ * cross_entropy, custom). */
+static bool is_reduction(const jg_node *n) { return op_get(n->op)->kind == KIND_REDUCE; }
+static bool is_opaque(const jg_node *n) { return op_get(n->op)->kind == KIND_OPAQUE; }
+
+typedef struct state {
+    jg_graph *g;
+    bool enabled;
+    bool *needed, *is_root, *need_buffer, *matmul_view, *has_matmul;
+    int *uses;
+    jg_node **consumer; /* the only consumer when uses == 1 */
+    jg_node **top;      /* the root of the kernel computing the node */
+    fusion *f;
+} state;
+
+/* Whether matmul m can be the core of its single consumer's kernel. */
+static bool joins_epilogue(state *s, jg_node *m)
+{
+    if (!s->enabled || s->is_root[m->id] || s->uses[m->id] != 1)
+        return false;
+    jg_node *c = s->consumer[m->id];
+    jg_node *top = s->top[c->id];
+    if (s->has_matmul[top->id])
+        return false;
+    for (jg_node *x = c;; x = s->consumer[x->id]) {
+        if (!op_is_pointwise(x) || !shape_eq(x->shape, m->shape))
+            return false;
+        if (x == top)
+            return true;
+    }
+}
+
+static void decide(state *s, jg_node *n)
+{
+    node_role *role = s->f->role;
+    int id = n->id;
+    if (is_leaf(n)) {
+        role[id] = ROLE_LEAF;
+        s->top[id] = n;
+        return;
+    }
+    if (n->op == JG_OP_FILL || n->op == JG_OP_RANDOM) { /* recomputed where used */
+        role[id] = s->is_root[id] || s->need_buffer[id] ? ROLE_ROOT : ROLE_INLINE;
+        s->top[id] = n;
+        return;
+    }
+    if (n->op == JG_OP_RESHAPE) {
+        role[id] = ROLE_ALIAS;
+        s->need_buffer[n->in[0]->id] = true;
+        s->top[id] = n;
+        return;
+    }
+    bool own_kernel = is_reduction(n) || is_opaque(n) ||
+                      (n->op == JG_OP_MATMUL && !joins_epilogue(s, n));
+    bool materialise = !s->enabled || own_kernel || s->is_root[id] || s->uses[id] > 1 ||
+                       s->need_buffer[id];
+    role[id] = materialise ? ROLE_ROOT : ROLE_INLINE;
+    s->top[id] = materialise ? n : s->top[s->consumer[id]->id];
+    if (n->op == JG_OP_MATMUL)
+        s->has_matmul[s->top[id]->id] = true;
+
+    /* What this node needs of its operands. */
+    bool view_chain = s->matmul_view[id] && role[id] == ROLE_INLINE;
+    for (int k = 0; k < n->n_in; k++) {
+        jg_node *in = n->in[k];
+        if (is_opaque(n)) {
+            s->need_buffer[in->id] = true;
+        } else if (n->op == JG_OP_MATMUL || view_chain) {
+            if (s->enabled && (in->op == JG_OP_PERMUTE || in->op == JG_OP_BROADCAST))
+                s->matmul_view[in->id] = true; /* read through strides */
+            else
+                s->need_buffer[in->id] = true;
+        }
+    }
+}
+
+static group_kind kind_of(const jg_node *root, bool has_matmul)
+{
+    if (is_reduction(root))
+        return GROUP_REDUCE;
+    if (is_opaque(root))
+        return GROUP_OPAQUE;
+    if (root->op == JG_OP_MATMUL || has_matmul)
+        return GROUP_MATMUL;
+    return GROUP_ELEMENTWISE;
+}
+
+static jg_status build_groups(state *s)
+{
+    jg_graph *g = s->g;
+    fusion *f = s->f;
+    int *index = malloc((size_t)g->n_nodes * sizeof *index);
+    f->groups = malloc(((size_t)g->n_nodes + 1) * sizeof *f->groups);
+    if (!index || !f->groups) {
+        free(index);
+        return JG_ERR_NOMEM;
+    }
+    for (int id = 0; id < g->n_nodes; id++) {
+        index[id] = -1;
+        if (f->role[id] != ROLE_ROOT)
+            continue;
+        jg_node *n = g->nodes[id];
+        index[id] = f->n_groups;
+        f->groups[f->n_groups++] = (fuse_group){ .kind = kind_of(n, s->has_matmul[id]),
+                                                 .root = n, .leader = -1 };
+    }
+    for (int id = 0; id < g->n_nodes; id++) {
+        node_role r = f->role[id];
+        jg_node *n = g->nodes[id];
+        if (r == ROLE_ALIAS) {
+            jg_node *b = n->in[0];
+            f->alias_of[id] = f->role[b->id] == ROLE_ALIAS ? f->alias_of[b->id] : b;
+        }
+        bool constant = n->op == JG_OP_FILL || n->op == JG_OP_RANDOM;
+        if ((r != ROLE_ROOT && r != ROLE_INLINE) || (constant && r != ROLE_ROOT))
+            continue;
+        int gi = index[s->top[id]->id];
+        f->group_of[id] = gi;
+        fuse_group *grp = &f->groups[gi];
+        grp->n_members++;
+        if (n->op == JG_OP_MATMUL || (grp->kind != GROUP_ELEMENTWISE && n == grp->root &&
+                                      grp->kind != GROUP_MATMUL))
+            grp->core = n;
+    }
+    free(index);
+    return JG_OK;
+}
+
+jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled, fusion *out)
+{
+    int n = g->n_nodes;
+    *out = (fusion){ 0 };
+    state s = { .g = g, .enabled = enabled, .f = out };
+    s.needed = calloc((size_t)n + 1, sizeof *s.needed);
+    s.is_root = calloc((size_t)n + 1, sizeof *s.is_root);
+    s.need_buffer = calloc((size_t)n + 1, sizeof *s.need_buffer);
+    s.matmul_view = calloc((size_t)n + 1, sizeof *s.matmul_view);
+    s.has_matmul = calloc((size_t)n + 1, sizeof *s.has_matmul);
+    s.uses = calloc((size_t)n + 1, sizeof *s.uses);
+    s.consumer = calloc((size_t)n + 1, sizeof *s.consumer);
+    s.top = calloc((size_t)n + 1, sizeof *s.top);
+    out->role = calloc((size_t)n + 1, sizeof *out->role);
+    out->group_of = malloc(((size_t)n + 1) * sizeof *out->group_of);
+    out->alias_of = calloc((size_t)n + 1, sizeof *out->alias_of);
+    out->is_output = calloc((size_t)n + 1, sizeof *out->is_output);
+    jg_status st = JG_ERR_NOMEM;
+    if (!s.needed || !s.is_root || !s.need_buffer || !s.matmul_view || !s.has_matmul ||
+        !s.uses || !s.consumer || !s.top || !out->role || !out->group_of || !out->alias_of ||
+        !out->is_output)
+        goto done;
+    for (int i = 0; i < n; i++)
+        out->group_of[i] = -1;
+    for (int i = 0; i < n_roots; i++)
+        s.needed[roots[i]->id] = s.is_root[roots[i]->id] = out->is_output[roots[i]->id] = true;
+    for (int id = n - 1; id >= 0; id--) {
+        jg_node *v = g->nodes[id];
+        if (!s.needed[id])
+            continue;
+        for (int k = 0; k < v->n_in; k++) {
+            s.needed[v->in[k]->id] = true;
+            s.uses[v->in[k]->id]++;
+            s.consumer[v->in[k]->id] = v;
+        }
+    }
+    for (int id = n - 1; id >= 0; id--)
+        if (s.needed[id])
+            decide(&s, g->nodes[id]);
+    st = build_groups(&s);
+done:
+    free(s.needed);
+    free(s.is_root);
+    free(s.need_buffer);
+    free(s.matmul_view);
+    free(s.has_matmul);
+    free(s.uses);
+    free(s.consumer);
+    free(s.top);
+    if (st != JG_OK)
+        fusion_free(out);
+    return st;
+}
+
+void fusion_free(fusion *f)
+{
+    free(f->role);
+    free(f->group_of);
+    free(f->alias_of);
+    free(f->is_output);
+    free(f->groups);
+    *f = (fusion){ 0 };
+}
+
+void fusion_dump(const jg_graph *g, const fusion *f, FILE *out)
+{
+    static const char *const kinds[] = { "elementwise", "reduce", "matmul", "opaque",
+                                         "multi" };
+    char buf[96];
+    for (int gi = 0; gi < f->n_groups; gi++) {
+        const fuse_group *grp = &f->groups[gi];
+        if (grp->leader >= 0)
+            continue; /* listed with its kernel */
+        fprintf(out, "kernel %d (%s) -> %%%d %s%s:", gi, kinds[grp->kind], grp->root->id,
+                jg_dtype_str(grp->root->dtype), shape_str(grp->root->shape, buf, sizeof buf));
+        for (int id = 0; id < g->n_nodes; id++) {
+            int owner = f->group_of[id];
+            if (owner == gi || (owner >= 0 && f->groups[owner].leader == gi))
+                fprintf(out, " %s%%%d", graph_op_name(g->nodes[id]->op), id);
+        }
+        fputc('\n', out);
+    }
+}

@@ -1,0 +1,261 @@
+/* The JIT executor's buffer plan: a slot per leaf and per kernel result, intermediates placed
+ * in one arena by liveness, and updates written in place into the parameter store where
+ * nothing else needs the old value. */
+#define _DEFAULT_SOURCE /* madvise(MADV_HUGEPAGE) */
+#include "jit/executor.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+/* The bytes of n's value. */
+size_t jit_node_bytes(const jg_node *n)
+{
+    return (size_t)jg_shape_numel(n->shape) * jg_dtype_size(n->dtype);
+}
+
+/* The node whose buffer holds n's bytes (n itself, or what a reshape aliases). */
+const jg_node *jit_storage_of(const jit_program *j, const jg_node *n)
+{
+    return j->fus.role[n->id] == ROLE_ALIAS ? j->fus.alias_of[n->id] : n;
+}
+
+/* The kernel that computes group gi: its own, or its multi-output leader's. */
+int jit_exec_of(const jit_program *j, int gi)
+{
+    return j->fus.groups[gi].leader >= 0 ? j->fus.groups[gi].leader : gi;
+}
+
+/* A part of a multi-output kernel whose result only that kernel reads, and which is no
+ * output, is never stored. */
+bool jit_internal_part(const jit_program *j, int gi)
+{
+    const fuse_group *grp = &j->fus.groups[gi];
+    int k = jit_exec_of(j, gi);
+    if (j->fus.groups[k].kind != GROUP_MULTI || j->fus.is_output[grp->root->id] ||
+        grp->kind == GROUP_REDUCE)
+        return false;
+    const jg_graph *g = j->low.g;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        int owner = j->fus.group_of[id];
+        if (owner >= 0 && jit_exec_of(j, owner) == k)
+            continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (jit_storage_of(j, n->in[i]) == grp->root && j->fus.role[id] != ROLE_UNUSED)
+                return false;
+    }
+    return true;
+}
+
+/* Arena offsets: each kernel's output lives from its kernel to the last kernel reading it
+ * (to the end for outputs); two buffers share bytes only when their lives do not overlap. */
+jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
+{
+    jg_graph *g = j->low.g;
+    int n = g->n_nodes;
+    int *first = malloc((size_t)n * sizeof *first), *last = malloc((size_t)n * sizeof *last);
+    size_t *offset = calloc((size_t)n, sizeof *offset);
+    if (!first || !last || !offset) {
+        free(first), free(last), free(offset);
+        return JG_ERR_NOMEM;
+    }
+    for (int id = 0; id < n; id++)
+        first[id] = last[id] = -1;
+    for (int gi = 0; gi < j->fus.n_groups; gi++)
+        first[j->fus.groups[gi].root->id] = last[j->fus.groups[gi].root->id] = jit_exec_of(j, gi);
+    /* readers: any member of group gi reading a non-member buffer */
+    for (int id = 0; id < n; id++) {
+        const jg_node *v = g->nodes[id];
+        int gi = j->fus.group_of[id];
+        if (gi < 0)
+            continue;
+        gi = jit_exec_of(j, gi);
+        for (int k = 0; k < v->n_in; k++) {
+            const jg_node *in = v->in[k];
+            if (j->fus.group_of[in->id] >= 0 && jit_exec_of(j, j->fus.group_of[in->id]) == gi &&
+                j->fus.role[in->id] == ROLE_INLINE)
+                continue;
+            const jg_node *s = jit_storage_of(j, in);
+            if (last[s->id] < gi)
+                last[s->id] = gi;
+        }
+    }
+    for (int i = 0; i < n_keep; i++)
+        last[jit_storage_of(j, keep[i])->id] = j->fus.n_groups;
+    /* first fit by definition order; O(roots^2) is fine for graphs of this size */
+    size_t top = 0;
+    for (int gi = 0; gi < j->fus.n_groups; gi++) {
+        const jg_node *r = j->fus.groups[gi].root;
+        bool none = j->in_place[r->id] || jit_internal_part(j, gi);
+        size_t bytes = none ? 0 : (jit_node_bytes(r) + 63) & ~(size_t)63, at = 0;
+        for (bool moved = true; moved;) {
+            moved = false;
+            for (int gk = 0; gk < gi; gk++) {
+                const jg_node *o = j->fus.groups[gk].root;
+                bool o_none = j->in_place[o->id] || jit_internal_part(j, gk);
+                size_t ob = o_none ? 0 : (jit_node_bytes(o) + 63) & ~(size_t)63;
+                bool live_together = !(last[o->id] < first[r->id] || last[r->id] < first[o->id]);
+                if (live_together && at < offset[o->id] + ob && offset[o->id] < at + bytes) {
+                    at = offset[o->id] + ob;
+                    moved = true;
+                }
+            }
+        }
+        offset[r->id] = at;
+        if (at + bytes > top)
+            top = at + bytes;
+    }
+    j->arena_bytes = top;
+    jg_status st = JG_OK;
+    if (top) {
+        j->arena = aligned_alloc(64, top);
+        if (!j->arena)
+            st = JG_ERR_NOMEM;
+        else if (top >= ((size_t)2 << 20))
+            madvise(j->arena, top, MADV_HUGEPAGE); /* fewer page faults and TLB misses */
+    }
+    for (int gi = 0; st == JG_OK && gi < j->fus.n_groups; gi++) {
+        const jg_node *r = j->fus.groups[gi].root;
+        j->bufs[j->slot_of[r->id]] = j->in_place[r->id] ? j->in_place[r->id]
+                                                         : j->arena + offset[r->id];
+    }
+    free(first), free(last), free(offset);
+    return st;
+}
+
+/* Whether group gi reads node v's buffer (directly or through a reshape of it). */
+static bool group_reads(const jit_program *j, int gi, const jg_node *v)
+{
+    const jg_graph *g = j->low.g;
+    for (int id = 0; id < g->n_nodes; id++) {
+        if (j->fus.group_of[id] != gi)
+            continue;
+        const jg_node *m = g->nodes[id];
+        for (int k = 0; k < m->n_in; k++)
+            if (jit_storage_of(j, m->in[k]) == v && j->fus.group_of[m->in[k]->id] != gi)
+                return true;
+    }
+    return false;
+}
+
+static bool member_of(const jit_program *j, int gi, const jg_node *n)
+{
+    return j->fus.group_of[n->id] == gi && j->fus.role[n->id] == ROLE_INLINE;
+}
+
+/* Whether the expression n of group gi reads param's buffer anywhere. */
+static bool subtree_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+{
+    if (jit_storage_of(j, n) == param)
+        return true;
+    for (int k = 0; member_of(j, gi, n) && k < n->n_in; k++)
+        if (subtree_reads(j, gi, n->in[k], param))
+            return true;
+    return false;
+}
+
+/* Whether every read of param under n (in group gi) is at n's own index: reached through
+ * pointwise ops of n's shape only. */
+static bool identity_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+{
+    if (jit_storage_of(j, n) == param)
+        return true;
+    if (!member_of(j, gi, n) && j->fus.groups[gi].root != n)
+        return true;
+    bool pointwise = op_is_pointwise(n);
+    for (int k = 0; k < n->n_in; k++) {
+        const jg_node *in = n->in[k];
+        bool ok = pointwise && shape_eq(in->shape, n->shape) ? identity_reads(j, gi, in, param)
+                                                              : !subtree_reads(j, gi, in, param);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Whether group q is an opaque kernel that can fail at run time (an index out of range). */
+static bool can_fail(const jit_program *j, int q)
+{
+    jg_op op = j->fus.groups[q].root->op;
+    return j->fus.groups[q].kind == GROUP_OPAQUE &&
+           (op == JG_OP_TAKE || op == JG_OP_SCATTER_ADD || op == JG_OP_ONE_HOT ||
+            op == JG_OP_CROSS_ENTROPY);
+}
+
+/* Fused updates in place: an update whose new value is the root of an elementwise kernel of
+ * its own that reads the parameter only at the position it writes is written straight into
+ * the parameter store (no arena bytes, no copy after the run) when no kernel running at or
+ * after it, no output and no other update needs the old value, and no kernel after it can
+ * fail (a failed run must leave the store as it was). Positions are execution positions:
+ * sibling fusion runs merged groups where their last part was. */
+void jit_plan_in_place(jit_program *j, exec_plan *p)
+{
+    for (int u = 0; u < p->n_updates; u++) {
+        const jg_node *param = j->low.map[p->updates[u].param->id];
+        const jg_node *v = j->low.map[p->updates[u].value->id];
+        int gi = j->fus.group_of[v->id];
+        if (!param || j->fus.role[v->id] != ROLE_ROOT || gi < 0 ||
+            j->fus.groups[gi].kind != GROUP_ELEMENTWISE || j->fus.groups[gi].leader >= 0 ||
+            !shape_eq(v->shape, param->shape))
+            continue;
+        bool ok = identity_reads(j, gi, v, param);
+        for (int q = 0; q < j->fus.n_groups && ok; q++)
+            if (q != gi && jit_exec_of(j, q) >= gi)
+                ok = !group_reads(j, q, param) && !can_fail(j, q);
+        for (int o = 0; o < p->n_outputs && ok; o++)
+            ok = jit_storage_of(j, j->low.map[p->outputs[o]->id]) != param;
+        for (int w = 0; w < p->n_updates && ok; w++)
+            ok = w == u || jit_storage_of(j, j->low.map[p->updates[w].value->id]) != param;
+        if (ok) {
+            j->in_place[v->id] = j->bufs[j->slot_of[param->id]];
+            j->n_in_place++;
+        }
+    }
+}
+
+/* Slots: one per leaf and per group root; reshapes share their base's slot. */
+jg_status jit_assign_slots(jit_program *j, exec_plan *p)
+{
+    jg_graph *g = j->low.g;
+    j->slot_of = malloc((size_t)g->n_nodes * sizeof *j->slot_of);
+    /* leaves and roots, plus the partial buffers of multi-output kernels */
+    j->bufs = calloc(2 * (size_t)g->n_nodes + 1, sizeof *j->bufs);
+    j->consts = calloc((size_t)g->n_nodes + 1, sizeof *j->consts);
+    if (!j->slot_of || !j->bufs || !j->consts)
+        return JG_ERR_NOMEM;
+    for (int id = 0; id < g->n_nodes; id++) {
+        const jg_node *n = g->nodes[id];
+        node_role r = j->fus.role[id];
+        j->slot_of[id] = -1;
+        if (r == ROLE_ROOT)
+            j->slot_of[id] = j->n_slots++;
+        if (r != ROLE_LEAF)
+            continue;
+        int s = j->slot_of[id] = j->n_slots++;
+        if (n->op == JG_OP_PARAM) {
+            j->bufs[s] = p->graph->params[n->param].data;
+        } else if (n->op == JG_OP_INPUT) {
+            for (int i = 0; i < p->n_inputs; i++)
+                if (strcmp(p->inputs[i].node->name, n->name) == 0)
+                    j->bufs[s] = p->inputs[i].data;
+        } else { /* a constant, converted to its dtype once */
+            int64_t numel = jg_shape_numel(n->shape);
+            void *c = j->consts[id] = aligned_alloc(64, ((size_t)numel * 8 + 63) & ~(size_t)63);
+            if (!c)
+                return JG_ERR_NOMEM;
+            for (int64_t i = 0; i < numel; i++) {
+                double v = n->attr.data[i];
+                if (n->dtype == JG_F32) ((float *)c)[i] = (float)v;
+                else if (n->dtype == JG_F64) ((double *)c)[i] = v;
+                else ((int32_t *)c)[i] = saturate_i32(v);
+            }
+            j->bufs[s] = c;
+        }
+    }
+    for (int id = 0; id < g->n_nodes; id++)
+        if (j->fus.role[id] == ROLE_ALIAS)
+            j->slot_of[id] = j->slot_of[j->fus.alias_of[id]->id];
+    j->step_slot = j->n_slots++;
+    j->bufs[j->step_slot] = &j->step;
+    return JG_OK;
+}
