@@ -5,6 +5,7 @@
 #                build/demo/; more epochs: make demo DEMO_ARGS="--epochs 30")
 #   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
 #                last line of output: "N passed, N failed". Includes the layering check.
+#   make stress  8 threads compiling their first programs at once, 50 rounds (make check: 5)
 #   make layers  the layering check alone (scripts/check-layers.sh: no include from a
 #                higher layer of src/, no include cycle)
 #   make bench   build, then run every benchmark
@@ -46,7 +47,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build test layers bench bench-torch lessons clean help
+.PHONY: all setup configure build demo check asan-build test layers stress bench bench-torch lessons clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -95,6 +96,9 @@ check: setup
 
 layers:
 	@scripts/check-layers.sh
+
+stress: build
+	JG_STRESS_ROUNDS=50 ./$(BUILD_DIR)/tests/test_jit_concurrent --verbose
 
 bench: build
 	@set -e; n=0; \

@@ -555,7 +555,12 @@ typedef struct jg_opts {
                                  cpu_features removes some */
     const char *cpu_features; /* NULL: the host's; else added to them ("-avx512f") */
     const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
-                                 else none (an in-memory cache always dedups kernels) */
+                                 else none (an in-memory cache always dedups kernels). It
+                                 holds machine code the process runs, so it must be as
+                                 trusted as the library: it is created 0700 and used only
+                                 while it is the user's and writable by nobody else; an entry
+                                 that is not the user's regular file or fails its SHA-256
+                                 checks is refused with a warning and recompiled */
     bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
     /* JIT kernels treat subnormal inputs as zero and flush subnormal results to zero (x86
      * DAZ and FTZ, set around each kernel call on the thread running it, then restored; a
@@ -578,7 +583,7 @@ typedef struct jg_opts {
      * what kernels store: with fusion the op named is a kernel's last one; add no_fusion to
      * pin the exact op. */
     bool check_finite;
-    /* Print the lint's warnings (jg_program_warnings) to stderr when compiling. */
+    /* Print the warnings (jg_program_warnings) to stderr when compiling. */
     bool print_warnings;
 } jg_opts;
 
@@ -601,9 +606,10 @@ JG_API jg_shape jg_program_output_shape(const jg_program *p, int i);
 JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
 JG_API int jg_program_output_count(const jg_program *p);
 JG_API const char *jg_program_errmsg(const jg_program *p);
-/* The compiler's lint: warnings about a graph that computes what it says but will not learn
- * what its author wants, one "warning: ..." line each ("" if none), naming the node (op or
- * parameter) and the file:line where it was built. Warnings never make a compile fail;
+/* Warnings, one "warning: ..." line each ("" if none): the compiler's advice about a graph
+ * that computes what it says but will not learn what its author wants, naming the node (op
+ * or parameter) and the file:line where it was built; and the kernel cache's (a directory it
+ * does not trust, an entry it refused). Warnings never make a compile fail;
  * jg_opts.print_warnings also prints them to stderr. Every program checks:
  * - a sigmoid, softmax or loss on logits fed straight from a ReLU (never negative: a
  *   classifier that predicts one class);
@@ -633,7 +639,7 @@ typedef struct jg_program_stats {
     int in_place_updates;   /* parameter updates written straight into the store */
     int cse_merged;         /* nodes found equal to an earlier one (pass "cse") */
     int simplified;         /* nodes folded away (pass "simplify") */
-    int warnings;           /* lint warnings (jg_program_warnings) */
+    int warnings;           /* lines of jg_program_warnings */
     double passes_ms, build_ms, optimise_ms, codegen_ms, total_ms; /* compile time */
 } jg_program_stats;
 

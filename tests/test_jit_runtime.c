@@ -1,9 +1,7 @@
-/* The JIT's runtime features: the disk kernel cache (hits, corrupt files), compiling on two
- * threads at once, a CPU target override, and training steps equal for 1 and 2 threads. */
+/* The JIT's runtime features: compiling on two threads at once, a CPU target override, and
+ * training steps equal for 1 and 2 threads (the disk kernel cache: test_jit_cache.c). */
 #include "support/support.h"
 
-#include <criterion/redirect.h>
-#include <dirent.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -42,88 +40,6 @@ static void feed(jg_program *p)
         yv[i] = i % 5;
     cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
     cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
-}
-
-static char *temp_dir(void)
-{
-    char *d = malloc(64);
-    snprintf(d, 64, "/tmp/jg-cache-XXXXXX");
-    cr_assert(mkdtemp(d));
-    return d;
-}
-
-static void remove_dir(const char *d)
-{
-    DIR *dir = opendir(d);
-    struct dirent *ent;
-    char path[512];
-    while (dir && (ent = readdir(dir)))
-        if (ent->d_name[0] != '.') {
-            snprintf(path, sizeof path, "%s/%s", d, ent->d_name);
-            unlink(path);
-        }
-    if (dir)
-        closedir(dir);
-    rmdir(d);
-}
-
-Test(jit_runtime, the_disk_cache_serves_a_second_compile)
-{
-    char *dir = temp_dir();
-    jg_program_stats cold, warm;
-    for (int round = 0; round < 2; round++) {
-        jg_graph *g = jg_graph_new();
-        jg_program *p = mlp_step(g, NULL, dir);
-        cr_assert(p, "%s", jg_errmsg(g));
-        jg_program_stats_get(p, round ? &warm : &cold);
-        feed(p);
-        cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
-        jg_program_free(p);
-        jg_graph_free(g);
-    }
-    cr_assert_eq(cold.cache_hits, 0);
-    cr_assert_eq(warm.cache_hits, warm.kernels, "%d of %d kernels from disk", warm.cache_hits,
-                 warm.kernels);
-    remove_dir(dir);
-    free(dir);
-}
-
-Test(jit_runtime, a_corrupt_cache_file_is_ignored, .init = cr_redirect_stderr)
-{
-    char *dir = temp_dir();
-    jg_graph *g = jg_graph_new();
-    jg_program *p = mlp_step(g, NULL, dir);
-    cr_assert(p);
-    jg_program_free(p);
-    jg_graph_free(g);
-    /* damage every cached object */
-    DIR *d = opendir(dir);
-    struct dirent *ent;
-    char path[512];
-    while ((ent = readdir(d)))
-        if (ent->d_name[0] != '.') {
-            snprintf(path, sizeof path, "%s/%s", dir, ent->d_name);
-            FILE *f = fopen(path, "r+b");
-            fseek(f, 20, SEEK_SET);
-            fputs("garbage garbage", f);
-            fclose(f);
-            cr_assert_eq(truncate(path, 40), 0);
-        }
-    closedir(d);
-    g = jg_graph_new();
-    p = mlp_step(g, NULL, dir);
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    jg_program_stats_get(p, &st);
-    cr_assert_eq(st.cache_hits, 0);
-    feed(p);
-    cr_assert_eq(jg_program_run(p), JG_OK);
-    jg_program_free(p);
-    jg_graph_free(g);
-    fflush(stderr);
-    cr_assert_stderr_neq_str("", "a warning names the bad file");
-    remove_dir(dir);
-    free(dir);
 }
 
 static void *compile_and_run(void *arg)

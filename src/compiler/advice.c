@@ -120,8 +120,8 @@ static void relu_then_squash(advice *l, const jg_node *n)
     l->reported[n->in[0]->id] = true;
     char a[ADVICE_NAME_SIZE], b[ADVICE_NAME_SIZE];
     advice_warn(&l->out, "warning: %s takes the output of %s directly: its input is never "
-              "negative%s\n", advice_node(n, a), advice_node(n->in[0], b),
-              n->op == JG_OP_SIGMOID || n->op == JG_OP_BCE_WITH_LOGITS
+                "negative%s\n", advice_node(n, a), advice_node(n->in[0], b),
+                n->op == JG_OP_SIGMOID || n->op == JG_OP_BCE_WITH_LOGITS
                   ? ", so the sigmoid never goes below 0.5 and a classifier predicts one class"
                   : ", so no logit can go below 0; drop the ReLU before the output");
 }
@@ -135,7 +135,7 @@ static void constant_weight(advice *l, const jg_node *n)
         return;
     char a[ADVICE_NAME_SIZE];
     advice_warn(&l->out, "warning: %s has a constant initialiser: every unit of its layer starts "
-              "equal and gets equal gradients, so symmetry is never broken\n", advice_node(n, a));
+                "equal and gets equal gradients, so symmetry is never broken\n", advice_node(n, a));
 }
 
 static void squashed_twice(advice *l, const jg_node *n)
@@ -155,7 +155,7 @@ static void squashed_twice(advice *l, const jg_node *n)
         return;
     char a[ADVICE_NAME_SIZE], b[ADVICE_NAME_SIZE];
     advice_warn(&l->out, "warning: %s takes the output of %s: %s; pass the logits\n",
-              advice_node(n, a), advice_node(in, b), why);
+                advice_node(n, a), advice_node(in, b), why);
 }
 
 /* Skips the movement ops that carry a per-channel value to its place (a conv bias is
@@ -182,9 +182,9 @@ static void bias_before_batchnorm(advice *l, const jg_node *n)
             continue;
         char a[ADVICE_NAME_SIZE];
         advice_warn(&l->out, "warning: %s is added right before jg_batchnorm '%.*s' (%s:%d), "
-                  "which subtracts each channel's mean: the bias cancels out and gets no "
-                  "gradient; drop it (batchnorm's beta is the bias)\n", advice_node(b, a),
-                  bn.name_len, bn.name, advice_file(n->at), n->at.line);
+                    "which subtracts each channel's mean: the bias cancels out and gets no "
+                    "gradient; drop it (batchnorm's beta is the bias)\n", advice_node(b, a),
+                    bn.name_len, bn.name, advice_file(n->at), n->at.line);
     }
 }
 
@@ -194,10 +194,10 @@ static void training_mode_in_eval(advice *l, const jg_node *n)
         return;
     if (n->op == JG_OP_RANDOM)
         advice_warn(&l->out, "warning: jg_dropout (%s:%d, node %%%d) runs in training mode in "
-                  "this evaluation program: a gradient reaches its random mask (jg_grad "
-                  "differentiates the training path), so it is not the gradient of the value "
-                  "computed; differentiate a graph built without dropout\n", advice_file(n->at),
-                  n->at.line, n->id);
+                    "this evaluation program: a gradient reaches its random mask (jg_grad "
+                    "differentiates the training path), so it is not the gradient of the value "
+                    "computed; differentiate a graph built without dropout\n", advice_file(n->at),
+                    n->at.line, n->id);
     if (n->op != JG_OP_MEAN)
         return;
     batchnorm bn;
@@ -206,10 +206,10 @@ static void training_mode_in_eval(advice *l, const jg_node *n)
         if (batchnorm_of(l->g, y, &bn) && bn.batch_mean == n &&
             advice_ends_with(l->g->train_updates[i].param->name, ".running_mean"))
             advice_warn(&l->out, "warning: jg_batchnorm '%.*s' (%s:%d, node %%%d) computes "
-                      "batch statistics in this evaluation program: a gradient goes through "
-                      "them (jg_grad differentiates the training path), so it is not the "
-                      "gradient of the value computed with the running statistics\n",
-                      bn.name_len, bn.name, advice_file(y->at), y->at.line, y->id);
+                        "batch statistics in this evaluation program: a gradient goes through "
+                        "them (jg_grad differentiates the training path), so it is not the "
+                        "gradient of the value computed with the running statistics\n",
+                        bn.name_len, bn.name, advice_file(y->at), y->at.line, y->id);
     }
 }
 
@@ -221,7 +221,7 @@ static const advice_rule rules[] = {
 };
 
 int advice_check(const jg_graph *g, jg_node *const *roots, int n_roots, bool train, char *out,
-              size_t size)
+                 size_t size)
 {
     if (size)
         out[0] = '\0';

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
 /* The bytes of n's value. */
 size_t jit_node_bytes(const jg_node *n)
 {

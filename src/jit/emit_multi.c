@@ -1,7 +1,7 @@
 /* Multi-output kernels (sibling fusion) stream their space once in fixed blocks of rows, each
  * block's reductions into partial rows combined at the end: chunks of the kept innermost dim
  * (column sums), or a register accumulator per row of a reduced innermost run (channel
- * statistics). */
+ * statistics). f32 sums accumulate in f64 (loops_acc_dtype), registers and partial rows. */
 #include "jit/emit_loops.h"
 #include "jit/loops.h"
 
@@ -39,7 +39,7 @@ static void combine_partials(emit_ctx *e, const jg_node *const *outs, const bool
     for (int i = 0; i < n_outs; i++) {
         if (!is_reduce[i])
             continue;
-        jg_dtype t = outs[i]->dtype;
+        jg_dtype t = outs[i]->dtype, ta = loops_acc_dtype(outs[i]->op, t);
         for (int tail = 0; tail < 2; tail++) {
             if ((tail ? kept - full : full) == 0)
                 continue;
@@ -48,11 +48,11 @@ static void combine_partials(emit_ctx *e, const jg_node *const *outs, const bool
                 loop_begin(e, &c, i64c(e, 0), i64c(e, full), i64c(e, w), "c");
             LLVMValueRef at = tail ? i64c(e, full) : c.i;
             e->mask = tail ? emit_lane_mask(e, i64c(e, kept - full)) : NULL;
-            LLVMValueRef acc = emit_load(e, part[i], t, at, 1);
+            LLVMValueRef acc = emit_load(e, part[i], ta, at, 1);
             for (int64_t b = 1; b < blocks; b++)
-                acc = loops_combine(e, outs[i]->op, t, acc,
-                              emit_load(e, part[i], t, LLVMBuildAdd(e->b, at, i64c(e, b * kept), ""), 1));
-            emit_store(e, ptr[i], t, at, acc);
+                acc = loops_combine(e, outs[i]->op, ta, acc,
+                              emit_load(e, part[i], ta, LLVMBuildAdd(e->b, at, i64c(e, b * kept), ""), 1));
+            emit_store(e, ptr[i], t, at, loops_convert(e, acc, ta, t));
             e->mask = NULL;
             if (!tail)
                 loop_end(e, &c);
@@ -70,7 +70,7 @@ typedef struct run_plan {
     const bool *is_reduce;
     LLVMValueRef const *ptr, *acc; /* output pointers; accumulators (allocas) */
     int n_outs, n_nodes;
-    int t; /* dims [t, nd) walk as one run (see collapsed_from) */
+    int t; /* dims [t, nd) walk as one run (see loops_collapsed_from) */
 } run_plan;
 
 /* Every output at the point idx: stored, or added into its accumulator. */
@@ -94,11 +94,13 @@ static void run_point(emit_ctx *e, const run_plan *r, const kidx *idx)
             e->aligned_stores = e->streaming_stores = false;
             continue;
         }
+        jg_dtype ta = loops_acc_dtype(out->op, t);
         LLVMValueRef v = emit_value(e, out->in[0], idx);
         if (e->mask)
             v = LLVMBuildSelect(e->b, e->mask, v, emit_splat_const(e, t, loops_identity(out->op, t)), "");
-        LLVMValueRef old = LLVMBuildLoad2(e->b, emit_vector_type(e, t), r->acc[i], "");
-        LLVMBuildStore(e->b, loops_combine(e, out->op, t, old, v), r->acc[i]);
+        LLVMValueRef old = LLVMBuildLoad2(e->b, emit_vector_type(e, ta), r->acc[i], "");
+        LLVMBuildStore(e->b, loops_combine(e, out->op, ta, old, loops_convert(e, v, t, ta)),
+                       r->acc[i]);
     }
     e->memo = NULL;
     free(memo);
@@ -164,7 +166,7 @@ static void multi_rows(emit_ctx *e, const reduce_plan *p, run_plan *r,
     for (int i = 0; i < r->n_outs; i++) {
         if (!r->is_reduce[i])
             continue;
-        jg_dtype t = r->outs[i]->dtype;
+        jg_dtype t = loops_acc_dtype(r->outs[i]->op, r->outs[i]->dtype);
         LLVMValueRef ptr = LLVMBuildGEP2(e->b, emit_scalar_type(e, t), part[i], &at, 1, "");
         LLVMValueRef id = emit_splat_const(e, t, loops_identity(r->outs[i]->op, t));
         LLVMBuildStore(e->b, LLVMBuildExtractElement(e->b, id, i64c(e, 0), ""), ptr);
@@ -185,18 +187,19 @@ static void multi_rows(emit_ctx *e, const reduce_plan *p, run_plan *r,
         if (!p->reduced[d])
             ko = LLVMBuildAdd(e->b, ko, LLVMBuildMul(e->b, comps[d], i64c(e, kstride[d]), ""), "");
     }
-    for (int i = 0; i < r->n_outs; i++)
+    for (int i = 0; i < r->n_outs; i++) {
+        jg_dtype ta = loops_acc_dtype(r->outs[i]->op, r->outs[i]->dtype);
         if (r->is_reduce[i])
-            LLVMBuildStore(e->b, emit_splat_const(e, r->outs[i]->dtype,
-                                                  loops_identity(r->outs[i]->op, r->outs[i]->dtype)),
+            LLVMBuildStore(e->b, emit_splat_const(e, ta, loops_identity(r->outs[i]->op, ta)),
                            r->acc[i]);
+    }
     run_walk(e, r, idx, t0);
     LLVMValueRef pat = LLVMBuildAdd(e->b, base, ko, "");
     for (int i = 0; i < r->n_outs; i++) {
         if (!r->is_reduce[i])
             continue;
         const jg_node *out = r->outs[i];
-        jg_dtype t = out->dtype;
+        jg_dtype t = loops_acc_dtype(out->op, out->dtype);
         LLVMTypeRef st = emit_scalar_type(e, t);
         LLVMValueRef total = loops_horizontal(e, out->op, t,
                                         LLVMBuildLoad2(e->b, emit_vector_type(e, t), r->acc[i], ""),
@@ -230,7 +233,9 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
     emit_kernel_begin(e, m);
     LLVMValueRef acc[64]; /* the accumulators of a reduced innermost dim, in the entry block */
     for (int i = 0; i < n_outs; i++)
-        acc[i] = LLVMBuildAlloca(e->b, emit_vector_type(e, outs[i]->dtype), "acc");
+        acc[i] = LLVMBuildAlloca(e->b, emit_vector_type(e, loops_acc_dtype(outs[i]->op,
+                                                                             outs[i]->dtype)),
+                                 "acc");
     int nd = p.in.ndim;
     int64_t kept = jg_shape_numel(lead->shape), rows = jg_shape_numel(p.in) / kept;
     int64_t blocks = multi_blocks(lead), dlast = p.in.dim[nd - 1];
@@ -248,7 +253,9 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
         is_reduce[i] = outs[i]->op == JG_OP_SUM || outs[i]->op == JG_OP_MAX ||
                        outs[i]->op == JG_OP_MIN;
         ptr[i] = slots[i] >= 0 ? emit_slot_ptr(e, slots[i], outs[i]->dtype) : NULL;
-        part[i] = is_reduce[i] ? emit_slot_ptr(e, partial_slots[i], outs[i]->dtype) : NULL;
+        part[i] = is_reduce[i] ? emit_slot_ptr(e, partial_slots[i],
+                                               loops_acc_dtype(outs[i]->op, outs[i]->dtype))
+                               : NULL;
     }
     /* begin < 0: the final call */
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "work");
@@ -274,10 +281,11 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
     loop o;
     loop_begin(e, &o, i64c(e, 0), i64c(e, kept / dlast * chunks), i64c(e, 1), "o");
     LLVMValueRef at = LLVMBuildAdd(e->b, base, loops_chunk_at(e, &c, o.i, idx), "");
-    for (int i = 0; i < n_outs; i++)
+    for (int i = 0; i < n_outs; i++) {
+        jg_dtype ta = loops_acc_dtype(outs[i]->op, outs[i]->dtype);
         if (is_reduce[i])
-            emit_store(e, part[i], outs[i]->dtype, at,
-                       emit_splat_const(e, outs[i]->dtype, loops_identity(outs[i]->op, outs[i]->dtype)));
+            emit_store(e, part[i], ta, at, emit_splat_const(e, ta, loops_identity(outs[i]->op, ta)));
+    }
     e->mask = NULL;
     loop_end(e, &o);
     /* its rows, each streamed whole */
@@ -310,13 +318,14 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
             e->aligned_stores = e->streaming_stores = false;
             continue;
         }
-        jg_dtype t = out->dtype;
+        jg_dtype t = out->dtype, ta = loops_acc_dtype(out->op, t);
         LLVMValueRef v = emit_value(e, out->in[0], idx);
         if (e->mask)
             v = LLVMBuildSelect(e->b, e->mask, v,
                                 emit_splat_const(e, t, loops_identity(out->op, t)), "");
-        LLVMValueRef old = emit_load(e, part[i], t, part_at, 1);
-        emit_store(e, part[i], t, part_at, loops_combine(e, out->op, t, old, v));
+        LLVMValueRef old = emit_load(e, part[i], ta, part_at, 1);
+        emit_store(e, part[i], ta, part_at,
+                   loops_combine(e, out->op, ta, old, loops_convert(e, v, t, ta)));
     }
     e->memo = NULL;
     free(memo);

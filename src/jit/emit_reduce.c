@@ -2,7 +2,8 @@
  * element keeps a vector accumulator along it and sums its lanes at the end; when it is kept,
  * each chunk of W output elements keeps one and the reduced dimensions are walked outside.
  * Each output element is computed by one thread in a fixed order, so results do not depend on
- * threads. */
+ * threads. f32 sums accumulate in f64 (loops_acc_dtype): in registers, or for chunks in the
+ * thread's scratch, converted once when stored. */
 #include "jit/emit_loops.h"
 #include "jit/loops.h"
 
@@ -57,15 +58,15 @@ LLVMValueRef loops_horizontal(emit_ctx *e, jg_op op, jg_dtype t, LLVMValueRef v,
  * other components; the innermost input dim, if among them, goes W lanes at a time. */
 static void accumulate(emit_ctx *e, const reduce_plan *p, LLVMValueRef acc, kidx *idx, int from)
 {
-    jg_dtype t = p->x->dtype;
-    LLVMTypeRef vt = emit_vector_type(e, t);
+    jg_dtype t = p->x->dtype, ta = loops_acc_dtype(p->root->op, t);
+    LLVMTypeRef vt = emit_vector_type(e, ta);
     int nd = p->in.ndim;
     if (from == p->n_red) {
         LLVMValueRef v = emit_value(e, p->x, idx);
         if (e->mask)
             v = LLVMBuildSelect(e->b, e->mask, v, emit_splat_const(e, t, loops_identity(p->root->op, t)), "");
         LLVMValueRef old = LLVMBuildLoad2(e->b, vt, acc, "");
-        LLVMBuildStore(e->b, loops_combine(e, p->root->op, t, old, v), acc);
+        LLVMBuildStore(e->b, loops_combine(e, p->root->op, ta, old, loops_convert(e, v, t, ta)), acc);
         return;
     }
     int d = p->red[from];
@@ -114,20 +115,29 @@ LLVMValueRef loops_chunk_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, ki
     return LLVMBuildAdd(e->b, LLVMBuildMul(e->b, row, i64c(e, c->dlast), ""), j, "");
 }
 
+/* Where chunk o accumulates: its place in the output, or its vector in c->acc. */
+static LLVMValueRef acc_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, LLVMValueRef at)
+{
+    if (!c->acc)
+        return at;
+    return LLVMBuildMul(e->b, LLVMBuildSub(e->b, o, begin_arg(e), ""), i64c(e, e->width), "");
+}
+
 /* Loops over the reduced dims red[from..), then over this thread's chunks. */
 static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int from)
 {
     const reduce_plan *p = c->p;
     if (from == p->n_red) {
-        jg_dtype t = p->x->dtype;
+        jg_dtype t = p->x->dtype, ta = c->acc ? loops_acc_dtype(p->root->op, t) : t;
+        LLVMValueRef dst = c->acc ? c->acc : c->out;
         loop o;
         loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
-        LLVMValueRef at = loops_chunk_at(e, c, o.i, idx);
+        LLVMValueRef at = acc_at(e, c, o.i, loops_chunk_at(e, c, o.i, idx));
         LLVMValueRef v = emit_value(e, p->x, idx);
         if (e->mask)
             v = LLVMBuildSelect(e->b, e->mask, v, c->identity, "");
-        LLVMValueRef old = emit_load(e, c->out, t, at, 1);
-        emit_store(e, c->out, p->root->dtype, at, loops_combine(e, p->root->op, t, old, v));
+        LLVMValueRef old = emit_load(e, dst, ta, at, 1);
+        emit_store(e, dst, ta, at, loops_combine(e, p->root->op, ta, old, loops_convert(e, v, t, ta)));
         e->mask = NULL;
         loop_end(e, &o);
         return;
@@ -153,7 +163,7 @@ static bool windowed(const reduce_plan *p, int width)
 }
 
 LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int out_slot,
-                         int64_t *outer, int64_t *align)
+                         int64_t *outer, int64_t *align, size_t *scratch)
 {
     reduce_plan p = { .root = root, .x = root->in[0], .in = root->in[0]->shape };
     for (int d = 0; d < p.in.ndim; d++) {
@@ -163,14 +173,13 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         else
             p.kept[p.n_kept++] = d;
     }
-    jg_dtype t = p.x->dtype;
+    jg_dtype t = p.x->dtype, ta = loops_acc_dtype(root->op, t);
     emit_kernel_begin(e, m);
-    LLVMTypeRef vt = emit_vector_type(e, t);
-    LLVMBasicBlockRef entry = LLVMGetInsertBlock(e->b);
+    LLVMTypeRef vt = emit_vector_type(e, ta);
     LLVMValueRef acc = LLVMBuildAlloca(e->b, vt, "acc");
-    (void)entry;
     LLVMValueRef out = emit_slot_ptr(e, out_slot, root->dtype);
     LLVMValueRef identity = emit_splat_const(e, t, loops_identity(root->op, t));
+    LLVMValueRef acc_identity = emit_splat_const(e, ta, loops_identity(root->op, ta));
     int nd = p.in.ndim;
     kidx idx[JG_MAX_DIMS];
     int64_t kept_dims[JG_MAX_DIMS];
@@ -193,9 +202,9 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         loop o;
         loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
         LLVMValueRef at = loops_chunk_at(e, &c, o.i, idx);
-        LLVMBuildStore(e->b, identity, acc);
+        LLVMBuildStore(e->b, acc_identity, acc);
         accumulate(e, &p, acc, idx, 0);
-        emit_store(e, out, root->dtype, at, LLVMBuildLoad2(e->b, vt, acc, ""));
+        emit_store(e, out, root->dtype, at, loops_convert(e, LLVMBuildLoad2(e->b, vt, acc, ""), ta, t));
         e->mask = NULL;
         loop_end(e, &o);
     } else if (!inner_kept) {
@@ -209,9 +218,10 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         loops_delinearise(e, o.i, kept_dims, p.n_kept, comps);
         for (int i = 0; i < p.n_kept; i++)
             idx[p.kept[i]] = (kidx){ comps[i], 0 };
-        LLVMBuildStore(e->b, identity, acc);
+        LLVMBuildStore(e->b, acc_identity, acc);
         accumulate(e, &p, acc, idx, 0);
-        LLVMValueRef total = loops_horizontal(e, root->op, t, LLVMBuildLoad2(e->b, vt, acc, ""), e->width);
+        LLVMValueRef total = loops_horizontal(e, root->op, ta, LLVMBuildLoad2(e->b, vt, acc, ""), e->width);
+        total = loops_convert(e, total, ta, t);
         LLVMValueRef at = LLVMBuildGEP2(e->b, emit_scalar_type(e, t), out, &o.i, 1, "");
         LLVMBuildStore(e->b, total, at);
         loop_end(e, &o);
@@ -227,12 +237,31 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         *outer = jg_shape_numel(root->shape) / dlast * chunks;
         chunk_plan c = { .p = &p, .out = out, .chunks = chunks, .dlast = dlast,
                          .kept_dims = kept_dims, .identity = identity, .dim = nd - 1 };
+        if (ta != t) { /* a vector of accumulators per chunk in scratch, stored at the end */
+            *scratch = (size_t)*outer * (size_t)e->width * jg_dtype_size(ta);
+            c.acc = LLVMBuildBitCast(e->b, LLVMGetParam(e->fn, 3),
+                                    LLVMPointerType(emit_scalar_type(e, ta), 0), "");
+        }
         loop o;
         loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
-        emit_store(e, out, root->dtype, loops_chunk_at(e, &c, o.i, idx), identity);
+        LLVMValueRef at = loops_chunk_at(e, &c, o.i, idx);
+        if (c.acc) {
+            e->mask = NULL;
+            emit_store(e, c.acc, ta, acc_at(e, &c, o.i, at), acc_identity);
+        } else {
+            emit_store(e, out, root->dtype, at, identity);
+        }
         e->mask = NULL;
         loop_end(e, &o);
         accumulate_chunks(e, &c, idx, 0);
+        if (c.acc) {
+            loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+            at = loops_chunk_at(e, &c, o.i, idx);
+            LLVMValueRef sum = emit_load(e, c.acc, ta, acc_at(e, &c, o.i, at), 1);
+            emit_store(e, out, root->dtype, at, loops_convert(e, sum, ta, t));
+            e->mask = NULL;
+            loop_end(e, &o);
+        }
     }
     emit_kernel_end(e);
     return e->fn;

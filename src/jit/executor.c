@@ -336,3 +336,9 @@ void jit_program_read(const exec_plan *p, const jit_program *j, const jg_node *n
             src = j->snap[i];
     memcpy(out, src, jit_node_bytes(n));
 }
+
+const char *jit_program_warnings(const jit_program *j, int *count)
+{
+    *count = 0;
+    return j && j->session ? jit_session_warnings(j->session, count) : "";
+}

@@ -52,7 +52,7 @@ struct jit_program {
     uint64_t step;
     void **consts;        /* by node id: converted constants we own */
     void **in_place;      /* by node id: the parameter's memory an update value is written
-                             to directly (see plan_in_place_updates), or NULL */
+                             to directly (see jit_plan_in_place), or NULL */
     int n_in_place;
     char *arena;          /* every intermediate, planned by liveness */
     size_t arena_bytes;
@@ -111,5 +111,7 @@ HIDDEN jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t
 HIDDEN void jit_program_read(const exec_plan *p, const jit_program *j, const jg_node *n,
                              void *out);
 HIDDEN void jit_program_free(jit_program *j);
+/* What compiling had to warn about (the kernel cache): whole lines; their count in *count. */
+HIDDEN const char *jit_program_warnings(const jit_program *j, int *count);
 
 #endif

@@ -127,7 +127,7 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
     case GROUP_ELEMENTWISE:
         return emit_elementwise(e, m, j->low.g, root, out, &k->outer, &k->align);
     case GROUP_REDUCE:
-        return emit_reduce(e, m, root, out, &k->outer, &k->align);
+        return emit_reduce(e, m, root, out, &k->outer, &k->align, &k->scratch);
     case GROUP_OPAQUE: {
         int *in_slots = malloc(((size_t)root->n_in + 1) * sizeof *in_slots);
         if (!in_slots)
@@ -157,7 +157,8 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
             if (j->fus.groups[p].kind == GROUP_REDUCE || (p == gi && r->op == JG_OP_SUM) ||
                 r->op == JG_OP_MAX || r->op == JG_OP_MIN || r->op == JG_OP_SUM) {
                 lead = lead ? lead : r;
-                size_t bytes = (size_t)multi_blocks(r) * jit_node_bytes(r);
+                size_t bytes = (size_t)multi_blocks(r) * (size_t)jg_shape_numel(r->shape) *
+                               jg_dtype_size(loops_acc_dtype(r->op, r->dtype));
                 void *buf = k->partials[k->n_partials++] = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
                 ok = buf != NULL;
                 j->bufs[j->n_slots] = buf;

@@ -51,6 +51,17 @@ static inline void loops_delinearise(emit_ctx *e, LLVMValueRef lin, const int64_
 static inline LLVMValueRef begin_arg(emit_ctx *e) { return LLVMGetParam(e->fn, 1); }
 static inline LLVMValueRef end_arg(emit_ctx *e) { return LLVMGetParam(e->fn, 2); }
 
+/* v (a scalar or vector of dtype from) as dtype to: the accumulators' conversions. */
+static inline LLVMValueRef loops_convert(emit_ctx *e, LLVMValueRef v, jg_dtype from, jg_dtype to)
+{
+    if (from == to)
+        return v;
+    bool vec = LLVMGetTypeKind(LLVMTypeOf(v)) == LLVMVectorTypeKind;
+    LLVMTypeRef ty = vec ? emit_vector_type(e, to) : emit_scalar_type(e, to);
+    return jg_dtype_size(to) > jg_dtype_size(from) ? LLVMBuildFPExt(e->b, v, ty, "")
+                                                   : LLVMBuildFPTrunc(e->b, v, ty, "");
+}
+
 /* ---- elementwise (emit_elementwise.c) */
 
 /* The first dim of the longest trailing run of s that roots[0..n) can walk as one (at most
@@ -75,6 +86,8 @@ typedef struct reduce_plan {
 typedef struct chunk_plan {
     const reduce_plan *p;
     LLVMValueRef out, identity;
+    LLVMValueRef acc;          /* accumulators in another dtype (per-thread scratch, one vector
+                                  per chunk from begin), or NULL: accumulate in out itself */
     int64_t chunks, dlast;
     const int64_t *kept_dims; /* the kept dims but `dim` */
     int dim;

@@ -1,11 +1,24 @@
 /* LLVM session: target machine, ORC LLJIT, compilation to object code, and the kernel cache
  * (in memory always, on disk when a directory is given). See session.h for the pipeline.
  * Every LLVMErrorRef is consumed; ownership of a buffer or module passes only where the LLVM-C
- * documentation says it does. */
+ * documentation says it does.
+ *
+ * The disk cache's trust model: a cached object is machine code that the process links and
+ * calls, so the cache directory must be as trusted as the library itself (as with ccache or
+ * JAX's cache). It is used only when it is a directory owned by the user and writable by
+ * nobody else (created 0700), and an entry only when it is a regular file owned by the user.
+ * Each entry carries the SHA-256 of its key material (the unoptimised IR, CPU, features, LLVM
+ * version, optimisation level) and of its object bytes, both checked before linking, so a
+ * damaged, truncated or foreign file is refused with a warning and the kernel recompiled
+ * (and the entry replaced), never run. The digests detect accidents, not an attacker who can
+ * write the directory: the ownership checks keep other users out. */
 #include "jit/session.h"
 #include "util/atomic.h"
 
+#include <nettle/sha2.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <llvm-c/Analysis.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -17,9 +30,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+enum { KEY_SIZE = SHA256_DIGEST_SIZE };
 
 typedef struct cache_entry {
-    uint64_t key;
+    uint8_t key[KEY_SIZE];
     void *addr;
 } cache_entry;
 
@@ -28,18 +44,44 @@ struct jit_session {
     LLVMTargetMachineRef tm; /* ours: passes and object emission (LLJIT owns another) */
     char *cpu, *features;
     int opt_level, vector_bits;
-    char *cache_dir;
+    char *cache_dir;      /* NULL: no disk cache (none given, or not trusted) */
     pthread_mutex_t lock;
     cache_entry *cache;
     int n_cache, cap_cache;
+    int renames;          /* kernels renamed after a cached object failed to link */
+    char warnings[1024];  /* whole lines, for the program's warnings */
+    int n_warnings;
 };
 
 /* The disk cache file: this header, then the object file's bytes. */
 typedef struct disk_header {
-    char magic[8]; /* "JGOBJ1\0\0" */
-    uint64_t key;
-    uint64_t size;
+    char magic[8];              /* "JGOBJ2\0\0" */
+    uint8_t key[KEY_SIZE];      /* SHA-256 of the key material */
+    uint8_t digest[KEY_SIZE];   /* SHA-256 of the object bytes */
+    uint64_t size;              /* of the object */
 } disk_header;
+
+/* The largest object the cache reads back (kernels are a few KiB). */
+#define DISK_MAX_OBJECT ((uint64_t)1 << 28)
+
+static void session_warn(jit_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void session_warn(jit_session *s, const char *fmt, ...)
+{
+    size_t len = strlen(s->warnings);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(s->warnings + len, sizeof s->warnings - len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof s->warnings - len)
+        s->warnings[len] = '\0'; /* whole lines only; still counted */
+    s->n_warnings++;
+}
+
+const char *jit_session_warnings(const jit_session *s, int *count)
+{
+    *count = s->n_warnings;
+    return s->warnings;
+}
 
 static double ms_since(struct timespec t0)
 {
@@ -97,10 +139,47 @@ static LLVMTargetMachineRef make_tm(const jit_session *s, char *err, size_t size
     return tm;
 }
 
-jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
+/* LLVM's target registry is process-wide and its initialisation is not thread-safe: two
+ * threads compiling their first programs at once could spin in lookupTarget or register the
+ * target twice. Once per process, then. */
+static pthread_once_t llvm_initialised = PTHREAD_ONCE_INIT;
+
+static void llvm_initialise(void)
 {
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
+}
+
+/* The cache directory, created 0700 when missing; NULL (with a warning) when it cannot be
+ * created or is not trusted: not a directory, not the user's, or writable by others. */
+static char *trusted_cache_dir(jit_session *s, const char *dir)
+{
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        session_warn(s, "warning: kernel cache directory %s cannot be created (%s): kernels "
+                     "are not cached\n", dir, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    const char *why = NULL;
+    if (stat(dir, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+        why = "not a directory";
+    else if (st.st_uid != geteuid())
+        why = "owned by another user";
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        why = "writable by group or others (chmod 700 it)";
+    if (why) {
+        session_warn(s, "warning: kernel cache directory %s is not trusted (%s): kernels are "
+                     "not cached\n", dir, why);
+        return NULL;
+    }
+    return dup_or_null(dir);
+}
+
+jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
+{
+    pthread_once(&llvm_initialised, llvm_initialise);
     jit_session *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, size, "out of memory");
@@ -119,7 +198,8 @@ jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
     LLVMDisposeMessage(host_features);
     int level = t ? t->opt_level : 0;
     s->opt_level = level == 0 ? 3 : level < 0 ? 0 : level > 3 ? 3 : level;
-    s->cache_dir = dup_or_null(t ? t->cache_dir : NULL);
+    if (t && t->cache_dir)
+        s->cache_dir = trusted_cache_dir(s, t->cache_dir);
     if (!s->cpu || !s->features)
         goto nomem;
     int widest = widest_vector(s->features);
@@ -206,34 +286,39 @@ void jit_module_dispose(jit_module *m)
     *m = (jit_module){ 0 };
 }
 
-static uint64_t fnv1a(uint64_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
-
-/* The cache key: the unoptimised IR plus everything that changes the machine code. */
-static uint64_t kernel_key(const jit_session *s, LLVMModuleRef mod)
+/* The cache key: SHA-256 of the unoptimised IR plus everything that changes the machine
+ * code. */
+static void kernel_key(const jit_session *s, LLVMModuleRef mod, uint8_t key[KEY_SIZE])
 {
     char *ir = LLVMPrintModuleToString(mod);
     char version[64];
     snprintf(version, sizeof version, "llvm %s O%d", LLVM_VERSION_STRING, s->opt_level);
-    uint64_t h = fnv1a(0xcbf29ce484222325ULL, ir);
-    h = fnv1a(fnv1a(fnv1a(h, s->cpu), s->features), version);
+    struct sha256_ctx c;
+    sha256_init(&c);
+    const char *parts[] = { ir, s->cpu, s->features, version };
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        sha256_update(&c, strlen(parts[i]) + 1, (const uint8_t *)parts[i]); /* with the NUL */
+    sha256_digest(&c, KEY_SIZE, key);
     LLVMDisposeMessage(ir);
-    return h;
 }
 
-static void *cache_find(const jit_session *s, uint64_t key)
+static void digest_of(const void *data, size_t n, uint8_t out[KEY_SIZE])
+{
+    struct sha256_ctx c;
+    sha256_init(&c);
+    sha256_update(&c, n, data);
+    sha256_digest(&c, KEY_SIZE, out);
+}
+
+static void *cache_find(const jit_session *s, const uint8_t key[KEY_SIZE])
 {
     for (int i = 0; i < s->n_cache; i++)
-        if (s->cache[i].key == key)
+        if (memcmp(s->cache[i].key, key, KEY_SIZE) == 0)
             return s->cache[i].addr;
     return NULL;
 }
 
-static void cache_add(jit_session *s, uint64_t key, void *addr)
+static void cache_add(jit_session *s, const uint8_t key[KEY_SIZE], void *addr)
 {
     if (s->n_cache == s->cap_cache) {
         int cap = s->cap_cache ? 2 * s->cap_cache : 64;
@@ -243,48 +328,98 @@ static void cache_add(jit_session *s, uint64_t key, void *addr)
         s->cache = c;
         s->cap_cache = cap;
     }
-    s->cache[s->n_cache++] = (cache_entry){ key, addr };
+    memcpy(s->cache[s->n_cache].key, key, KEY_SIZE);
+    s->cache[s->n_cache++].addr = addr;
 }
 
-static void disk_path(const jit_session *s, uint64_t key, char *path, size_t size)
+/* The entry's file: the first 16 bytes of the key in hex. */
+static void disk_path(const jit_session *s, const uint8_t key[KEY_SIZE], char *path,
+                      size_t size)
 {
-    snprintf(path, size, "%s/%016llx.jgo", s->cache_dir, (unsigned long long)key);
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    snprintf(path, size, "%s/%s.jgo", s->cache_dir, hex);
 }
 
-/* Reads a cached object; NULL (with a warning for a bad file) when absent or unusable. */
-static LLVMMemoryBufferRef disk_load(const jit_session *s, uint64_t key)
+/* Reads exactly n bytes; false on an error or a short file. */
+static bool read_all(int fd, void *buf, size_t n)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = read(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* Reads a cached object; NULL when there is none, or (with a warning) when the file is not a
+ * regular file of ours or its digests do not match: it is then recompiled and replaced. */
+static LLVMMemoryBufferRef disk_load(jit_session *s, const uint8_t key[KEY_SIZE])
 {
     char path[1024];
     disk_path(s, key, path, sizeof path);
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO or device must not block the open; O_NOFOLLOW: no symlinks */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
         return NULL;
+    const char *why = NULL;
+    struct stat st;
     disk_header h;
-    LLVMMemoryBufferRef buf = NULL;
+    uint8_t digest[KEY_SIZE];
     char *data = NULL;
-    if (fread(&h, sizeof h, 1, f) != 1 || memcmp(h.magic, "JGOBJ1", 7) != 0 || h.key != key ||
-        h.size == 0 || h.size > ((uint64_t)1 << 30) || !(data = malloc(h.size)) ||
-        fread(data, 1, h.size, f) != h.size || fgetc(f) != EOF) {
-        fprintf(stderr, "jitgrad: warning: ignoring corrupt or foreign kernel cache file %s\n",
-                path);
-    } else {
+    LLVMMemoryBufferRef buf = NULL;
+    if (fd < 0)
+        why = strerror(errno);
+    else if (fstat(fd, &st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (st.st_uid != geteuid())
+        why = "owned by another user";
+    else if (st.st_mode & (S_IWGRP | S_IWOTH))
+        why = "writable by group or others";
+    else if ((uint64_t)st.st_size < sizeof h || !read_all(fd, &h, sizeof h))
+        why = "truncated header";
+    else if (memcmp(h.magic, "JGOBJ2", 7) != 0)
+        why = "not a jitgrad kernel (bad magic)";
+    else if (memcmp(h.key, key, KEY_SIZE) != 0)
+        why = "written for another kernel";
+    else if (h.size == 0 || h.size > DISK_MAX_OBJECT ||
+             (uint64_t)st.st_size != sizeof h + h.size)
+        why = "size does not match its header";
+    else if (!(data = malloc(h.size)))
+        why = "out of memory";
+    else if (!read_all(fd, data, h.size))
+        why = "truncated object";
+    else if (digest_of(data, h.size, digest), memcmp(digest, h.digest, KEY_SIZE) != 0)
+        why = "damaged (object digest mismatch)";
+    else
         buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, h.size, "jitgrad-kernel");
-    }
+    if (why)
+        session_warn(s, "warning: ignoring kernel cache file %s: %s; recompiled\n", path, why);
     free(data);
-    fclose(f);
+    if (fd >= 0)
+        close(fd);
     return buf;
 }
 
-/* Through atomic_file: a reader never sees half a file; a failure just skips the cache. */
-static void disk_store(const jit_session *s, uint64_t key, LLVMMemoryBufferRef obj)
+/* Through atomic_file: a reader never sees half a file; a failure just skips the cache. An
+ * entry that was refused is replaced (the rename removes a FIFO or symlink of that name). */
+static void disk_store(const jit_session *s, const uint8_t key[KEY_SIZE],
+                       LLVMMemoryBufferRef obj)
 {
     char path[1024];
     disk_path(s, key, path, sizeof path);
-    mkdir(s->cache_dir, 0777); /* may exist already */
     atomic_file a;
     if (!atomic_file_begin(&a, path, NULL, 0))
         return;
-    disk_header h = { .magic = "JGOBJ1", .key = key, .size = LLVMGetBufferSize(obj) };
+    disk_header h = { .magic = "JGOBJ2", .size = LLVMGetBufferSize(obj) };
+    memcpy(h.key, key, KEY_SIZE);
+    digest_of(LLVMGetBufferStart(obj), h.size, h.digest);
     if (fwrite(&h, sizeof h, 1, a.f) != 1 ||
         fwrite(LLVMGetBufferStart(obj), 1, h.size, a.f) != h.size) {
         atomic_file_abort(&a);
@@ -330,9 +465,11 @@ static char *emit_text(jit_session *s, LLVMModuleRef mod, LLVMCodeGenFileType ki
     return text;
 }
 
-static jg_status compile_locked(jit_session *s, jit_module *m, const char *name, uint64_t key,
-                                bool want_text, void **addr, jit_compile_info *info,
-                                char *err, size_t size)
+/* store: write the object to the disk cache (only objects defining the kernel's own name,
+ * which is what a later load looks up). */
+static jg_status compile_locked(jit_session *s, jit_module *m, const char *name,
+                                const uint8_t key[KEY_SIZE], bool store, bool want_text,
+                                void **addr, jit_compile_info *info, char *err, size_t size)
 {
     char *msg = NULL;
     if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
@@ -366,7 +503,7 @@ static jg_status compile_locked(jit_session *s, jit_module *m, const char *name,
         LLVMDisposeMessage(msg);
         return JG_ERR_STATE;
     }
-    if (s->cache_dir)
+    if (s->cache_dir && store)
         disk_store(s, key, obj);
     jg_status st = add_object(s, obj, name, addr, err, size);
     info->codegen_ms = ms_since(t0);
@@ -377,9 +514,12 @@ jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_
                       void **addr, jit_compile_info *info, char *err, size_t size)
 {
     *info = (jit_compile_info){ 0 };
-    uint64_t key = kernel_key(s, m->mod);
-    char name[32];
-    snprintf(name, sizeof name, "jg_%016llx", (unsigned long long)key);
+    uint8_t key[KEY_SIZE];
+    kernel_key(s, m->mod, key);
+    char name[48];
+    snprintf(name, sizeof name, "jg_");
+    for (int i = 0; i < 8; i++)
+        snprintf(name + 3 + 2 * i, 3, "%02x", key[i]);
     LLVMSetValueName2(fn, name, strlen(name));
     pthread_mutex_lock(&s->lock);
     jg_status st = JG_OK;
@@ -387,10 +527,22 @@ jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_
         info->cache_hit = true;
     } else {
         LLVMMemoryBufferRef obj = s->cache_dir && !want_text ? disk_load(s, key) : NULL;
-        if (obj && add_object(s, obj, name, addr, err, size) == JG_OK) {
+        char ignored[256];
+        if (obj && add_object(s, obj, name, addr, ignored, sizeof ignored) == JG_OK) {
             info->cache_hit = info->disk_hit = true;
         } else {
-            st = compile_locked(s, m, name, key, want_text, addr, info, err, size);
+            bool store = true;
+            if (obj) {
+                /* The object may be linked even though its lookup failed: compiling the same
+                 * name again would define it twice, so this kernel gets a name of its own
+                 * (and stays out of the disk cache, whose entries carry the usual name). */
+                session_warn(s, "warning: cached kernel %s did not link (%s); recompiled\n",
+                             name, ignored);
+                snprintf(name + strlen(name), sizeof name - strlen(name), "_r%d", ++s->renames);
+                LLVMSetValueName2(fn, name, strlen(name));
+                store = false;
+            }
+            st = compile_locked(s, m, name, key, store, want_text, addr, info, err, size);
         }
         if (st == JG_OK)
             cache_add(s, key, *addr);

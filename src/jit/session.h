@@ -1,6 +1,6 @@
 /* The LLVM side of the JIT: a session owns an ORC LLJIT, a target machine for the host (or a
  * chosen CPU), and a cache of compiled kernels keyed by a hash of their IR. Kernels are built
- * as LLVM IR in a jit_module, then compiled:
+ * as LLVM IR in a jit_module, then compiled (the disk cache's trust model: session.c):
  *
  *     IR (jit_module) ─▶ verify ─▶ LLVMRunPasses(default<O3>) ─▶ object code (our target
  *     machine) ─▶ [disk cache] ─▶ LLJIT AddObjectFile ─▶ lookup ─▶ function pointers
@@ -20,7 +20,7 @@ typedef struct jit_target {
     const char *features; /* NULL: the host's; e.g. "-avx512f" to stay on AVX2 */
     int opt_level;        /* 1..3: default<Ox> and codegen level; 0 means 3; -1 means O0 */
     int vector_bits;      /* 0: widest the features allow; 512, 256, 128, or 32 (scalar) */
-    const char *cache_dir; /* NULL: no disk cache */
+    const char *cache_dir; /* NULL: no disk cache; used only when trusted (session.c) */
 } jit_target;
 
 typedef struct jit_session jit_session;
@@ -31,6 +31,9 @@ HIDDEN void jit_session_free(jit_session *s);
 /* Bits in the SIMD registers the kernels use (512 with AVX-512, 256 with AVX2, ...). */
 HIDDEN int jit_vector_bits(const jit_session *s);
 HIDDEN const char *jit_cpu_name(const jit_session *s);
+/* What the session had to warn about (an untrusted cache directory, a refused cache entry):
+ * whole "warning: ...\n" lines, and their count in *count. */
+HIDDEN const char *jit_session_warnings(const jit_session *s, int *count);
 
 /* One compilation unit under construction. */
 typedef struct jit_module {

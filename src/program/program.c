@@ -242,6 +242,10 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
             jg_program_free(p);
             return NULL;
         }
+        int n;
+        const char *text = jit_program_warnings(p->jit, &n);
+        if (n)
+            program_warn(p, text, n, o.print_warnings);
     }
     return p;
 nomem:

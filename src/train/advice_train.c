@@ -57,8 +57,8 @@ static void no_gradient(train_advice *t, const jg_node *w, const jg_node *grad)
     else
         snprintf(why, sizeof why, "the loss %s does not use it", advice_node(t->loss, b));
     advice_warn(&t->out, "warning: %s is trainable but %s: it never trains; freeze it "
-              "(jg_param_freeze, or a frozen parameter group) or connect it\n",
-              advice_node(w, a), why);
+                "(jg_param_freeze, or a frozen parameter group) or connect it\n",
+                advice_node(w, a), why);
 }
 
 static void decayed_bias_or_norm(train_advice *t, const jg_node *w, const jg_node *grad)
@@ -69,10 +69,10 @@ static void decayed_bias_or_norm(train_advice *t, const jg_node *w, const jg_nod
         return;
     char a[ADVICE_NAME_SIZE];
     advice_warn(&t->out, "warning: %s is a bias or normalisation parameter and gets %s: pulling "
-              "it toward 0 does not regularise; give it a parameter group with no_decay\n",
-              advice_node(w, a),
-              o->weight_decay > 0 && o->l2 > 0 ? "weight_decay and l2"
-              : o->weight_decay > 0            ? "weight_decay"
+                "it toward 0 does not regularise; give it a parameter group with no_decay\n",
+                advice_node(w, a),
+                o->weight_decay > 0 && o->l2 > 0 ? "weight_decay and l2"
+                : o->weight_decay > 0            ? "weight_decay"
                                                : "l2");
 }
 
@@ -94,18 +94,18 @@ static void coupled_l2_adaptive(train_advice *t)
         applies |= t->grads[i] && decayed(t->opts, t->wrt[i]);
     if (o->l2 > 0 && applies)
         advice_warn(&t->out, "warning: the training program of %s uses %s with coupled l2 %g: "
-                  "the penalty's gradient is divided by %s's per-weight scale, so weights "
-                  "with large gradients are barely regularised; use weight_decay (decoupled, "
-                  "as AdamW) instead\n", advice_node(t->loss, a), row->name, o->l2,
-                  row->name);
+                    "the penalty's gradient is divided by %s's per-weight scale, so weights "
+                    "with large gradients are barely regularised; use weight_decay (decoupled, "
+                    "as AdamW) instead\n", advice_node(t->loss, a), row->name, o->l2,
+                    row->name);
     for (int id = 0; id < t->g->n_nodes; id++) {
         const jg_node *p = t->g->nodes[id];
         if (t->reached[id] && p->op == JG_OP_L2_PENALTY)
             advice_warn(&t->out, "warning: %s is in a loss that %s minimises: coupled L2, whose "
-                      "gradient %s divides by its per-weight scale, so weights with large "
-                      "gradients are barely regularised; use optimizer.weight_decay "
-                      "(decoupled, as AdamW) instead\n", advice_node(p, a), row->name,
-                      row->name);
+                        "gradient %s divides by its per-weight scale, so weights with large "
+                        "gradients are barely regularised; use optimizer.weight_decay "
+                        "(decoupled, as AdamW) instead\n", advice_node(p, a), row->name,
+                        row->name);
     }
 }
 
@@ -117,8 +117,8 @@ static void penalised_bias_or_norm(train_advice *t)
         for (int k = 0; t->reached[id] && p->op == JG_OP_L2_PENALTY && k < p->n_in; k++)
             if (bias_or_norm(p->in[k]))
                 advice_warn(&t->out, "warning: %s is a bias or normalisation parameter inside "
-                          "%s: pulling it toward 0 does not regularise; leave it out\n",
-                          advice_node(p->in[k], a), advice_node(p, b));
+                            "%s: pulling it toward 0 does not regularise; leave it out\n",
+                            advice_node(p->in[k], a), advice_node(p, b));
     }
 }
 
@@ -130,6 +130,7 @@ int advice_train(const jg_train_opts *opts, const jg_node *loss, jg_node *const 
                  jg_node *const *grads, int n, char *out, size_t size)
 {
     const jg_graph *g = loss->graph;
+    out[0] = '\0';
     bool *reached = calloc((size_t)g->n_nodes + 1, sizeof *reached);
     if (!reached)
         return 0; /* advice is optional: skip it */
@@ -137,7 +138,6 @@ int advice_train(const jg_train_opts *opts, const jg_node *loss, jg_node *const 
     for (int id = loss->id; id >= 0; id--)
         for (int k = 0; reached[id] && k < g->nodes[id]->n_in; k++)
             reached[g->nodes[id]->in[k]->id] = true;
-    out[0] = '\0';
     train_advice t = { g, opts, loss, wrt, grads, n, reached, { out, size, 0 } };
     for (int i = 0; i < n; i++)
         for (size_t r = 0; r < sizeof param_rules / sizeof param_rules[0]; r++)

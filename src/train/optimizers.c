@@ -1,7 +1,7 @@
 /* The optimisers, one row each: name, what they keep per parameter, and the step that builds
  * one parameter's update as ordinary graph nodes (so it fuses into the update kernels like
- * the rest of the step). Adding an optimiser: its kind in jitgrad.h's jg_optimizer_kind, a
- * step function and a row here. Their state lives in the store as frozen parameters. */
+ * the rest of the step). Adding an optimiser: its kind in jitgrad.h's jg_optimizer_kind, and
+ * here its state and step functions and a row. Their state lives in the store as frozen parameters. */
 #include "train/train.h"
 
 #include <math.h>

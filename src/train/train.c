@@ -343,7 +343,7 @@ jg_program *jg_compile_train(jg_graph *g, jg_node *loss, const jg_train_opts *op
         .wrt = malloc(((size_t)n_params + 1) * sizeof *b.wrt),
         .grads = malloc(((size_t)n_params + 1) * sizeof *b.grads),
         .l2 = calloc((size_t)n_params + 1, sizeof *b.l2),
-        /* at most: per parameter its state, the accumulator and itself; lr, t, count */
+        /* at most: per parameter its state, the accumulator and itself; t and count */
         .ups = { malloc(((size_t)n_params * (OPTIM_MAX_STATE + 2) + 3) * sizeof *b.ups.u), 0 },
     };
     jg_program *p = NULL;
