@@ -333,8 +333,8 @@ Test(idx, err_cannot_open)
     snprintf(p, sizeof p, "%s/no-such-file.idx", dir);
     expect_fail(p, JG_F32, JG_ERR_IO, "cannot open");
     expect_fail(p, JG_F32, JG_ERR_IO, "No such file or directory");
-    /* A directory opens but cannot be read. */
-    expect_fail(dir, JG_F32, JG_ERR_IO, "read error");
+    /* A directory is refused before it is read. */
+    expect_fail(dir, JG_F32, JG_ERR_IO, "not a regular file (a directory)");
 }
 
 Test(idx, err_bad_magic)
@@ -408,6 +408,27 @@ Test(idx, err_truncated_data)
     expect_fail(write_file("trunc0.idx", b.p, b.n, false), JG_F32, JG_ERR_IO,
                 "truncated: expected 7840000 data bytes, got 0");
     free(b.p);
+}
+
+Test(idx, err_header_larger_than_the_file_allocates_nothing)
+{
+    /* 2^34 four-byte elements (64 GiB) promised by a header-only file: refused from the
+     * file's size before any allocation (it was JG_ERR_NOMEM, or an allocation that
+     * overcommit let through) */
+    buf b = header(0x0C, 2, (uint32_t[]){ 1u << 17, 1u << 17 });
+    expect_fail(write_file("promise.idx", b.p, b.n, false), JG_F32, JG_ERR_IO,
+                "truncated: expected 68719476736 data bytes, got 0");
+    expect_fail(write_file("promise.idx.gz", b.p, b.n, true), JG_F32, JG_ERR_IO,
+                "more than a compressed file of");
+    free(b.p);
+}
+
+Test(idx, err_a_fifo_is_refused_without_blocking, .timeout = 10)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/fifo.idx", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    expect_fail(path, JG_F32, JG_ERR_IO, "not a regular file (a FIFO)");
 }
 
 Test(idx, err_truncated_header)

@@ -486,6 +486,13 @@ Test(image, host_misuse)
     cr_assert_eq(jg_augment_to(&ok, img, out, 0, 1, 4, 4, 0, 0, err, sizeof err), JG_ERR_SHAPE);
     cr_assert(strstr(err, "[0, 1, 4, 4] has a dimension < 1"), "%s", err);
     cr_assert_eq(jg_augment(&ok, img, 1, 1, -4, 4, 0, 0), JG_ERR_SHAPE);
+    /* n * c * h * w overflowed int64_t and passed the size check (then wrote out of
+     * bounds); each product is now checked before it is formed */
+    cr_assert_eq(jg_augment_to(&ok, img, out, 1 << 17, 1 << 17, 1 << 15, 1 << 15, 0, 0, err,
+                               sizeof err), JG_ERR_SHAPE); /* 2^64 wrapped to 0 */
+    cr_assert(strstr(err, "is too large"), "%s", err);
+    cr_assert_eq(jg_augment_to(&ok, img, out, 1 << 30, 1 << 30, 1, 1, 0, 0, err, sizeof err),
+                 JG_ERR_SHAPE);
     cr_assert_eq(jg_augment_to(&(jg_augment_opts){ .blur_prob = 1, .blur_sigma = -1 }, img,
                                out, 1, 1, 4, 4, 0, 0, err, sizeof err), JG_ERR_ARG);
     cr_assert(strstr(err, "blur_sigma -1"), "%s", err);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -203,6 +204,29 @@ static void npy_fails(const char *name, jg_status st, const char *part)
     cr_assert_eq(a.shape.ndim, 0);
 }
 
+/* Readers never block on a FIFO (or read a directory): each refuses what is not a regular
+ * file, naming it, before reading anything (a FIFO used to block the open forever). */
+Test(io_files, readers_refuse_fifos_and_directories, .timeout = 20)
+{
+    cr_assert_eq(mkfifo(at("fifo"), 0600), 0);
+    npy_fails("fifo", JG_ERR_IO, "not a regular file (a FIFO)");
+    cr_assert_eq(mkdir(at("sub"), 0700), 0);
+    npy_fails("sub", JG_ERR_IO, "not a regular file (a directory)");
+
+    jg_graph *g = jg_graph_new();
+    jg_param(g, "w", jg_shape(2), jg_zeros());
+    cr_assert_eq(jg_checkpoint_load(g, at("fifo")), JG_ERR_IO);
+    cr_assert(strstr(jg_graph_errmsg(g), "not a regular file (a FIFO)"), "%s",
+              jg_graph_errmsg(g));
+    jg_graph_free(g);
+
+    char err[256] = "";
+    const char *y[] = { "loss" };
+    cr_assert_eq(jg_plot_csv(at("fifo"), at("plot.svg"), "step", y, 1, false, err, sizeof err),
+                 JG_ERR_IO);
+    cr_assert(strstr(err, "not a regular file (a FIFO)"), "%s", err);
+}
+
 Test(io_files, npy_malformed_files_are_errors)
 {
     float v[4] = { 1, 2, 3, 4 };
@@ -231,6 +255,12 @@ Test(io_files, npy_malformed_files_are_errors)
     jg_array a = { JG_F32, jg_shape(4), v };
     cr_assert_eq(jg_npy_write(at("no/such/dir.npy"), &a, err, sizeof err), JG_ERR_IO);
     cr_assert(strstr(err, "no/such/dir.npy"), "%s", err);
+    /* dimensions whose product overflows were written as INT64_MAX elements (reading far
+     * past the data) */
+    jg_array huge = { .dtype = JG_F32, .shape = jg_shape(1 << 30, 1 << 30, 1 << 30, 1 << 30),
+                      .data = a.data };
+    cr_assert_eq(jg_npy_write(at("huge.npy"), &huge, err, sizeof err), JG_ERR_SHAPE);
+    cr_assert(strstr(err, "more than 2^40 elements"), "%s", err);
 }
 
 /* ---------------------------------------------------------------- checkpoints */
@@ -561,6 +591,52 @@ Test(io_files, failed_saves_leave_the_existing_file_intact)
     free(after);
     jg_graph_free(g);
     jg_graph_free(big);
+}
+
+/* A name the loader cannot read is refused by the saver (it used to save, then refuse to
+ * load: "string too long"); 1023 bytes round-trip. */
+Test(io_files, checkpoint_saver_and_loader_agree_on_name_lengths)
+{
+    char name[1100];
+    memset(name, 'a', sizeof name);
+    name[1023] = '\0';
+    jg_graph *g = jg_graph_new();
+    jg_param(g, name, jg_shape(2), jg_constant(1));
+    cr_assert_eq(jg_checkpoint_save(g, at("long.st")), JG_OK, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_checkpoint_load(g, at("long.st")), JG_OK, "%s", jg_errmsg(g));
+    name[1023] = 'a';
+    name[1024] = '\0';
+    jg_param(g, name, jg_shape(2), jg_constant(1));
+    cr_assert_eq(jg_checkpoint_save(g, at("long.st")), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(g), "a name of 1024 bytes") &&
+                  strstr(jg_errmsg(g), "at most 1023"), "%s", jg_errmsg(g));
+    jg_graph_free(g);
+}
+
+/* The temporaries of a killed save ("<target>.jgtmp.<pid>.XXXXXX", each the target's size)
+ * are removed by the next successful save of the same target; a live process's are kept,
+ * and so are other files. */
+Test(io_files, a_save_removes_temporaries_of_dead_writers)
+{
+    pid_t dead = fork();
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead); /* reaped: the pid names no process now */
+    char stale[64], live[64];
+    snprintf(stale, sizeof stale, "ck.st.jgtmp.%ld.Ab12Cd", (long)dead);
+    snprintf(live, sizeof live, "ck.st.jgtmp.1.Ef34Gh"); /* pid 1 always exists */
+    write_bytes(at(stale), "partial", 7);
+    write_bytes(at(live), "partial", 7);
+    write_bytes(at("other.st.jgtmp.99999999.x"), "x", 1);
+    write_bytes(at("ck.st.notes"), "x", 1);
+    jg_graph *g = small_graph();
+    cr_assert_eq(jg_checkpoint_save(g, at("ck.st")), JG_OK, "%s", jg_errmsg(g));
+    struct stat st;
+    cr_assert_neq(stat(at(stale), &st), 0, "the dead writer's temporary is gone");
+    cr_assert_eq(stat(at(live), &st), 0, "a live writer's is kept");
+    cr_assert_eq(stat(at("other.st.jgtmp.99999999.x"), &st), 0, "another target's is kept");
+    cr_assert_eq(stat(at("ck.st.notes"), &st), 0);
+    jg_graph_free(g);
 }
 
 /* ---------------------------------------------------------------- PNG */

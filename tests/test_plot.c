@@ -98,11 +98,11 @@ Test(plot, writes_svg_with_title_labels_and_series)
     cr_assert_eq(polyline_points(svg, 0), 5);
     cr_assert_eq(polyline_points(svg, 1), 3);
     cr_assert(strstr(svg, "#1f77b4") && strstr(svg, "#ff7f0e"), "one colour per series");
-    /* no temporary ("curve.svg.tmp.XXXXXX") left behind */
+    /* no temporary ("curve.svg.jgtmp.<pid>.XXXXXX") left behind */
     DIR *d = opendir(dir);
     cr_assert(d);
     for (struct dirent *e; (e = readdir(d));)
-        cr_assert_null(strstr(e->d_name, ".tmp"), "left over: %s", e->d_name);
+        cr_assert_null(strstr(e->d_name, ".jgtmp"), "left over: %s", e->d_name);
     closedir(d);
 }
 

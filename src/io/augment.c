@@ -6,6 +6,7 @@
 #include "io/augment.h"
 
 #include "util/image_sampling.h"
+#include "util/size.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -117,7 +118,9 @@ static jg_status check(const jg_augment_opts *o, const float *src, const float *
     if (n < 1 || c < 1 || h < 1 || w < 1)
         return fail(errbuf, size, JG_ERR_SHAPE, "batch [n, c, h, w] = [%d, %d, %d, %d] has a "
                     "dimension < 1", n, c, h, w);
-    if ((int64_t)h * w > INT32_MAX || (int64_t)n * c * h * w > SHAPE_MAX_NUMEL)
+    int64_t plane, total;
+    if (!size_product((int64_t[]){ h, w }, 2, INT32_MAX, &plane) ||
+        !size_product((int64_t[]){ n, c, h, w }, 4, SHAPE_MAX_NUMEL, &total))
         return fail(errbuf, size, JG_ERR_SHAPE, "batch [%d, %d, %d, %d] is too large", n, c, h,
                     w);
     if (!is_prob(o->hflip_prob) || !is_prob(o->vflip_prob) || !is_prob(o->blur_prob))

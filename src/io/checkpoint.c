@@ -6,10 +6,12 @@
  */
 #include "graph/graph.h"
 #include "util/atomic.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 /* The reference implementation refuses headers over 100 MB; so do we. */
@@ -378,11 +380,27 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
         graph_note(g, "jg_checkpoint_save: path is NULL");
         return JG_ERR_ARG;
     }
+    /* Nothing is written that jg_checkpoint_load would refuse */
+    for (int i = 0; i < g->n_params; i++) {
+        size_t len = strlen(g->params[i].node->name);
+        if (len >= ST_MAX_NAME) {
+            graph_note(g, "jg_checkpoint_save: %s: parameter '%.40s...' has a name of %zu "
+                       "bytes; a checkpoint holds names of at most %d", path,
+                       g->params[i].node->name, len, ST_MAX_NAME - 1);
+            return JG_ERR_ARG;
+        }
+    }
     size_t hlen;
     char *header = build_header(g, &hlen);
     if (!header) {
         graph_note(g, "jg_checkpoint_save: %s: out of memory", path);
         return JG_ERR_NOMEM;
+    }
+    if (hlen > ST_MAX_HEADER) {
+        free(header);
+        graph_note(g, "jg_checkpoint_save: %s: the header would be %zu bytes, more than the "
+                   "%llu a checkpoint may have", path, hlen, (unsigned long long)ST_MAX_HEADER);
+        return JG_ERR_ARG;
     }
     char err[400];
     atomic_file at;
@@ -424,18 +442,17 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
 static jg_status read_file(const char *path, unsigned char **out, size_t *size, char *why,
                            size_t why_size)
 {
-    FILE *f = fopen(path, "rb");
+    int64_t file_size;
+    int fd = file_open_regular(path, &file_size, why, why_size);
+    if (fd < 0)
+        return JG_ERR_IO;
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
-        snprintf(why, why_size, "cannot open: %s", strerror(errno));
-        return JG_ERR_IO;
+        close(fd);
+        snprintf(why, why_size, "out of memory");
+        return JG_ERR_NOMEM;
     }
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        snprintf(why, why_size, "not a regular file");
-        fclose(f);
-        return JG_ERR_IO;
-    }
-    *size = (size_t)sb.st_size;
+    *size = (size_t)file_size;
     *out = malloc(*size ? *size : 1);
     if (!*out) {
         fclose(f);

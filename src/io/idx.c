@@ -1,9 +1,12 @@
 /* IDX reader (the MNIST / Fashion-MNIST file format): big-endian header and data, read
  * through zlib so plain and gzip-compressed files both work. Every malformed input (bad
  * magic, unknown type, bad rank, zero or absurd dimensions, truncation, trailing bytes,
- * gzip corruption) becomes JG_ERR_IO with a message naming the file; nothing aborts.
+ * gzip corruption) becomes JG_ERR_IO with a message naming the file; nothing aborts. Only a
+ * regular file is read (a FIFO never blocks), and the header's size is checked against the
+ * file's before anything is allocated.
  */
 #include "jitgrad.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* Larger than any real data set; it keeps a corrupt header from asking for terabytes. */
@@ -188,11 +192,16 @@ JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out, char 
     if (as != JG_F32 && as != JG_F64 && as != JG_I32)
         return idx_fail(errbuf, errbuf_size, path, JG_ERR_ARG, "unknown dtype %d", (int)as);
 
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return idx_fail(errbuf, errbuf_size, path, JG_ERR_IO, "cannot open: %s",
-                        errno ? strerror(errno) : "out of memory");
+    char why[128];
+    int64_t file_size;
+    int fd = file_open_regular(path, &file_size, why, sizeof why);
+    if (fd < 0)
+        return idx_fail(errbuf, errbuf_size, path, JG_ERR_IO, "%s", why);
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return idx_fail(errbuf, errbuf_size, path, JG_ERR_NOMEM, "out of memory");
+    }
     gzbuffer(f, 1 << 17); /* fewer, larger read() calls; before the first read */
 
     jg_status st = JG_OK;
@@ -267,6 +276,24 @@ JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out, char 
                                     (long long)shape.dim[i]);
         st = idx_fail(errbuf, errbuf_size, path, JG_ERR_IO,
                       "too large: dimensions [%s] exceed 2^34 elements", dims);
+        goto fail;
+    }
+    /* The data the header promises must fit in the file: exactly, when it is stored as it
+     * is; within deflate's largest expansion (1032:1), when it is compressed. */
+    uint64_t data_bytes = numel * (uint64_t)t->size, header_bytes = 4 + 4 * (uint64_t)ndim;
+    bool raw = gzdirect(f);
+    if (raw && data_bytes > (uint64_t)file_size - header_bytes) {
+        st = idx_fail(errbuf, errbuf_size, path, JG_ERR_IO,
+                      "truncated: expected %llu data bytes, got %llu",
+                      (unsigned long long)data_bytes,
+                      (unsigned long long)((uint64_t)file_size - header_bytes));
+        goto fail;
+    }
+    if (!raw && data_bytes > (uint64_t)file_size * 1032) {
+        st = idx_fail(errbuf, errbuf_size, path, JG_ERR_IO,
+                      "truncated: expected %llu data bytes, more than a compressed file of "
+                      "%lld bytes can hold", (unsigned long long)data_bytes,
+                      (long long)file_size);
         goto fail;
     }
     size_t out_size = jg_dtype_size(as);

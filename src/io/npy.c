@@ -3,12 +3,14 @@
  * value fits, f2 is refused. Every malformed file is an error naming the file and the
  * problem; nothing aborts. Writing goes through a temporary file and a rename.
  */
-#include "jitgrad.h"
+#include "graph/graph.h"
 #include "util/atomic.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #define NPY_MAGIC "\x93NUMPY"
@@ -212,10 +214,14 @@ JG_API jg_status jg_npy_read(const char *path, jg_array *out, char *errbuf, size
     char why[300] = "";
     char *header = NULL;
     unsigned char *raw = NULL;
-    FILE *f = fopen(path, "rb");
+    int64_t file_size;
+    int fd = file_open_regular(path, &file_size, why, sizeof why);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
-        file_fail(errbuf, errbuf_size, path, "cannot open: %s", strerror(errno));
-        return JG_ERR_IO;
+        if (fd >= 0)
+            close(fd);
+        file_fail(errbuf, errbuf_size, path, "%s", fd >= 0 ? "out of memory" : why);
+        return fd >= 0 ? JG_ERR_NOMEM : JG_ERR_IO;
     }
     unsigned char pre[12];
     if (fread(pre, 1, 8, f) != 8 || memcmp(pre, NPY_MAGIC, 6) != 0) {
@@ -333,6 +339,11 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
                       a->shape.ndim == 1 ? "," : i + 1 < a->shape.ndim ? ", " : "");
     }
     k += snprintf(dict + k, sizeof dict - (size_t)k, "), }");
+    if (!shape_valid(a->shape)) { /* every dimension is >= 1: their product is too large */
+        file_fail(errbuf, errbuf_size, path, "jg_npy_write: the shape holds more than 2^40 "
+                  "elements");
+        return JG_ERR_SHAPE;
+    }
     /* NumPy pads the header with spaces to a multiple of 64 bytes (then '\n') so the data
      * is aligned for memory mapping. */
     size_t total = 10 + (size_t)k + 1;

@@ -5,11 +5,13 @@
  */
 #include "jitgrad.h"
 #include "util/atomic.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum { W = 800, H = 500, ML = 80, MR = 190, MT = 50, MB = 60 };
 
@@ -213,14 +215,22 @@ JG_API jg_status jg_plot_svg(const char *path, const char *title, const char *x_
 
 /* ---- CSV input */
 
-/* Reads the whole file (logs are small) NUL-terminated; NULL with errno on failure. */
-static char *read_all(const char *path, size_t *len)
+/* Reads the whole file (logs are small) NUL-terminated; NULL with the reason in why. */
+static char *read_all(const char *path, size_t *len, char *why, size_t why_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    int64_t size;
+    int fd = file_open_regular(path, &size, why, why_size);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        if (fd >= 0) {
+            close(fd);
+            snprintf(why, why_size, "out of memory");
+        }
         return NULL;
+    }
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
+    snprintf(why, why_size, "out of memory");
     while (buf) {
         n += fread(buf + n, 1, cap - 1 - n, f);
         if (n < cap - 1)
@@ -234,13 +244,11 @@ static char *read_all(const char *path, size_t *len)
         }
     }
     if (buf && ferror(f)) {
+        snprintf(why, why_size, "read error: %s", strerror(errno));
         free(buf);
         buf = NULL;
-        errno = EIO;
     }
-    int e = errno;
     fclose(f);
-    errno = e;
     if (buf) {
         buf[n] = '\0';
         *len = n;
@@ -322,9 +330,10 @@ JG_API jg_status jg_plot_csv(const char *csv_path, const char *svg_path, const c
             return JG_ERR_ARG;
         }
     size_t len;
-    char *text = read_all(csv_path, &len);
+    char why[160];
+    char *text = read_all(csv_path, &len, why, sizeof why);
     if (!text) {
-        file_fail(errbuf, errbuf_size, csv_path, "cannot read: %s", strerror(errno));
+        file_fail(errbuf, errbuf_size, csv_path, "%s", why);
         return JG_ERR_IO;
     }
     jg_status st = JG_OK;

@@ -1,12 +1,17 @@
 /* Crash-safe file replacement (see atomic.h): temporary file, fsync, rename, directory fsync.
  * mkstemp gives a unique temporary name, so concurrent writers of one target never share a
- * temporary; the last rename wins.
+ * temporary; the last rename wins. A temporary is named "<target>.jgtmp.<pid>.XXXXXX", so
+ * what a killed writer left behind is recognisable: the next successful save of the same
+ * target removes those whose process no longer exists (never a live writer's).
  */
 #include "util/atomic.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,16 +45,15 @@ bool atomic_file_begin(atomic_file *a, const char *path, char *err, size_t err_s
         file_fail(err, err_size, path, "empty path");
         return false;
     }
-    size_t n = strlen(path);
+    size_t n = strlen(path) + sizeof ".jgtmp..XXXXXX" + 24;
     a->path = dup_str(path);
-    a->tmp = malloc(n + sizeof ".tmp.XXXXXX");
+    a->tmp = malloc(n);
     if (!a->path || !a->tmp) {
         file_fail(err, err_size, path, "out of memory");
         atomic_file_abort(a);
         return false;
     }
-    memcpy(a->tmp, path, n);
-    memcpy(a->tmp + n, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
+    snprintf(a->tmp, n, "%s.jgtmp.%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
         file_fail(err, err_size, path, "cannot create a temporary file: %s", strerror(errno));
@@ -108,6 +112,42 @@ static int sync_dir(const char *path)
     return rc;
 }
 
+/* Removes "<target>.jgtmp.<pid>.*" files of processes that no longer exist: temporaries a
+ * crash (kill -9, power loss) left behind, each the size of the target. A live process's,
+ * this one's included, may still be written. Best effort: a failure changes nothing. */
+static void remove_stale_temps(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    size_t dir_len = slash ? (size_t)(slash - path) : 0;
+    char dir[4096], prefix[512], full[4608];
+    if (dir_len >= sizeof dir || strlen(base) + sizeof ".jgtmp." > sizeof prefix)
+        return;
+    if (slash) /* "/x": the directory is "/" */
+        snprintf(dir, sizeof dir, "%.*s", (int)(dir_len ? dir_len : 1), path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    snprintf(prefix, sizeof prefix, "%s.jgtmp.", base);
+    size_t plen = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen) != 0)
+            continue;
+        char *end;
+        long pid = strtol(e->d_name + plen, &end, 10);
+        if (end == e->d_name + plen || *end != '.' || pid <= 0 || pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue; /* alive (or not ours to ask about): perhaps still writing */
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        unlink(full);
+    }
+    closedir(d);
+}
+
 bool atomic_file_commit(atomic_file *a, char *err, size_t err_size)
 {
     if (!a->f) {
@@ -145,6 +185,7 @@ bool atomic_file_commit(atomic_file *a, char *err, size_t err_size)
         atomic_file_abort(a);
         return false;
     }
+    remove_stale_temps(a->path);
     atomic_file_abort(a); /* frees the names */
     return true;
 }
