@@ -545,7 +545,7 @@ typedef struct jg_opts {
      * (implies the reference executor). Gradient checks use it. */
     bool exact;
     /* JIT settings; zero values are the defaults. */
-    int num_threads;          /* 0: the number of cores */
+    int num_threads;          /* 0: the number of cores; else 1..1024 */
     bool no_fusion;           /* every op a kernel of its own (for experiments) */
     int vector_bits;          /* 0: the widest the CPU has (512 with AVX-512, 256 with AVX2);
                                  256, 128, or 32 for scalar code */
@@ -570,7 +570,8 @@ typedef struct jg_opts {
      * ops (jg_custom) run as they are. Default off, as in PyTorch. */
     bool flush_denormals;
     /* Passes to skip, comma-separated ("cse,siblings"); NULL: all on. jg_pass_name lists
-     * them in order; README's "Passes" section says what each does. "fuse" off is the same
+     * them in order (an unknown name fails the compile); README's "Passes" section says
+     * what each does. "fuse" off is the same
      * as no_fusion (and leaves siblings nothing to merge). */
     const char *passes_off;
     /* A directory (which must exist) where compiling writes the program graph after lowering

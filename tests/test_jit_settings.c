@@ -362,3 +362,40 @@ Test(jit_settings, no_fusion)
     }
 }
 
+
+/* ---- options out of range are errors naming the option (they were clamped or ignored:
+ * vector_bits 7, opt_level 99, num_threads -1 became 1, passes_off "bogus" did nothing) */
+
+static void compile_fails(const jg_opts *o, const char *part)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(8));
+    jg_node *y = jg_scale(x, 2);
+    cr_assert_null(jg_compile(g, &y, 1, o), "compiled with bad options ('%s' expected)", part);
+    cr_assert_eq(jg_graph_status(g), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(g), part), "'%s' is not in: %s", part, jg_errmsg(g));
+    jg_graph_free(g);
+}
+
+Test(jit_settings, options_out_of_range_are_errors)
+{
+    compile_fails(&(jg_opts){ .vector_bits = 7 }, "opts.vector_bits 7");
+    compile_fails(&(jg_opts){ .opt_level = 99 }, "opts.opt_level 99");
+    compile_fails(&(jg_opts){ .opt_level = -99 }, "opts.opt_level -99");
+    compile_fails(&(jg_opts){ .num_threads = -1 }, "opts.num_threads -1");
+    compile_fails(&(jg_opts){ .num_threads = 100000 }, "opts.num_threads 100000");
+    compile_fails(&(jg_opts){ .passes_off = "cse,bogus" }, "unknown pass 'bogus'");
+    compile_fails(&(jg_opts){ .cpu = "Not A CPU" }, "opts.cpu 'Not A CPU'");
+    compile_fails(&(jg_opts){ .cpu_features = "avx2" }, "opts.cpu_features 'avx2'");
+    compile_fails(&(jg_opts){ .cpu_features = "+avx2,-" }, "opts.cpu_features");
+    /* and what is in range still compiles */
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(8));
+    jg_node *y = jg_scale(x, 2);
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .passes_off = " cse , siblings",
+                                                     .opt_level = -1, .num_threads = 3,
+                                                     .cpu_features = "-avx512f,+fma" });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_free(p);
+    jg_graph_free(g);
+}

@@ -34,6 +34,69 @@ static bool node_arg_ok(jg_graph *g, const jg_node *n, const char *what, int i)
     return true;
 }
 
+/* A feature list as LLVM takes it: "+name" or "-name" items, comma-separated. */
+static bool features_ok(const char *f)
+{
+    for (const char *s = f; *s;) {
+        if (*s != '+' && *s != '-')
+            return false;
+        size_t n = strcspn(++s, ",");
+        if (n == 0)
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!(s[i] == '_' || s[i] == '.' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') ||
+                  (s[i] >= 'a' && s[i] <= 'z')))
+                return false;
+        s += n;
+        s += *s == ',';
+    }
+    return true;
+}
+
+/* Every JIT setting in range; an unknown pass name is an error rather than silently no
+ * switch at all. */
+static bool settings_ok(jg_graph *g, const jg_opts *o)
+{
+    const char *bad = NULL;
+    char why[160] = "";
+    if (o->num_threads < 0 || o->num_threads > JIT_POOL_MAX_THREADS)
+        bad = "num_threads", snprintf(why, sizeof why, "%d (must be 0 for the cores, or 1..%d)",
+                                      o->num_threads, JIT_POOL_MAX_THREADS);
+    else if (o->vector_bits != 0 && o->vector_bits != 32 && o->vector_bits != 128 &&
+             o->vector_bits != 256 && o->vector_bits != 512)
+        bad = "vector_bits", snprintf(why, sizeof why, "%d (must be 0, 32, 128, 256 or 512)",
+                                      o->vector_bits);
+    else if (o->opt_level < -1 || o->opt_level > 3)
+        bad = "opt_level", snprintf(why, sizeof why, "%d (must be -1 for O0, 0 for O3, or 1..3)",
+                                    o->opt_level);
+    else if (o->cpu && (!*o->cpu || strspn(o->cpu, "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
+                                        strlen(o->cpu)))
+        bad = "cpu", snprintf(why, sizeof why, "'%.60s' is not a CPU name (e.g. \"haswell\")",
+                              o->cpu);
+    else if (o->cpu_features && !features_ok(o->cpu_features))
+        bad = "cpu_features", snprintf(why, sizeof why, "'%.60s' is not a feature list "
+                                       "(e.g. \"-avx512f,+fma\")", o->cpu_features);
+    for (const char *s = o->passes_off; !bad && s && *s;) {
+        size_t n = strcspn(s, ",");
+        size_t lead = strspn(s, " ");
+        const char *name = s + lead;
+        size_t len = n - lead;
+        while (len && name[len - 1] == ' ')
+            len--;
+        bool known = len == 0;
+        for (int i = 0; !known && jg_pass_name(i); i++)
+            known = strlen(jg_pass_name(i)) == len && strncmp(jg_pass_name(i), name, len) == 0;
+        if (!known)
+            bad = "passes_off", snprintf(why, sizeof why, "unknown pass '%.*s' (jg_pass_name "
+                                         "lists them)", (int)(len < 40 ? len : 40), name);
+        s += n;
+        s += *s == ',';
+    }
+    if (bad)
+        graph_error(g, (jg_loc){ 0 }, JG_ERR_ARG, "jg_compile: opts.%s %s", bad, why);
+    return !bad;
+}
+
 static bool updates_ok(jg_graph *g, const jg_opts *o)
 {
     char a[96], b[96];
@@ -178,7 +241,7 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
     for (int i = 0; i < n_outputs; i++)
         if (!node_arg_ok(g, outputs[i], "output", i))
             return NULL;
-    if (!updates_ok(g, &o))
+    if (!updates_ok(g, &o) || !settings_ok(g, &o))
         return NULL;
 #ifndef NDEBUG
     char why[OP_ERR_SIZE];
