@@ -5,6 +5,9 @@
 #                build/demo/; more epochs: make demo DEMO_ARGS="--epochs 30")
 #   make check   tests in build/, then in build-asan/ (ASan+UBSan, leaks fail the run);
 #                last line of output: "N passed, N failed". Includes the layering check.
+#   make fuzz    build the libFuzzer targets (build-fuzz/, clang) and fuzz each for
+#                FUZZ_SECONDS (default 600); make check runs them over their corpora
+#                and for FUZZ_CHECK_SECONDS (default 3) each
 #   make stress  8 threads compiling their first programs at once, 50 rounds (make check: 5)
 #   make layers  the layering check alone (scripts/check-layers.sh: no include from a
 #                higher layer of src/, no include cycle)
@@ -20,6 +23,10 @@ SHELL       := /bin/bash
 CMAKE       ?= cmake
 BUILD_DIR   ?= build
 ASAN_DIR    ?= build-asan
+FUZZ_DIR    ?= build-fuzz
+FUZZ_SECONDS       ?= 600
+FUZZ_CHECK_SECONDS ?= 3
+FUZZ_CC     ?= clang-14
 BUILD_TYPE  ?= Release
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO        ?= fashion_cnn
@@ -33,6 +40,7 @@ endif
 
 CONFIG_ARGS      := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DJG_WERROR=$(JG_WERROR) -DJG_SANITIZE=OFF $(CMAKE_ARGS)
 ASAN_CONFIG_ARGS := -DCMAKE_BUILD_TYPE=Debug -DJG_WERROR=$(JG_WERROR) -DJG_SANITIZE=ON $(CMAKE_ARGS)
+FUZZ_CONFIG_ARGS := -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=$(FUZZ_CC) -DJG_FUZZ=ON -DJG_WERROR=$(JG_WERROR) $(CMAKE_ARGS)
 
 # The setup stamp is keyed on the script's content (and the extra-packages knob),
 # so setup reruns only when scripts/setup.sh changes.
@@ -47,7 +55,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build test layers stress bench bench-torch lessons clean help
+.PHONY: all setup configure build demo check asan-build fuzz-build fuzz test layers stress bench bench-torch lessons clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -77,6 +85,13 @@ asan-build: setup
 	$(call configure,$(ASAN_DIR),$(ASAN_CONFIG_ARGS))
 	$(CMAKE) --build $(ASAN_DIR) -j $(JOBS)
 
+fuzz-build: setup
+	$(call configure,$(FUZZ_DIR),$(FUZZ_CONFIG_ARGS))
+	$(CMAKE) --build $(FUZZ_DIR) -j $(JOBS)
+
+fuzz: fuzz-build
+	@scripts/fuzz.sh run $(FUZZ_DIR) $(FUZZ_SECONDS)
+
 # Tests of build/ only (no sanitizer pass).
 test: build
 	@scripts/run-tests.sh $(BUILD_DIR)
@@ -91,7 +106,11 @@ check: setup
 	if $(MAKE) asan-build; then \
 	  JG_TEST_JOBS=$(JOBS) scripts/run-tests.sh $(ASAN_DIR) --sanitize || rc=1; \
 	else echo "check: build of $(ASAN_DIR) failed" >&2; rc=1; fi; \
-	scripts/run-tests.sh --summary $(BUILD_DIR) $(ASAN_DIR) || rc=1; \
+	rm -f $(FUZZ_DIR)/test-summary.txt; \
+	if $(MAKE) fuzz-build; then \
+	  scripts/fuzz.sh check $(FUZZ_DIR) $(FUZZ_CHECK_SECONDS) || rc=1; \
+	else echo "check: build of $(FUZZ_DIR) failed" >&2; rc=1; fi; \
+	scripts/run-tests.sh --summary $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR) || rc=1; \
 	exit $$rc
 
 layers:
@@ -115,4 +134,4 @@ lessons: build
 	@scripts/lessons.sh $(BUILD_DIR) $(LESSONS_ARGS) $(LESSONS)
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

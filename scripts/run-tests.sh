@@ -33,7 +33,8 @@ if [ "${1:-}" = "--summary" ]; then
     if [ -f "$f" ] && read -r p fl mode san nbin < "$f" && [[ "$p$fl$san" =~ ^[0-9]+$ ]]; then
       extra=""
       [ "$mode" = sanitize ] && extra=", $san sanitizer report(s)"
-      echo "summary $dir ($mode): $p passed, $fl failed ($nbin binaries$extra)"
+      what=binaries; [ "$mode" = fuzz ] && what="fuzz targets"
+      echo "summary $dir ($mode): $p passed, $fl failed ($nbin $what$extra)"
       [ "$fl" -eq 0 ] && [ "$san" -eq 0 ] || status=1
     else
       echo "summary $dir: no results (build failed or tests not run); counted as 1 failed"

@@ -8,7 +8,10 @@
 #include "util/atomic.h"
 #include "util/file.h"
 
+#include <jansson.h>
+
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,266 +58,128 @@ static void copy_le(void *dst, const void *src, size_t n, size_t es)
             ((unsigned char *)dst)[i * es + b] = ((const unsigned char *)src)[i * es + es - 1 - b];
 }
 
-/* ---- a strict JSON subset */
+/* ---- the header */
 
-/* Exactly what a safetensors header holds: one object whose values are tensor objects
- * {"dtype": string, "shape": [uint...], "data_offsets": [uint, uint]} or, for the key
- * "__metadata__", an object of strings. Anything else is an error with its byte offset. */
+/* The header is JSON, parsed by jansson (duplicate keys and invalid UTF-8 refused), then held
+ * to exactly what a safetensors header may say: one object whose values are tensor objects
+ * {"dtype": string, "shape": [uint...], "data_offsets": [uint, uint]} and nothing else, or,
+ * for the key "__metadata__", an object of strings. */
 
-typedef struct js {
-    const char *s, *p, *end;
-    char why[200];
-} js;
-
-static bool js_fail(js *j, const char *what)
+static bool header_fail(char *why, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool header_fail(char *why, size_t size, const char *fmt, ...)
 {
-    if (!j->why[0])
-        snprintf(j->why, sizeof j->why, "bad JSON header at byte %d: %s", (int)(j->p - j->s), what);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, size, fmt, ap);
+    va_end(ap);
     return false;
-}
-
-static void js_ws(js *j)
-{
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-        j->p++;
-}
-
-static bool js_lit(js *j, char c)
-{
-    js_ws(j);
-    if (j->p < j->end && *j->p == c) {
-        j->p++;
-        return true;
-    }
-    return false;
-}
-
-static bool js_expect(js *j, char c)
-{
-    if (js_lit(j, c))
-        return true;
-    char what[32];
-    snprintf(what, sizeof what, "expected '%c'", c);
-    return js_fail(j, what);
-}
-
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
-/* A JSON string into out (UTF-8, NUL-terminated, at most size - 1 bytes). */
-static bool js_string(js *j, char *out, size_t size)
-{
-    if (!js_lit(j, '"'))
-        return js_fail(j, "expected a string");
-    size_t n = 0;
-    for (;;) {
-        if (j->p >= j->end)
-            return js_fail(j, "unterminated string");
-        unsigned char c = (unsigned char)*j->p++;
-        if (c == '"')
-            break;
-        if (c < 0x20)
-            return js_fail(j, "control character in a string");
-        unsigned cp = c;
-        if (c == '\\') {
-            if (j->p >= j->end)
-                return js_fail(j, "unterminated string");
-            char e = *j->p++;
-            switch (e) {
-            case '"': case '\\': case '/': cp = (unsigned)e; break;
-            case 'b': cp = '\b'; break;
-            case 'f': cp = '\f'; break;
-            case 'n': cp = '\n'; break;
-            case 'r': cp = '\r'; break;
-            case 't': cp = '\t'; break;
-            case 'u':
-                cp = 0;
-                for (int i = 0; i < 4; i++) {
-                    int h = j->p < j->end ? hexval(*j->p++) : -1;
-                    if (h < 0)
-                        return js_fail(j, "bad \\u escape");
-                    cp = cp * 16 + (unsigned)h;
-                }
-                if (cp == 0 || (cp >= 0xD800 && cp <= 0xDFFF))
-                    return js_fail(j, "unsupported \\u escape (NUL or surrogate)");
-                break;
-            default: return js_fail(j, "bad escape");
-            }
-        }
-        unsigned char u[3];
-        int k;
-        if (c == '\\' && cp >= 0x80) { /* encode the escaped code point as UTF-8 */
-            if (cp < 0x800) {
-                u[0] = (unsigned char)(0xC0 | (cp >> 6));
-                u[1] = (unsigned char)(0x80 | (cp & 0x3F));
-                k = 2;
-            } else {
-                u[0] = (unsigned char)(0xE0 | (cp >> 12));
-                u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-                u[2] = (unsigned char)(0x80 | (cp & 0x3F));
-                k = 3;
-            }
-        } else {
-            u[0] = (unsigned char)cp;
-            k = 1;
-        }
-        if (n + (size_t)k >= size)
-            return js_fail(j, "string too long");
-        memcpy(out + n, u, (size_t)k);
-        n += (size_t)k;
-    }
-    out[n] = '\0';
-    return true;
 }
 
 /* A non-negative integer below 2^53 (what every JSON reader represents exactly). */
-static bool js_uint(js *j, uint64_t *out)
+static bool header_uint(const json_t *v, uint64_t *out)
 {
-    js_ws(j);
-    if (j->p >= j->end || *j->p < '0' || *j->p > '9')
-        return js_fail(j, "expected a non-negative integer");
-    if (*j->p == '0' && j->p + 1 < j->end && j->p[1] >= '0' && j->p[1] <= '9')
-        return js_fail(j, "leading zero in a number");
-    uint64_t v = 0;
-    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') {
-        v = v * 10 + (uint64_t)(*j->p++ - '0');
-        if (v >= (UINT64_C(1) << 53))
-            return js_fail(j, "integer too large");
+    if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+        json_integer_value(v) >= ((json_int_t)1 << 53))
+        return false;
+    *out = (uint64_t)json_integer_value(v);
+    return true;
+}
+
+static bool header_tensor(const char *name, const json_t *t, st_entry *e, char *why,
+                          size_t size)
+{
+    if (!json_is_object(t))
+        return header_fail(why, size, "bad JSON header: tensor '%.100s' is not an object",
+                           name);
+    const json_t *dtype = json_object_get(t, "dtype"), *shape = json_object_get(t, "shape");
+    const json_t *off = json_object_get(t, "data_offsets");
+    if (!dtype || !shape || !off)
+        return header_fail(why, size, "bad JSON header: tensor entry '%.100s' lacks dtype, "
+                           "shape or data_offsets", name);
+    if (json_object_size(t) != 3)
+        return header_fail(why, size, "bad JSON header: unknown key in tensor entry '%.100s'",
+                           name);
+    if (!json_is_string(dtype) || json_string_length(dtype) >= sizeof e->dtype)
+        return header_fail(why, size, "bad JSON header: tensor '%.100s': dtype is not a short "
+                           "string", name);
+    memcpy(e->dtype, json_string_value(dtype), json_string_length(dtype) + 1);
+    if (!json_is_array(shape))
+        return header_fail(why, size, "bad JSON header: tensor '%.100s': shape is not a list",
+                           name);
+    size_t n = json_array_size(shape);
+    e->shape.ndim = n > JG_MAX_DIMS ? JG_MAX_DIMS + 1 : (int)n; /* + 1: "too many" */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t d;
+        if (!header_uint(json_array_get(shape, i), &d))
+            return header_fail(why, size, "bad JSON header: tensor '%.100s': shape: expected "
+                               "an integer in [0, 2^53)", name);
+        if (i < JG_MAX_DIMS)
+            e->shape.dim[i] = (int64_t)d;
     }
-    if (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E'))
-        return js_fail(j, "expected an integer");
-    *out = v;
+    if (!json_is_array(off) || json_array_size(off) != 2 ||
+        !header_uint(json_array_get(off, 0), &e->begin) ||
+        !header_uint(json_array_get(off, 1), &e->end))
+        return header_fail(why, size, "bad JSON header: tensor '%.100s': data_offsets must "
+                           "hold two integers", name);
     return true;
 }
 
-/* [uint, ...] with at most max items; *n gets the count (max + 1 when there are more). */
-static bool js_uint_list(js *j, uint64_t *v, int max, int *n)
+static bool header_metadata(const json_t *m, char *why, size_t size)
 {
-    *n = 0;
-    if (!js_expect(j, '['))
-        return false;
-    if (js_lit(j, ']'))
-        return true;
-    do {
-        uint64_t x;
-        if (!js_uint(j, &x))
-            return false;
-        if (*n < max)
-            v[*n] = x;
-        if (*n <= max)
-            (*n)++;
-    } while (js_lit(j, ','));
-    return js_expect(j, ']');
+    const char *key;
+    const json_t *v;
+    if (!json_is_object(m))
+        return header_fail(why, size, "bad JSON header: __metadata__ is not an object");
+    json_object_foreach((json_t *)m, key, v)
+        if (!json_is_string(v))
+            return header_fail(why, size, "bad JSON header: __metadata__ '%.100s' is not a "
+                               "string", key);
+    return true;
 }
 
-static bool js_metadata(js *j)
+static bool parse_header(const char *text, size_t len, st_file *f, char *why, size_t size)
 {
-    char buf[ST_MAX_NAME];
-    if (!js_expect(j, '{'))
-        return false;
-    if (js_lit(j, '}'))
-        return true;
-    do {
-        if (!js_string(j, buf, sizeof buf) || !js_expect(j, ':') || !js_string(j, buf, sizeof buf))
-            return false;
-    } while (js_lit(j, ','));
-    return js_expect(j, '}');
-}
-
-static bool js_tensor(js *j, st_entry *e)
-{
-    bool has_dtype = false, has_shape = false, has_offsets = false;
-    if (!js_expect(j, '{'))
-        return false;
-    do {
-        char key[32];
-        if (!js_string(j, key, sizeof key) || !js_expect(j, ':'))
-            return false;
-        if (!strcmp(key, "dtype") && !has_dtype) {
-            if (!js_string(j, e->dtype, sizeof e->dtype))
-                return false;
-            has_dtype = true;
-        } else if (!strcmp(key, "shape") && !has_shape) {
-            uint64_t d[JG_MAX_DIMS];
-            int n;
-            if (!js_uint_list(j, d, JG_MAX_DIMS, &n))
-                return false;
-            e->shape.ndim = n;
-            for (int i = 0; i < n && i < JG_MAX_DIMS; i++)
-                e->shape.dim[i] = (int64_t)d[i];
-            has_shape = true;
-        } else if (!strcmp(key, "data_offsets") && !has_offsets) {
-            uint64_t d[2];
-            int n;
-            if (!js_uint_list(j, d, 2, &n))
-                return false;
-            if (n != 2)
-                return js_fail(j, "data_offsets must hold two integers");
-            e->begin = d[0];
-            e->end = d[1];
-            has_offsets = true;
+    json_error_t err;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+    if (!root)
+        return header_fail(why, size, "bad JSON header at byte %d: %s", err.position, err.text);
+    bool ok = json_is_object(root) ||
+              header_fail(why, size, "bad JSON header: not an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!ok)
+            break;
+        if (strlen(key) >= ST_MAX_NAME) {
+            ok = header_fail(why, size, "bad JSON header: a name of %zu bytes (at most %d)",
+                             strlen(key), ST_MAX_NAME - 1);
+        } else if (!strcmp(key, "__metadata__")) {
+            ok = header_metadata(v, why, size);
         } else {
-            return js_fail(j, "unknown or repeated key in a tensor entry");
-        }
-    } while (js_lit(j, ','));
-    if (!js_expect(j, '}'))
-        return false;
-    if (!has_dtype || !has_shape || !has_offsets)
-        return js_fail(j, "tensor entry lacks dtype, shape or data_offsets");
-    return true;
-}
-
-static bool js_header(js *j, st_file *f)
-{
-    bool seen_meta = false;
-    if (!js_expect(j, '{'))
-        return false;
-    if (!js_lit(j, '}')) {
-        do {
-            char name[ST_MAX_NAME];
-            if (!js_string(j, name, sizeof name) || !js_expect(j, ':'))
-                return false;
-            if (!strcmp(name, "__metadata__")) {
-                if (seen_meta)
-                    return js_fail(j, "repeated __metadata__");
-                seen_meta = true;
-                if (!js_metadata(j))
-                    return false;
-                continue;
-            }
-            for (int i = 0; i < f->n; i++)
-                if (!strcmp(f->e[i].name, name)) {
-                    snprintf(j->why, sizeof j->why, "tensor '%.100s' appears twice", name);
-                    return false;
-                }
             if (f->n == f->cap) {
                 int cap = f->cap ? 2 * f->cap : 16;
-                st_entry *e = realloc(f->e, (size_t)cap * sizeof *e);
-                if (!e)
-                    return js_fail(j, "out of memory");
-                f->e = e;
+                st_entry *grown = realloc(f->e, (size_t)cap * sizeof *grown);
+                if (!grown) {
+                    ok = header_fail(why, size, "out of memory");
+                    continue;
+                }
+                f->e = grown;
                 f->cap = cap;
             }
             st_entry *e = &f->e[f->n];
-            *e = (st_entry){ 0 };
-            size_t len = strlen(name) + 1;
-            if (!(e->name = malloc(len)))
-                return js_fail(j, "out of memory");
-            memcpy(e->name, name, len);
-            f->n++;
-            if (!js_tensor(j, e))
-                return false;
-        } while (js_lit(j, ','));
-        if (!js_expect(j, '}'))
-            return false;
+            *e = (st_entry){ .name = malloc(strlen(key) + 1) };
+            if (!e->name)
+                ok = header_fail(why, size, "out of memory");
+            else {
+                memcpy(e->name, key, strlen(key) + 1);
+                f->n++;
+                ok = header_tensor(key, v, e, why, size);
+            }
+        }
     }
-    js_ws(j);
-    if (j->p != j->end)
-        return js_fail(j, "trailing characters after the header object");
-    return true;
+    json_decref(root);
+    return ok;
 }
 
 /* ---- saving */
@@ -494,12 +359,8 @@ static jg_status check_file(const unsigned char *buf, size_t size, st_file *f,
                  (unsigned long long)hlen, size);
         return JG_ERR_IO;
     }
-    js j = { .s = (const char *)buf + 8, .p = (const char *)buf + 8,
-             .end = (const char *)buf + 8 + hlen };
-    if (!js_header(&j, f)) {
-        snprintf(why, why_size, "%s", j.why);
+    if (!parse_header((const char *)buf + 8, (size_t)hlen, f, why, why_size))
         return JG_ERR_IO;
-    }
     *data_start = 8 + hlen;
     uint64_t data_len = size - 8 - hlen;
     for (int i = 0; i < f->n; i++) {

@@ -13,6 +13,8 @@
  * (and the entry replaced), never run. The digests detect accidents, not an attacker who can
  * write the directory: the ownership checks keep other users out. */
 #include "jit/session.h"
+
+#include "jit/cache_file.h"
 #include "util/atomic.h"
 
 #include <nettle/sha2.h>
@@ -32,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KEY_SIZE = SHA256_DIGEST_SIZE };
+enum { KEY_SIZE = CACHE_KEY_SIZE };
 
 typedef struct cache_entry {
     uint8_t key[KEY_SIZE];
@@ -52,17 +54,6 @@ struct jit_session {
     char warnings[1024];  /* whole lines, for the program's warnings */
     int n_warnings;
 };
-
-/* The disk cache file: this header, then the object file's bytes. */
-typedef struct disk_header {
-    char magic[8];              /* "JGOBJ2\0\0" */
-    uint8_t key[KEY_SIZE];      /* SHA-256 of the key material */
-    uint8_t digest[KEY_SIZE];   /* SHA-256 of the object bytes */
-    uint64_t size;              /* of the object */
-} disk_header;
-
-/* The largest object the cache reads back (kernels are a few KiB). */
-#define DISK_MAX_OBJECT ((uint64_t)1 << 28)
 
 static void session_warn(jit_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void session_warn(jit_session *s, const char *fmt, ...)
@@ -302,14 +293,6 @@ static void kernel_key(const jit_session *s, LLVMModuleRef mod, uint8_t key[KEY_
     LLVMDisposeMessage(ir);
 }
 
-static void digest_of(const void *data, size_t n, uint8_t out[KEY_SIZE])
-{
-    struct sha256_ctx c;
-    sha256_init(&c);
-    sha256_update(&c, n, data);
-    sha256_digest(&c, KEY_SIZE, out);
-}
-
 static void *cache_find(const jit_session *s, const uint8_t key[KEY_SIZE])
 {
     for (int i = 0; i < s->n_cache; i++)
@@ -357,7 +340,7 @@ static bool read_all(int fd, void *buf, size_t n)
 }
 
 /* Reads a cached object; NULL when there is none, or (with a warning) when the file is not a
- * regular file of ours or its digests do not match: it is then recompiled and replaced. */
+ * regular file of ours or fails cache_file_check: it is then recompiled and replaced. */
 static LLVMMemoryBufferRef disk_load(jit_session *s, const uint8_t key[KEY_SIZE])
 {
     char path[1024];
@@ -368,9 +351,9 @@ static LLVMMemoryBufferRef disk_load(jit_session *s, const uint8_t key[KEY_SIZE]
         return NULL;
     const char *why = NULL;
     struct stat st;
-    disk_header h;
-    uint8_t digest[KEY_SIZE];
-    char *data = NULL;
+    unsigned char *data = NULL;
+    const unsigned char *obj;
+    size_t obj_size;
     LLVMMemoryBufferRef buf = NULL;
     if (fd < 0)
         why = strerror(errno);
@@ -382,23 +365,17 @@ static LLVMMemoryBufferRef disk_load(jit_session *s, const uint8_t key[KEY_SIZE]
         why = "owned by another user";
     else if (st.st_mode & (S_IWGRP | S_IWOTH))
         why = "writable by group or others";
-    else if ((uint64_t)st.st_size < sizeof h || !read_all(fd, &h, sizeof h))
+    else if ((uint64_t)st.st_size < sizeof(cache_file_header))
         why = "truncated header";
-    else if (memcmp(h.magic, "JGOBJ2", 7) != 0)
-        why = "not a jitgrad kernel (bad magic)";
-    else if (memcmp(h.key, key, KEY_SIZE) != 0)
-        why = "written for another kernel";
-    else if (h.size == 0 || h.size > DISK_MAX_OBJECT ||
-             (uint64_t)st.st_size != sizeof h + h.size)
+    else if ((uint64_t)st.st_size > sizeof(cache_file_header) + CACHE_MAX_OBJECT)
         why = "size does not match its header";
-    else if (!(data = malloc(h.size)))
+    else if (!(data = malloc((size_t)st.st_size)))
         why = "out of memory";
-    else if (!read_all(fd, data, h.size))
+    else if (!read_all(fd, data, (size_t)st.st_size))
         why = "truncated object";
-    else if (digest_of(data, h.size, digest), memcmp(digest, h.digest, KEY_SIZE) != 0)
-        why = "damaged (object digest mismatch)";
-    else
-        buf = LLVMCreateMemoryBufferWithMemoryRangeCopy(data, h.size, "jitgrad-kernel");
+    else if (!(why = cache_file_check(data, (size_t)st.st_size, key, &obj, &obj_size)))
+        buf = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, obj_size,
+                                                        "jitgrad-kernel");
     if (why)
         session_warn(s, "warning: ignoring kernel cache file %s: %s; recompiled\n", path, why);
     free(data);
@@ -417,9 +394,8 @@ static void disk_store(const jit_session *s, const uint8_t key[KEY_SIZE],
     atomic_file a;
     if (!atomic_file_begin(&a, path, NULL, 0))
         return;
-    disk_header h = { .magic = "JGOBJ2", .size = LLVMGetBufferSize(obj) };
-    memcpy(h.key, key, KEY_SIZE);
-    digest_of(LLVMGetBufferStart(obj), h.size, h.digest);
+    cache_file_header h = cache_file_header_for(key, LLVMGetBufferStart(obj),
+                                                LLVMGetBufferSize(obj));
     if (fwrite(&h, sizeof h, 1, a.f) != 1 ||
         fwrite(LLVMGetBufferStart(obj), 1, h.size, a.f) != h.size) {
         atomic_file_abort(&a);
