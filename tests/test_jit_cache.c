@@ -13,38 +13,14 @@
 
 TestSuite(jit_cache, .timeout = 120);
 
-/* A small MLP training step: kernels of every kind (matmul, reductions, updates). */
-static jg_program *mlp_step(jg_graph *g, const char *cache)
-{
-    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(16, 20));
-    jg_node *y = jg_input(g, "y", JG_I32, jg_shape(16));
-    jg_node *w1 = jg_param(g, "w1", jg_shape(20, 32), jg_he_normal());
-    jg_node *b1 = jg_param(g, "b1", jg_shape(32), jg_zeros());
-    jg_node *w2 = jg_param(g, "w2", jg_shape(32, 5), jg_xavier_uniform());
-    jg_node *loss = jg_cross_entropy(jg_matmul(jg_relu(jg_add(jg_matmul(x, w1), b1)), w2), y);
-    jg_node *wrt[3] = { w1, b1, w2 }, *d[3];
-    cr_assert_eq(jg_grad(g, loss, wrt, 3, d), JG_OK);
-    jg_update up[3];
-    for (int i = 0; i < 3; i++)
-        up[i] = (jg_update){ wrt[i], jg_sub(wrt[i], jg_scale(d[i], 0.1)) };
-    return jg_compile(g, &loss, 1, &(jg_opts){ .updates = up, .n_updates = 3, .cache_dir = cache });
-}
-
 /* Compiles the step with this cache, runs it twice and returns the second loss; the
  * program's warnings and stats into *warnings (if not NULL) and *st. */
 static float run_step(const char *cache, char *warnings, size_t size, jg_program_stats *st)
 {
     jg_graph *g = jg_graph_new();
-    jg_program *p = mlp_step(g, cache);
+    jg_program *p = t_mlp_step(g, &(jg_opts){ .cache_dir = cache });
     cr_assert(p, "%s", jg_errmsg(g));
-    float xv[320];
-    int32_t yv[16];
-    for (int i = 0; i < 320; i++)
-        xv[i] = (float)((i * 37 % 101) - 50) / 50.0f;
-    for (int i = 0; i < 16; i++)
-        yv[i] = i % 5;
-    cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
-    cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
+    t_mlp_feed(p);
     float loss = NAN;
     for (int i = 0; i < 2; i++)
         cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));

@@ -9,46 +9,13 @@
 
 TestSuite(jit_runtime);
 
-/* A small MLP training step: enough kernels of every kind (matmul, reductions, updates). */
-static jg_program *mlp_step(jg_graph *g, const jg_opts *base, const char *cache)
-{
-    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(16, 20));
-    jg_node *y = jg_input(g, "y", JG_I32, jg_shape(16));
-    jg_node *w1 = jg_param(g, "w1", jg_shape(20, 32), jg_he_normal());
-    jg_node *b1 = jg_param(g, "b1", jg_shape(32), jg_zeros());
-    jg_node *w2 = jg_param(g, "w2", jg_shape(32, 5), jg_xavier_uniform());
-    jg_node *loss = jg_cross_entropy(jg_matmul(jg_relu(jg_add(jg_matmul(x, w1), b1)), w2), y);
-    jg_node *wrt[3] = { w1, b1, w2 }, *d[3];
-    cr_assert_eq(jg_grad(g, loss, wrt, 3, d), JG_OK);
-    jg_update up[3];
-    for (int i = 0; i < 3; i++)
-        up[i] = (jg_update){ wrt[i], jg_sub(wrt[i], jg_scale(d[i], 0.1)) };
-    jg_opts o = base ? *base : (jg_opts){ 0 };
-    o.updates = up;
-    o.n_updates = 3;
-    o.cache_dir = cache;
-    return jg_compile(g, &loss, 1, &o);
-}
-
-static void feed(jg_program *p)
-{
-    float xv[320];
-    int32_t yv[16];
-    for (int i = 0; i < 320; i++)
-        xv[i] = (float)((i * 37 % 101) - 50) / 50.0f;
-    for (int i = 0; i < 16; i++)
-        yv[i] = i % 5;
-    cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
-    cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
-}
-
 static void *compile_and_run(void *arg)
 {
     float *loss = arg;
     jg_graph *g = jg_graph_new();
-    jg_program *p = mlp_step(g, &(jg_opts){ .num_threads = 1 }, NULL);
+    jg_program *p = t_mlp_step(g, &(jg_opts){ .num_threads = 1 });
     if (p) {
-        feed(p);
+        t_mlp_feed(p);
         jg_program_run(p);
         jg_program_get(p, 0, loss, sizeof *loss);
     }
@@ -77,7 +44,7 @@ Test(jit_runtime, an_avx2_target_gives_ymm_code_and_the_same_results)
         jg_opts o = { .keep_text = true };
         if (i)
             o.cpu_features = "-avx512f";
-        jg_program *p = mlp_step(g, &o, NULL);
+        jg_program *p = t_mlp_step(g, &o);
         cr_assert(p, "%s", jg_errmsg(g));
         jg_program_stats st;
         jg_program_stats_get(p, &st);
@@ -86,7 +53,7 @@ Test(jit_runtime, an_avx2_target_gives_ymm_code_and_the_same_results)
             for (int k = 0; k < st.kernels; k++)
                 cr_assert_null(strstr(jg_program_kernel_asm(p, k), "zmm"), "kernel %d", k);
         }
-        feed(p);
+        t_mlp_feed(p);
         jg_program_run(p);
         jg_program_get(p, 0, &l[i], sizeof l[i]);
         jg_program_free(p);
@@ -100,9 +67,9 @@ Test(jit_runtime, training_steps_are_identical_for_one_and_two_threads)
     float w[2][20 * 32];
     for (int i = 0; i < 2; i++) {
         jg_graph *g = jg_graph_new();
-        jg_program *p = mlp_step(g, &(jg_opts){ .num_threads = i + 1 }, NULL);
+        jg_program *p = t_mlp_step(g, &(jg_opts){ .num_threads = i + 1 });
         cr_assert(p);
-        feed(p);
+        t_mlp_feed(p);
         for (int s = 0; s < 5; s++)
             cr_assert_eq(jg_program_run(p), JG_OK);
         jg_param_get(g, "w1", w[i], sizeof w[i]);

@@ -131,3 +131,34 @@ jg_node *t_iota(jg_graph *g, jg_shape s)
     free(v);
     return c;
 }
+
+jg_program *t_mlp_step(jg_graph *g, const jg_opts *opts)
+{
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(16, 20));
+    jg_node *y = jg_input(g, "y", JG_I32, jg_shape(16));
+    jg_node *w1 = jg_param(g, "w1", jg_shape(20, 32), jg_he_normal());
+    jg_node *b1 = jg_param(g, "b1", jg_shape(32), jg_zeros());
+    jg_node *w2 = jg_param(g, "w2", jg_shape(32, 5), jg_xavier_uniform());
+    jg_node *loss = jg_cross_entropy(jg_matmul(jg_relu(jg_add(jg_matmul(x, w1), b1)), w2), y);
+    jg_node *wrt[3] = { w1, b1, w2 }, *d[3];
+    cr_assert_eq(jg_grad(g, loss, wrt, 3, d), JG_OK);
+    jg_update up[3];
+    for (int i = 0; i < 3; i++)
+        up[i] = (jg_update){ wrt[i], jg_sub(wrt[i], jg_scale(d[i], 0.1)) };
+    jg_opts o = opts ? *opts : (jg_opts){ 0 };
+    o.updates = up;
+    o.n_updates = 3;
+    return jg_compile(g, &loss, 1, &o);
+}
+
+void t_mlp_feed(jg_program *p)
+{
+    float xv[320];
+    int32_t yv[16];
+    for (int i = 0; i < 320; i++)
+        xv[i] = (float)((i * 37 % 101) - 50) / 50.0f;
+    for (int i = 0; i < 16; i++)
+        yv[i] = i % 5;
+    cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
+    cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
+}

@@ -40,4 +40,10 @@ jg_node *t_iota(jg_graph *g, jg_shape s);
 /* Asserts the graph holds an error with this status whose message contains `part`. */
 void t_assert_error(jg_graph *g, jg_status st, const char *part);
 
+/* A small MLP training step over inputs "x" f32[16,20] and "y" i32[16] (kernels of every
+ * kind: matmul, reductions, updates), compiled with opts (NULL: defaults) plus its updates;
+ * t_mlp_feed binds fixed inputs. */
+jg_program *t_mlp_step(jg_graph *g, const jg_opts *opts);
+void t_mlp_feed(jg_program *p);
+
 #endif
