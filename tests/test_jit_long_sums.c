@@ -12,6 +12,8 @@
 
 TestSuite(jit_long_sums, .timeout = 240);
 
+static float *uniform(int64_t n, uint64_t seed);
+
 /* Compiles and runs outs (over the input "one" = 1), JIT, 2 threads; returns the values and
  * the number of kernels. */
 static int run(jg_graph *g, jg_node *const *outs, int n, float *const *vals,
@@ -58,6 +60,36 @@ Test(jit_long_sums, innermost_kept_in_chunks)
     for (int i = 0; i < 16; i++)
         cr_assert_eq(v[i], (float)(1 << 25), "column %d: %.1f, want 2^25", i, v[i]);
     jg_graph_free(g);
+}
+
+Test(jit_long_sums, innermost_kept_with_a_large_output_in_registers)
+{
+    /* [8, 2^20] summed over axis 0: f64 chunk accumulators in scratch would take 8 MiB a
+     * thread, so each chunk keeps them in registers and walks the 8 rows itself */
+    jg_shape s = jg_shape(8, 1 << 20);
+    float *x = uniform(jg_shape_numel(s), 5);
+    double *want = calloc(1 << 20, sizeof *want);
+    cr_assert(want);
+    for (int64_t i = 0; i < jg_shape_numel(s); i++)
+        want[i & ((1 << 20) - 1)] += x[i];
+    jg_graph *g = jg_graph_new();
+    jg_node *in = jg_input(g, "x", JG_F32, s);
+    jg_node *y = jg_sum(in, jg_axes(0), false);
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .num_threads = 2 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    cr_assert_eq(jg_program_set(p, "x", x, sizeof(float) * (size_t)jg_shape_numel(s)), JG_OK);
+    cr_assert_eq(jg_program_run(p), JG_OK);
+    float *got = malloc(sizeof(float) << 20);
+    cr_assert_eq(jg_program_get(p, 0, got, sizeof(float) << 20), JG_OK);
+    int bad = 0;
+    for (int i = 0; i < 1 << 20; i++)
+        bad += got[i] != (float)want[i]; /* 8 terms of 24 bits: exact in f64, then rounded */
+    cr_assert_eq(bad, 0, "%d of 2^20 column sums differ from the rounded exact sum", bad);
+    jg_program_free(p);
+    jg_graph_free(g);
+    free(got);
+    free(want);
+    free(x);
 }
 
 Test(jit_long_sums, windowed)

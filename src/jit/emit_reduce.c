@@ -150,6 +150,9 @@ static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int f
     loop_end(e, &l);
 }
 
+/* The most per-thread scratch an f32 sum's f64 chunk accumulators may take. */
+#define SCRATCH_CAP ((uint64_t)4 << 20)
+
 static bool windowed(const reduce_plan *p, int width)
 {
     int nd = p->in.ndim;
@@ -187,7 +190,13 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
     *align = 1;
     if (nd == 0) /* a scalar: one lane, the others keep the identity */
         e->mask = emit_lane_mask(e, i64c(e, 1));
-    if (windowed(&p, e->width)) {
+    /* An f32 sum along a kept innermost dim accumulates each chunk in f64 in the thread's
+     * scratch, twice the output's bytes; past SCRATCH_CAP it keeps the accumulator in
+     * registers instead and walks the reduced dims inside, as windows do. */
+    bool wide_in_registers = inner_kept && ta != t &&
+                             (uint64_t)jg_shape_numel(root->shape) * jg_dtype_size(ta) >
+                                 SCRATCH_CAP;
+    if (windowed(&p, e->width) || wide_in_registers) {
         /* Windows (pooling): the innermost reduced run is too short for vectors, so chunks of
          * W output elements run along the last kept dim, each lane gathering its own terms
          * (a lane stride), every reduced dim walked inside with the accumulator in registers. */
