@@ -394,6 +394,7 @@ static void disk_store(const jit_session *s, const uint8_t key[KEY_SIZE],
     atomic_file a;
     if (!atomic_file_begin(&a, path, NULL, 0))
         return;
+    a.keep_stale = true; /* one directory scan per kernel would cost more than leftovers */
     cache_file_header h = cache_file_header_for(key, LLVMGetBufferStart(obj),
                                                 LLVMGetBufferSize(obj));
     if (fwrite(&h, sizeof h, 1, a.f) != 1 ||

@@ -185,7 +185,8 @@ bool atomic_file_commit(atomic_file *a, char *err, size_t err_size)
         atomic_file_abort(a);
         return false;
     }
-    remove_stale_temps(a->path);
+    if (!a->keep_stale)
+        remove_stale_temps(a->path);
     atomic_file_abort(a); /* frees the names */
     return true;
 }
