@@ -560,7 +560,8 @@ typedef struct jg_opts {
                                  trusted as the library: it is created 0700 and used only
                                  while it is the user's and writable by nobody else; an entry
                                  that is not the user's regular file or fails its SHA-256
-                                 checks is refused with a warning and recompiled */
+                                 checks is refused with a warning (printed to stderr and
+                                 in jg_program_warnings) and recompiled */
     bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
     /* JIT kernels treat subnormal inputs as zero and flush subnormal results to zero (x86
      * DAZ and FTZ, set around each kernel call on the thread running it, then restored; a

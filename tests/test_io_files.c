@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static char dir[64];
@@ -490,6 +491,12 @@ Test(io_files, checkpoint_header_strictness)
     load_fails("nul.st", JG_ERR_IO, "bad JSON header");
     write_st(at("arr.st"), "[" W_ENTRY "]", d, 40, 0);
     load_fails("arr.st", JG_ERR_IO, "bad JSON header");
+    /* what would make the JSON tree huge is refused before it is built */
+    write_st(at("list.st"), "{\"w\": {\"dtype\": \"F32\", \"shape\": [1,1,1,1,1,1,1,1,1,2,3], "
+             "\"data_offsets\": [0, 24]}, " V_ENTRY "}", d, 40, 0);
+    load_fails("list.st", JG_ERR_IO, "a list longer than any shape");
+    write_st(at("deep.st"), "{\"w\": {\"dtype\": [[[[1]]]]}}", d, 40, 0);
+    load_fails("deep.st", JG_ERR_IO, "nested deeper than a safetensors header");
 }
 
 Test(io_files, checkpoint_corruption_cases_leave_the_store_untouched)
@@ -637,31 +644,68 @@ Test(io_files, checkpoint_saver_and_loader_agree_on_name_lengths)
     cr_assert_eq(jg_checkpoint_save(g, at("long.st")), JG_ERR_ARG);
     cr_assert(strstr(jg_errmsg(g), "a name of 1024 bytes") &&
                   strstr(jg_errmsg(g), "at most 1023"), "%s", jg_errmsg(g));
+    /* and names that are not JSON text, or the format's own key */
+    jg_graph *h = jg_graph_new();
+    jg_param(h, "w\xff", jg_shape(2), jg_zeros());
+    cr_assert_eq(jg_checkpoint_save(h, at("utf8.st")), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(h), "not valid UTF-8"), "%s", jg_errmsg(h));
+    jg_graph_free(h);
+    h = jg_graph_new();
+    jg_param(h, "__metadata__", jg_shape(2), jg_zeros());
+    cr_assert_eq(jg_checkpoint_save(h, at("meta.st")), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(h), "reserved"), "%s", jg_errmsg(h));
+    jg_graph_free(h);
     jg_graph_free(g);
 }
 
-/* The temporaries of a killed save ("<target>.jgtmp.<pid>.XXXXXX", each the target's size)
- * are removed by the next successful save of the same target; a live process's are kept,
- * and so are other files. */
+/* This host's tag in temporaries' names, as util/atomic.c makes it. */
+static void host_tag(char *out, size_t size)
+{
+    char name[256] = "";
+    gethostname(name, sizeof name - 1);
+    size_t k = 0;
+    for (const char *c = name; *c && k + 1 < size && k < 32; c++)
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-')
+            out[k++] = *c;
+    out[k] = '\0';
+    if (!k)
+        snprintf(out, size, "host");
+}
+
+/* A file written two minutes ago. */
+static void write_old(const char *path)
+{
+    write_bytes(path, "partial", 7);
+    struct timespec t[2] = { { .tv_sec = time(NULL) - 120 }, { .tv_sec = time(NULL) - 120 } };
+    cr_assert_eq(utimensat(AT_FDCWD, path, t, 0), 0);
+}
+
+/* The temporaries of a killed save ("<target>.jgtmp.<host>.<pid>.XXXXXX", each the target's
+ * size) are removed by the next successful save of the same target when their process is
+ * gone and nobody wrote them for a minute; a live process's, a fresh one, another host's and
+ * other files are kept. */
 Test(io_files, a_save_removes_temporaries_of_dead_writers)
 {
-    pid_t dead = fork();
-    if (dead == 0)
-        _exit(0);
-    cr_assert_eq(waitpid(dead, NULL, 0), dead); /* reaped: the pid names no process now */
-    char stale[64], live[64];
-    snprintf(stale, sizeof stale, "ck.st.jgtmp.%ld.Ab12Cd", (long)dead);
-    snprintf(live, sizeof live, "ck.st.jgtmp.1.Ef34Gh"); /* pid 1 always exists */
-    write_bytes(at(stale), "partial", 7);
-    write_bytes(at(live), "partial", 7);
-    write_bytes(at("other.st.jgtmp.99999999.x"), "x", 1);
+    char host[40], stale[128], live[128], fresh[128], other_host[128];
+    host_tag(host, sizeof host);
+    /* 99999999 is above any pid_max: no process has it */
+    snprintf(stale, sizeof stale, "ck.st.jgtmp.%s.99999999.Ab12Cd", host);
+    snprintf(live, sizeof live, "ck.st.jgtmp.%s.1.Ef34Gh", host); /* pid 1 always exists */
+    snprintf(fresh, sizeof fresh, "ck.st.jgtmp.%s.99999999.Ij56Kl", host);
+    snprintf(other_host, sizeof other_host, "ck.st.jgtmp.%sx.99999999.Mn78Op", host);
+    write_old(at(stale));
+    write_old(at(live));
+    write_bytes(at(fresh), "partial", 7);
+    write_old(at(other_host));
     write_bytes(at("ck.st.notes"), "x", 1);
     jg_graph *g = small_graph();
     cr_assert_eq(jg_checkpoint_save(g, at("ck.st")), JG_OK, "%s", jg_errmsg(g));
     struct stat st;
     cr_assert_neq(stat(at(stale), &st), 0, "the dead writer's temporary is gone");
     cr_assert_eq(stat(at(live), &st), 0, "a live writer's is kept");
-    cr_assert_eq(stat(at("other.st.jgtmp.99999999.x"), &st), 0, "another target's is kept");
+    cr_assert_eq(stat(at(fresh), &st), 0, "one written less than a minute ago is kept");
+    cr_assert_eq(stat(at(other_host), &st), 0, "another host's is kept");
     cr_assert_eq(stat(at("ck.st.notes"), &st), 0);
     jg_graph_free(g);
 }

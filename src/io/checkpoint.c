@@ -138,8 +138,41 @@ static bool header_metadata(const json_t *m, char *why, size_t size)
     return true;
 }
 
+/* What a safetensors header can hold bounds what the parser is given: no nesting deeper than
+ * the format's three levels (header, tensor, shape) and no list longer than a shape, so a
+ * crafted 100 MB header cannot make the JSON tree take gigabytes. Strings are skipped whole;
+ * anything else malformed is left for the parser to report. */
+static bool header_shape_ok(const char *text, size_t len, char *why, size_t size)
+{
+    enum { MAX_DEPTH = 4, MAX_LIST = JG_MAX_DIMS + 1 };
+    char open[MAX_DEPTH];
+    int items[MAX_DEPTH], depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (c == '"') {
+            for (i++; i < len && text[i] != '"'; i++)
+                i += text[i] == '\\';
+        } else if (c == '{' || c == '[') {
+            if (depth == MAX_DEPTH)
+                return header_fail(why, size, "bad JSON header at byte %zu: nested deeper "
+                                   "than a safetensors header", i);
+            open[depth] = c;
+            items[depth++] = 1;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        } else if (c == ',' && depth > 0 && open[depth - 1] == '[' &&
+                   ++items[depth - 1] > MAX_LIST) {
+            return header_fail(why, size, "bad JSON header at byte %zu: a list longer than "
+                               "any shape", i);
+        }
+    }
+    return true;
+}
+
 static bool parse_header(const char *text, size_t len, st_file *f, char *why, size_t size)
 {
+    if (!header_shape_ok(text, len, why, size))
+        return false;
     json_error_t err;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
     if (!root)
@@ -237,6 +270,29 @@ static char *build_header(jg_graph *g, size_t *len)
     return buf;
 }
 
+/* Whether s is valid UTF-8 (what JSON text must be): no stray continuation bytes, overlong
+ * forms, surrogates or code points past U+10FFFF. */
+static bool utf8_valid(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        unsigned c = *p, n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+                                         : (c & 0xF8) == 0xF0 ? 3 : 4;
+        if (n == 4 || (n == 1 && c < 0xC2) || (n == 3 && c > 0xF4))
+            return false;
+        unsigned cp = n ? c & (0x3F >> n) : c;
+        for (unsigned k = 1; k <= n; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[k] & 0x3F);
+        }
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
 JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
 {
     if (!g)
@@ -247,11 +303,18 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
     }
     /* Nothing is written that jg_checkpoint_load would refuse */
     for (int i = 0; i < g->n_params; i++) {
-        size_t len = strlen(g->params[i].node->name);
+        const char *name = g->params[i].node->name;
+        size_t len = strlen(name);
         if (len >= ST_MAX_NAME) {
             graph_note(g, "jg_checkpoint_save: %s: parameter '%.40s...' has a name of %zu "
-                       "bytes; a checkpoint holds names of at most %d", path,
-                       g->params[i].node->name, len, ST_MAX_NAME - 1);
+                       "bytes; a checkpoint holds names of at most %d", path, name, len,
+                       ST_MAX_NAME - 1);
+            return JG_ERR_ARG;
+        }
+        if (!utf8_valid(name) || !strcmp(name, "__metadata__")) {
+            graph_note(g, "jg_checkpoint_save: %s: parameter name '%.40s' cannot be a "
+                       "safetensors name (%s)", path, name,
+                       utf8_valid(name) ? "it is reserved" : "not valid UTF-8");
             return JG_ERR_ARG;
         }
     }
@@ -274,6 +337,7 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
         graph_note(g, "jg_checkpoint_save: %s", err);
         return JG_ERR_IO;
     }
+    at.remove_stale = true; /* what killed saves left: each the checkpoint's size */
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)hlen >> (8 * i));

@@ -354,6 +354,7 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
     atomic_file at;
     if (!atomic_file_begin(&at, path, errbuf, errbuf_size))
         return JG_ERR_IO;
+    at.remove_stale = true; /* what killed writes left: each the array's size */
     fwrite(pre, 1, sizeof pre, at.f);
     fwrite(dict, 1, (size_t)k, at.f);
     for (size_t i = (size_t)k; i + 1 < hlen; i++)

@@ -2,6 +2,7 @@
 #include "jit/cache_file.h"
 
 #include <nettle/sha2.h>
+#include <nettle/version.h>
 
 #include <string.h>
 
@@ -12,7 +13,7 @@ void cache_digest(const void *data, size_t n, uint8_t out[CACHE_KEY_SIZE])
     struct sha256_ctx c;
     sha256_init(&c);
     sha256_update(&c, n, data);
-    sha256_digest(&c, CACHE_KEY_SIZE, out);
+    JG_SHA256_DIGEST(&c, out);
 }
 
 cache_file_header cache_file_header_for(const uint8_t key[CACHE_KEY_SIZE], const void *obj,

@@ -12,6 +12,13 @@
 
 enum { CACHE_KEY_SIZE = 32 }; /* SHA-256 */
 
+/* nettle 4 dropped the length argument of the digest functions. */
+#if defined(NETTLE_VERSION_MAJOR) && NETTLE_VERSION_MAJOR >= 4
+#define JG_SHA256_DIGEST(ctx, out) sha256_digest((ctx), (out))
+#else
+#define JG_SHA256_DIGEST(ctx, out) sha256_digest((ctx), CACHE_KEY_SIZE, (out))
+#endif
+
 /* The largest object an entry may hold (kernels are a few KiB). */
 #define CACHE_MAX_OBJECT ((uint64_t)1 << 28)
 

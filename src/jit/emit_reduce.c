@@ -3,7 +3,7 @@
  * each chunk of W output elements keeps one and the reduced dimensions are walked outside.
  * Each output element is computed by one thread in a fixed order, so results do not depend on
  * threads. f32 sums accumulate in f64 (loops_acc_dtype): in registers, or for chunks in the
- * thread's scratch, converted once when stored. */
+ * thread's scratch a block at a time, converted once when stored. */
 #include "jit/emit_loops.h"
 #include "jit/loops.h"
 
@@ -120,7 +120,7 @@ static LLVMValueRef acc_at(emit_ctx *e, const chunk_plan *c, LLVMValueRef o, LLV
 {
     if (!c->acc)
         return at;
-    return LLVMBuildMul(e->b, LLVMBuildSub(e->b, o, begin_arg(e), ""), i64c(e, e->width), "");
+    return LLVMBuildMul(e->b, LLVMBuildSub(e->b, o, c->lo, ""), i64c(e, e->width), "");
 }
 
 /* Loops over the reduced dims red[from..), then over this thread's chunks. */
@@ -131,7 +131,7 @@ static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int f
         jg_dtype t = p->x->dtype, ta = c->acc ? loops_acc_dtype(p->root->op, t) : t;
         LLVMValueRef dst = c->acc ? c->acc : c->out;
         loop o;
-        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        loop_begin(e, &o, c->lo, c->hi, i64c(e, 1), "o");
         LLVMValueRef at = acc_at(e, c, o.i, loops_chunk_at(e, c, o.i, idx));
         LLVMValueRef v = emit_value(e, p->x, idx);
         if (e->mask)
@@ -150,8 +150,9 @@ static void accumulate_chunks(emit_ctx *e, const chunk_plan *c, kidx *idx, int f
     loop_end(e, &l);
 }
 
-/* The most per-thread scratch an f32 sum's f64 chunk accumulators may take. */
-#define SCRATCH_CAP ((uint64_t)4 << 20)
+/* The most per-thread scratch an f32 sum's f64 chunk accumulators take: a thread's range
+ * is accumulated in blocks of chunks that fit (L2-sized, so they stay in cache). */
+#define SCRATCH_CAP ((int64_t)1 << 20)
 
 static bool windowed(const reduce_plan *p, int width)
 {
@@ -190,13 +191,7 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
     *align = 1;
     if (nd == 0) /* a scalar: one lane, the others keep the identity */
         e->mask = emit_lane_mask(e, i64c(e, 1));
-    /* An f32 sum along a kept innermost dim accumulates each chunk in f64 in the thread's
-     * scratch, twice the output's bytes; past SCRATCH_CAP it keeps the accumulator in
-     * registers instead and walks the reduced dims inside, as windows do. */
-    bool wide_in_registers = inner_kept && ta != t &&
-                             (uint64_t)jg_shape_numel(root->shape) * jg_dtype_size(ta) >
-                                 SCRATCH_CAP;
-    if (windowed(&p, e->width) || wide_in_registers) {
+    if (windowed(&p, e->width)) {
         /* Windows (pooling): the innermost reduced run is too short for vectors, so chunks of
          * W output elements run along the last kept dim, each lane gathering its own terms
          * (a lane stride), every reduced dim walked inside with the accumulator in registers. */
@@ -245,14 +240,25 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
             kept_dims[i] = p.in.dim[p.kept[i]];
         *outer = jg_shape_numel(root->shape) / dlast * chunks;
         chunk_plan c = { .p = &p, .out = out, .chunks = chunks, .dlast = dlast,
-                         .kept_dims = kept_dims, .identity = identity, .dim = nd - 1 };
-        if (ta != t) { /* a vector of accumulators per chunk in scratch, stored at the end */
-            *scratch = (size_t)*outer * (size_t)e->width * jg_dtype_size(ta);
+                         .kept_dims = kept_dims, .identity = identity, .dim = nd - 1,
+                         .lo = begin_arg(e), .hi = end_arg(e) };
+        loop blk;
+        if (ta != t) {
+            /* a vector of accumulators per chunk in scratch, stored at the end of each block
+             * of chunks; every row is still read once per block, contiguously */
+            int64_t per = SCRATCH_CAP / (w * (int64_t)jg_dtype_size(ta));
+            per = per < 1 ? 1 : per > *outer ? *outer : per;
+            *scratch = (size_t)(per * w) * jg_dtype_size(ta);
             c.acc = LLVMBuildBitCast(e->b, LLVMGetParam(e->fn, 3),
                                     LLVMPointerType(emit_scalar_type(e, ta), 0), "");
+            loop_begin(e, &blk, begin_arg(e), end_arg(e), i64c(e, per), "block");
+            LLVMValueRef hi = LLVMBuildAdd(e->b, blk.i, i64c(e, per), "");
+            c.lo = blk.i;
+            c.hi = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, hi, end_arg(e), ""), hi,
+                                   end_arg(e), "");
         }
         loop o;
-        loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+        loop_begin(e, &o, c.lo, c.hi, i64c(e, 1), "o");
         LLVMValueRef at = loops_chunk_at(e, &c, o.i, idx);
         if (c.acc) {
             e->mask = NULL;
@@ -264,12 +270,13 @@ LLVMValueRef emit_reduce(emit_ctx *e, jit_module *m, const jg_node *root, int ou
         loop_end(e, &o);
         accumulate_chunks(e, &c, idx, 0);
         if (c.acc) {
-            loop_begin(e, &o, begin_arg(e), end_arg(e), i64c(e, 1), "o");
+            loop_begin(e, &o, c.lo, c.hi, i64c(e, 1), "o");
             at = loops_chunk_at(e, &c, o.i, idx);
             LLVMValueRef sum = emit_load(e, c.acc, ta, acc_at(e, &c, o.i, at), 1);
             emit_store(e, out, root->dtype, at, loops_convert(e, sum, ta, t));
             e->mask = NULL;
             loop_end(e, &o);
+            loop_end(e, &blk);
         }
     }
     emit_kernel_end(e);

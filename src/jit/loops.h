@@ -87,7 +87,9 @@ typedef struct chunk_plan {
     const reduce_plan *p;
     LLVMValueRef out, identity;
     LLVMValueRef acc;          /* accumulators in another dtype (per-thread scratch, one vector
-                                  per chunk from begin), or NULL: accumulate in out itself */
+                                  per chunk from lo), or NULL: accumulate in out itself */
+    LLVMValueRef lo, hi;       /* the chunks [lo, hi) accumulated together (a block of the
+                                  thread's range) */
     int64_t chunks, dlast;
     const int64_t *kept_dims; /* the kept dims but `dim` */
     int dim;

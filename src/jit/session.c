@@ -18,6 +18,7 @@
 #include "util/atomic.h"
 
 #include <nettle/sha2.h>
+#include <nettle/version.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -51,21 +52,28 @@ struct jit_session {
     cache_entry *cache;
     int n_cache, cap_cache;
     int renames;          /* kernels renamed after a cached object failed to link */
-    char warnings[1024];  /* whole lines, for the program's warnings */
+    char warnings[4096];  /* whole lines, for the program's warnings */
     int n_warnings;
 };
+
+static const char more_warnings[] = "warning: more kernel cache warnings than fit here\n";
 
 static void session_warn(jit_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void session_warn(jit_session *s, const char *fmt, ...)
 {
+    s->n_warnings++;
     size_t len = strlen(s->warnings);
+    if (len >= sizeof more_warnings - 1 &&
+        strcmp(s->warnings + len - (sizeof more_warnings - 1), more_warnings) == 0)
+        return; /* full already */
+    /* room is kept for the line that says so */
+    size_t room = sizeof s->warnings - len - (sizeof more_warnings - 1);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(s->warnings + len, sizeof s->warnings - len, fmt, ap);
+    int n = vsnprintf(s->warnings + len, room, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof s->warnings - len)
-        s->warnings[len] = '\0'; /* whole lines only; still counted */
-    s->n_warnings++;
+    if (n < 0 || (size_t)n >= room)
+        memcpy(s->warnings + len, more_warnings, sizeof more_warnings);
 }
 
 const char *jit_session_warnings(const jit_session *s, int *count)
@@ -145,12 +153,12 @@ static void llvm_initialise(void)
  * created or is not trusted: not a directory, not the user's, or writable by others. */
 static char *trusted_cache_dir(jit_session *s, const char *dir)
 {
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        session_warn(s, "warning: kernel cache directory %s cannot be created (%s): kernels "
-                     "are not cached\n", dir, strerror(errno));
+    struct stat st;
+    if (stat(dir, &st) != 0 && errno == ENOENT && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        session_warn(s, "warning: kernel cache directory %.300s cannot be created (%s): "
+                     "kernels are not cached\n", dir, strerror(errno));
         return NULL;
     }
-    struct stat st;
     const char *why = NULL;
     if (stat(dir, &st) != 0)
         why = strerror(errno);
@@ -161,8 +169,8 @@ static char *trusted_cache_dir(jit_session *s, const char *dir)
     else if (st.st_mode & (S_IWGRP | S_IWOTH))
         why = "writable by group or others (chmod 700 it)";
     if (why) {
-        session_warn(s, "warning: kernel cache directory %s is not trusted (%s): kernels are "
-                     "not cached\n", dir, why);
+        session_warn(s, "warning: kernel cache directory %.300s is not trusted (%s): kernels "
+                     "are not cached\n", dir, why);
         return NULL;
     }
     return dup_or_null(dir);
@@ -289,7 +297,7 @@ static void kernel_key(const jit_session *s, LLVMModuleRef mod, uint8_t key[KEY_
     const char *parts[] = { ir, s->cpu, s->features, version };
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         sha256_update(&c, strlen(parts[i]) + 1, (const uint8_t *)parts[i]); /* with the NUL */
-    sha256_digest(&c, KEY_SIZE, key);
+    JG_SHA256_DIGEST(&c, key);
     LLVMDisposeMessage(ir);
 }
 
@@ -368,16 +376,17 @@ static LLVMMemoryBufferRef disk_load(jit_session *s, const uint8_t key[KEY_SIZE]
     else if ((uint64_t)st.st_size < sizeof(cache_file_header))
         why = "truncated header";
     else if ((uint64_t)st.st_size > sizeof(cache_file_header) + CACHE_MAX_OBJECT)
-        why = "size does not match its header";
+        why = "larger than any kernel";
     else if (!(data = malloc((size_t)st.st_size)))
         why = "out of memory";
     else if (!read_all(fd, data, (size_t)st.st_size))
-        why = "truncated object";
+        why = "read error or truncated";
     else if (!(why = cache_file_check(data, (size_t)st.st_size, key, &obj, &obj_size)))
         buf = LLVMCreateMemoryBufferWithMemoryRangeCopy((const char *)obj, obj_size,
                                                         "jitgrad-kernel");
     if (why)
-        session_warn(s, "warning: ignoring kernel cache file %s: %s; recompiled\n", path, why);
+        session_warn(s, "warning: ignoring kernel cache file %.300s: %s; recompiled\n", path,
+                     why);
     free(data);
     if (fd >= 0)
         close(fd);
@@ -394,7 +403,6 @@ static void disk_store(const jit_session *s, const uint8_t key[KEY_SIZE],
     atomic_file a;
     if (!atomic_file_begin(&a, path, NULL, 0))
         return;
-    a.keep_stale = true; /* one directory scan per kernel would cost more than leftovers */
     cache_file_header h = cache_file_header_for(key, LLVMGetBufferStart(obj),
                                                 LLVMGetBufferSize(obj));
     if (fwrite(&h, sizeof h, 1, a.f) != 1 ||
@@ -513,8 +521,11 @@ jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_
                 /* The object may be linked even though its lookup failed: compiling the same
                  * name again would define it twice, so this kernel gets a name of its own
                  * (and stays out of the disk cache, whose entries carry the usual name). */
-                session_warn(s, "warning: cached kernel %s did not link (%s); recompiled\n",
-                             name, ignored);
+                session_warn(s, "warning: cached kernel %s did not link (%.200s); recompiled "
+                             "and its entry removed\n", name, ignored);
+                char path[1024];
+                disk_path(s, key, path, sizeof path);
+                unlink(path); /* the next compile writes a good one */
                 snprintf(name + strlen(name), sizeof name - strlen(name), "_r%d", ++s->renames);
                 LLVMSetValueName2(fn, name, strlen(name));
                 store = false;

@@ -307,8 +307,8 @@ jg_program *program_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
         }
         int n;
         const char *text = jit_program_warnings(p->jit, &n);
-        if (n)
-            program_warn(p, text, n, o.print_warnings);
+        if (n) /* about the machine, not the model: always printed (as before) */
+            program_warn(p, text, n, true);
     }
     return p;
 nomem:

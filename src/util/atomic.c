@@ -1,8 +1,10 @@
 /* Crash-safe file replacement (see atomic.h): temporary file, fsync, rename, directory fsync.
  * mkstemp gives a unique temporary name, so concurrent writers of one target never share a
- * temporary; the last rename wins. A temporary is named "<target>.jgtmp.<pid>.XXXXXX", so
- * what a killed writer left behind is recognisable: the next successful save of the same
- * target removes those whose process no longer exists (never a live writer's).
+ * temporary; the last rename wins. A temporary is named "<target>.jgtmp.<host>.<pid>.XXXXXX",
+ * so what a killed writer left behind is recognisable: a successful save of the same target
+ * (with remove_stale) removes this host's whose process no longer exists and that nobody has
+ * written for a minute, never a live writer's, nor another host's or container's (whose
+ * pids mean nothing here).
  */
 #include "util/atomic.h"
 
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void file_fail(char *err, size_t err_size, const char *path, const char *fmt, ...)
@@ -27,6 +30,24 @@ void file_fail(char *err, size_t err_size, const char *path, const char *fmt, ..
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
     snprintf(err, err_size, "%s: %s", path ? path : "(null)", why);
+}
+
+enum { HOST_SIZE = 33 };
+
+/* This host's name as it goes into temporaries' names: letters, digits and '-' only. */
+static void host_tag(char out[HOST_SIZE])
+{
+    char name[256] = "";
+    if (gethostname(name, sizeof name - 1) != 0 || !name[0])
+        snprintf(name, sizeof name, "host");
+    size_t k = 0;
+    for (const char *c = name; *c && k < HOST_SIZE - 1; c++)
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            *c == '-')
+            out[k++] = *c;
+    out[k] = '\0';
+    if (!k)
+        snprintf(out, HOST_SIZE, "host");
 }
 
 static char *dup_str(const char *s)
@@ -45,7 +66,9 @@ bool atomic_file_begin(atomic_file *a, const char *path, char *err, size_t err_s
         file_fail(err, err_size, path, "empty path");
         return false;
     }
-    size_t n = strlen(path) + sizeof ".jgtmp..XXXXXX" + 24;
+    char host[HOST_SIZE];
+    host_tag(host);
+    size_t n = strlen(path) + sizeof ".jgtmp...XXXXXX" + HOST_SIZE + 24;
     a->path = dup_str(path);
     a->tmp = malloc(n);
     if (!a->path || !a->tmp) {
@@ -53,7 +76,7 @@ bool atomic_file_begin(atomic_file *a, const char *path, char *err, size_t err_s
         atomic_file_abort(a);
         return false;
     }
-    snprintf(a->tmp, n, "%s.jgtmp.%ld.XXXXXX", path, (long)getpid());
+    snprintf(a->tmp, n, "%s.jgtmp.%s.%ld.XXXXXX", path, host, (long)getpid());
     int fd = mkstemp(a->tmp);
     if (fd < 0) {
         file_fail(err, err_size, path, "cannot create a temporary file: %s", strerror(errno));
@@ -120,14 +143,15 @@ static void remove_stale_temps(const char *path)
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     size_t dir_len = slash ? (size_t)(slash - path) : 0;
-    char dir[4096], prefix[512], full[4608];
-    if (dir_len >= sizeof dir || strlen(base) + sizeof ".jgtmp." > sizeof prefix)
+    char dir[4096], prefix[600], full[4700], host[HOST_SIZE];
+    host_tag(host);
+    if (dir_len >= sizeof dir || strlen(base) + sizeof ".jgtmp.." + HOST_SIZE > sizeof prefix)
         return;
     if (slash) /* "/x": the directory is "/" */
         snprintf(dir, sizeof dir, "%.*s", (int)(dir_len ? dir_len : 1), path);
     else
         snprintf(dir, sizeof dir, ".");
-    snprintf(prefix, sizeof prefix, "%s.jgtmp.", base);
+    snprintf(prefix, sizeof prefix, "%s.jgtmp.%s.", base, host);
     size_t plen = strlen(prefix);
     DIR *d = opendir(dir);
     if (!d)
@@ -143,7 +167,9 @@ static void remove_stale_temps(const char *path)
         if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
             continue; /* alive (or not ours to ask about): perhaps still writing */
         snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
-        unlink(full);
+        struct stat st;
+        if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && time(NULL) - st.st_mtime > 60)
+            unlink(full);
     }
     closedir(d);
 }
@@ -185,7 +211,7 @@ bool atomic_file_commit(atomic_file *a, char *err, size_t err_size)
         atomic_file_abort(a);
         return false;
     }
-    if (!a->keep_stale)
+    if (a->remove_stale)
         remove_stale_temps(a->path);
     atomic_file_abort(a); /* frees the names */
     return true;

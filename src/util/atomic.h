@@ -15,16 +15,16 @@ typedef struct atomic_file {
     char *path;  /* the target */
     char *tmp;   /* the temporary file next to it */
     FILE *f;     /* open for writing on the temporary */
-    bool keep_stale; /* set after begin: the commit leaves dead writers' temporaries alone
-                        (a directory of many small files, as the kernel cache, where a scan
-                        per file would cost more than the leftovers) */
+    bool remove_stale; /* set after begin: the commit also removes the temporaries of the
+                          same target that dead writers on this host left (checkpoints and
+                          arrays: each the target's size; a directory scan per save) */
 } atomic_file;
 
 /* Creates the temporary file; false (message "<path>: <why>" in err) when it cannot. */
 HIDDEN bool atomic_file_begin(atomic_file *a, const char *path, char *err, size_t err_size);
 /* Flushes, fsyncs and closes the temporary, renames it over the target and fsyncs the
- * directory, then removes the temporaries of the same target that dead writers left (unless
- * keep_stale). On any failure removes the temporary, leaves the target alone and returns
+ * directory, then (with remove_stale) the temporaries of the same target that dead writers
+ * left. On any failure removes the temporary, leaves the target alone and returns
  * false with the reason in err. Always releases a. */
 HIDDEN bool atomic_file_commit(atomic_file *a, char *err, size_t err_size);
 /* Gives up: closes and removes the temporary (safe after a failed begin or twice). */
