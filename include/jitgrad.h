@@ -552,8 +552,10 @@ typedef struct jg_opts {
     int opt_level;            /* 0: O3; 1..3: that level; -1: O0 */
     const char *cpu;          /* NULL: the host's; else an LLVM CPU name ("haswell"), used
                                  for scheduling: the features stay the host's unless
-                                 cpu_features removes some */
-    const char *cpu_features; /* NULL: the host's; else added to them ("-avx512f") */
+                                 cpu_features removes some; a name LLVM does not know
+                                 fails the compile */
+    const char *cpu_features; /* NULL: the host's; else added to them ("-avx512f"); an
+                                 unknown feature fails the compile */
     const char *cache_dir;    /* kernel cache directory; NULL: $JITGRAD_CACHE_DIR if set,
                                  else none (an in-memory cache always dedups kernels). It
                                  holds machine code the process runs, so it must be as

@@ -388,12 +388,18 @@ Test(jit_settings, options_out_of_range_are_errors)
     compile_fails(&(jg_opts){ .cpu = "Not A CPU" }, "opts.cpu 'Not A CPU'");
     compile_fails(&(jg_opts){ .cpu_features = "avx2" }, "opts.cpu_features 'avx2'");
     compile_fails(&(jg_opts){ .cpu_features = "+avx2,-" }, "opts.cpu_features");
+    /* well-formed names LLVM does not know (it used to print and carry on) */
+    compile_fails(&(jg_opts){ .cpu = "notacpu" },
+                  "opts.cpu: LLVM: 'notacpu' is not a recognized processor");
+    compile_fails(&(jg_opts){ .cpu_features = "+avx2,+nosuchfeature" },
+                  "opts.cpu_features: LLVM: '+nosuchfeature' is not a recognized feature");
     /* and what is in range still compiles */
     jg_graph *g = jg_graph_new();
     jg_node *x = jg_input(g, "x", JG_F32, jg_shape(8));
     jg_node *y = jg_scale(x, 2);
     jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .passes_off = " cse , siblings",
                                                      .opt_level = -1, .num_threads = 3,
+                                                     .cpu = "haswell",
                                                      .cpu_features = "-avx512f,+fma" });
     cr_assert(p, "%s", jg_errmsg(g));
     jg_program_free(p);

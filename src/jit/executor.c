@@ -117,7 +117,8 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
     jit_target t = { .cpu = o->cpu, .features = o->cpu_features, .opt_level = o->opt_level,
                      .vector_bits = o->vector_bits, .cache_dir = cache && *cache ? cache : NULL };
     if (!(j->session = jit_session_new(&t, err, size)))
-        return JG_ERR_STATE;
+        return strncmp(err, "opts.", 5) == 0 ? JG_ERR_ARG : JG_ERR_STATE; /* a name LLVM
+                                                                                lacks */
     st = jit_compile_kernels(j, o->keep_text, err, size);
     if (st != JG_OK)
         return st;

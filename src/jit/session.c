@@ -176,6 +176,52 @@ static char *trusted_cache_dir(jit_session *s, const char *dir)
     return dup_or_null(dir);
 }
 
+/* LLVM-C cannot say whether it knows a CPU or feature name: a target machine made for an
+ * unknown one prints "'x' is not a recognized processor for this target (ignoring
+ * processor)" to stderr and carries on. So names the user gave are tried on a throwaway
+ * target machine with stderr (a process-wide file, hence the one lock) sent to a temporary
+ * file; LLVM's complaint becomes the error, and anything else written meanwhile (another
+ * thread's output) is passed on to stderr. */
+static pthread_mutex_t stderr_capture = PTHREAD_MUTEX_INITIALIZER;
+
+static bool names_known(const jit_session *s, char *err, size_t size)
+{
+    pthread_mutex_lock(&stderr_capture);
+    fflush(stderr);
+    FILE *tmp = tmpfile();
+    int saved = tmp ? dup(2) : -1;
+    bool captured = saved >= 0 && dup2(fileno(tmp), 2) >= 0;
+    char ignored[256];
+    LLVMTargetMachineRef tm = make_tm(s, ignored, sizeof ignored);
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    fflush(stderr);
+    if (captured)
+        dup2(saved, 2);
+    if (saved >= 0)
+        close(saved);
+    bool known = true;
+    if (captured && fseek(tmp, 0, SEEK_SET) == 0) {
+        char line[512];
+        while (fgets(line, sizeof line, tmp)) {
+            bool cpu = strstr(line, "is not a recognized processor") != NULL;
+            if (!cpu && !strstr(line, "is not a recognized feature")) {
+                fputs(line, stderr);
+                continue;
+            }
+            if (known) {
+                line[strcspn(line, "(\n")] = '\0'; /* without "(ignoring ...)" */
+                snprintf(err, size, "opts.%s: LLVM: %s", cpu ? "cpu" : "cpu_features", line);
+            }
+            known = false;
+        }
+    }
+    if (tmp)
+        fclose(tmp);
+    pthread_mutex_unlock(&stderr_capture);
+    return known;
+}
+
 jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
 {
     pthread_once(&llvm_initialised, llvm_initialise);
@@ -197,10 +243,12 @@ jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
     LLVMDisposeMessage(host_features);
     int level = t ? t->opt_level : 0;
     s->opt_level = level == 0 ? 3 : level < 0 ? 0 : level > 3 ? 3 : level;
-    if (t && t->cache_dir)
-        s->cache_dir = trusted_cache_dir(s, t->cache_dir);
     if (!s->cpu || !s->features)
         goto nomem;
+    if (t && (t->cpu || t->features) && !names_known(s, err, size))
+        goto fail;
+    if (t && t->cache_dir)
+        s->cache_dir = trusted_cache_dir(s, t->cache_dir);
     int widest = widest_vector(s->features);
     if (t && t->features && strstr(t->features, "-avx512f"))
         widest = strstr(s->features, "+avx2") ? 256 : 128;

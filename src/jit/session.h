@@ -25,7 +25,8 @@ typedef struct jit_target {
 
 typedef struct jit_session jit_session;
 
-/* Creates a session; NULL on failure with the reason in err. */
+/* Creates a session; NULL on failure with the reason in err, which starts "opts.cpu" or
+ * "opts.cpu_features" when LLVM does not know a name given in t. */
 HIDDEN jit_session *jit_session_new(const jit_target *t, char *err, size_t size);
 HIDDEN void jit_session_free(jit_session *s);
 /* Bits in the SIMD registers the kernels use (512 with AVX-512, 256 with AVX2, ...). */
