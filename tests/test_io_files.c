@@ -5,6 +5,7 @@
  */
 #define _XOPEN_SOURCE 700 /* posix_openpt and friends, for the terminal progress test */
 #include "support/support.h"
+#include "util/atomic.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -658,21 +659,6 @@ Test(io_files, checkpoint_saver_and_loader_agree_on_name_lengths)
     jg_graph_free(g);
 }
 
-/* This host's tag in temporaries' names, as util/atomic.c makes it. */
-static void host_tag(char *out, size_t size)
-{
-    char name[256] = "";
-    gethostname(name, sizeof name - 1);
-    size_t k = 0;
-    for (const char *c = name; *c && k + 1 < size && k < 32; c++)
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-            *c == '-')
-            out[k++] = *c;
-    out[k] = '\0';
-    if (!k)
-        snprintf(out, size, "host");
-}
-
 /* A file written two minutes ago. */
 static void write_old(const char *path)
 {
@@ -687,8 +673,8 @@ static void write_old(const char *path)
  * other files are kept. */
 Test(io_files, a_save_removes_temporaries_of_dead_writers)
 {
-    char host[40], stale[128], live[128], fresh[128], other_host[128];
-    host_tag(host, sizeof host);
+    char host[ATOMIC_HOST_SIZE], stale[128], live[128], fresh[128], other_host[128];
+    atomic_file_host_tag(host);
     /* 99999999 is above any pid_max: no process has it */
     snprintf(stale, sizeof stale, "ck.st.jgtmp.%s.99999999.Ab12Cd", host);
     snprintf(live, sizeof live, "ck.st.jgtmp.%s.1.Ef34Gh", host); /* pid 1 always exists */

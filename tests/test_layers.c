@@ -52,6 +52,17 @@ static void remove_tree(const char *root)
     cr_assert(system(cmd) == 0);
 }
 
+/* The check's status on a tree of n files made for it (then removed); its output in out. */
+static int check_tree(const char *const *files, const char *const *text, int n, char *out,
+                      size_t size)
+{
+    char root[64];
+    make_tree(root, sizeof root, files, text, n);
+    int rc = check(root, out, size);
+    remove_tree(root);
+    return rc;
+}
+
 Test(layers, src_is_layered)
 {
     char out[8192];
@@ -65,10 +76,8 @@ Test(layers, downward_includes_pass)
     const char *files[] = { "util/u.h", "graph/g.h", "ops/o.c", "io/i.c" };
     const char *text[] = { "", "#include \"util/u.h\"\n", "#include \"graph/g.h\"\n#include \"jitgrad.h\"\n",
                            "#include \"graph/g.h\"\n" };
-    char root[64], out[4096];
-    make_tree(root, sizeof root, files, text, 4);
-    int rc = check(root, out, sizeof out);
-    remove_tree(root);
+    char out[4096];
+    int rc = check_tree(files, text, 4, out, sizeof out);
     cr_assert_eq(rc, 0, "%s", out);
 }
 
@@ -76,10 +85,8 @@ Test(layers, upward_include_fails)
 {
     const char *files[] = { "graph/g.c", "program/p.h" };
     const char *text[] = { "/* x */\n#include \"program/p.h\"\n", "" };
-    char root[64], out[4096];
-    make_tree(root, sizeof root, files, text, 2);
-    int rc = check(root, out, sizeof out);
-    remove_tree(root);
+    char out[4096];
+    int rc = check_tree(files, text, 2, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "graph/g.c:2: graph includes \"program/p.h\" from program"), "%s", out);
 }
@@ -88,10 +95,8 @@ Test(layers, io_looks_only_at_the_ir)
 {
     const char *files[] = { "io/i.c", "ops/op.h", "jit/k.c", "io/i.h" };
     const char *text[] = { "#include \"ops/op.h\"\n", "", "#include \"io/i.h\"\n", "" };
-    char root[64], out[4096];
-    make_tree(root, sizeof root, files, text, 4);
-    int rc = check(root, out, sizeof out);
-    remove_tree(root);
+    char out[4096];
+    int rc = check_tree(files, text, 4, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "io/i.c:1: io includes \"ops/op.h\""), "%s", out);
     cr_assert(strstr(out, "jit/k.c:1: includes \"io/i.h\""), "%s", out);
@@ -101,10 +106,8 @@ Test(layers, cycle_within_a_folder_fails)
 {
     const char *files[] = { "jit/a.h", "jit/b.h" };
     const char *text[] = { "#include \"b.h\"\n", "#include \"jit/a.h\"\n" };
-    char root[64], out[4096];
-    make_tree(root, sizeof root, files, text, 2);
-    int rc = check(root, out, sizeof out);
-    remove_tree(root);
+    char out[4096];
+    int rc = check_tree(files, text, 2, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "include cycle"), "%s", out);
 }
@@ -113,10 +116,8 @@ Test(layers, unknown_folder_fails)
 {
     const char *files[] = { "misc/m.c" };
     const char *text[] = { "" };
-    char root[64], out[4096];
-    make_tree(root, sizeof root, files, text, 1);
-    int rc = check(root, out, sizeof out);
-    remove_tree(root);
+    char out[4096];
+    int rc = check_tree(files, text, 1, out, sizeof out);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "folder 'misc' is not a layer"), "%s", out);
 }

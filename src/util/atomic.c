@@ -32,22 +32,19 @@ void file_fail(char *err, size_t err_size, const char *path, const char *fmt, ..
     snprintf(err, err_size, "%s: %s", path ? path : "(null)", why);
 }
 
-enum { HOST_SIZE = 33 };
-
-/* This host's name as it goes into temporaries' names: letters, digits and '-' only. */
-static void host_tag(char out[HOST_SIZE])
+void atomic_file_host_tag(char out[ATOMIC_HOST_SIZE])
 {
     char name[256] = "";
     if (gethostname(name, sizeof name - 1) != 0 || !name[0])
         snprintf(name, sizeof name, "host");
     size_t k = 0;
-    for (const char *c = name; *c && k < HOST_SIZE - 1; c++)
+    for (const char *c = name; *c && k < ATOMIC_HOST_SIZE - 1; c++)
         if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
             *c == '-')
             out[k++] = *c;
     out[k] = '\0';
     if (!k)
-        snprintf(out, HOST_SIZE, "host");
+        snprintf(out, ATOMIC_HOST_SIZE, "host");
 }
 
 static char *dup_str(const char *s)
@@ -66,9 +63,9 @@ bool atomic_file_begin(atomic_file *a, const char *path, char *err, size_t err_s
         file_fail(err, err_size, path, "empty path");
         return false;
     }
-    char host[HOST_SIZE];
-    host_tag(host);
-    size_t n = strlen(path) + sizeof ".jgtmp...XXXXXX" + HOST_SIZE + 24;
+    char host[ATOMIC_HOST_SIZE];
+    atomic_file_host_tag(host);
+    size_t n = strlen(path) + sizeof ".jgtmp...XXXXXX" + ATOMIC_HOST_SIZE + 24;
     a->path = dup_str(path);
     a->tmp = malloc(n);
     if (!a->path || !a->tmp) {
@@ -143,9 +140,10 @@ static void remove_stale_temps(const char *path)
     const char *slash = strrchr(path, '/');
     const char *base = slash ? slash + 1 : path;
     size_t dir_len = slash ? (size_t)(slash - path) : 0;
-    char dir[4096], prefix[600], full[4700], host[HOST_SIZE];
-    host_tag(host);
-    if (dir_len >= sizeof dir || strlen(base) + sizeof ".jgtmp.." + HOST_SIZE > sizeof prefix)
+    char dir[4096], prefix[600], full[4700], host[ATOMIC_HOST_SIZE];
+    atomic_file_host_tag(host);
+    if (dir_len >= sizeof dir ||
+        strlen(base) + sizeof ".jgtmp.." + ATOMIC_HOST_SIZE > sizeof prefix)
         return;
     if (slash) /* "/x": the directory is "/" */
         snprintf(dir, sizeof dir, "%.*s", (int)(dir_len ? dir_len : 1), path);

@@ -30,6 +30,11 @@ HIDDEN bool atomic_file_commit(atomic_file *a, char *err, size_t err_size);
 /* Gives up: closes and removes the temporary (safe after a failed begin or twice). */
 HIDDEN void atomic_file_abort(atomic_file *a);
 
+/* This host's name as it goes into temporaries' names ("<target>.jgtmp.<host>.<pid>.*"):
+ * letters, digits and '-' only, at most 32 of them. */
+enum { ATOMIC_HOST_SIZE = 33 };
+HIDDEN void atomic_file_host_tag(char out[ATOMIC_HOST_SIZE]);
+
 /* Writes "<path>: <formatted why>" into err (when err is not NULL). */
 HIDDEN void file_fail(char *err, size_t err_size, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
