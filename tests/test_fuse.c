@@ -164,3 +164,36 @@ Test(fuse, forward_and_backward_of_an_affine_relu_is_one_pass)
         cr_assert_float_eq(got[0][i], got[1][i], 1e-3 * (1 + fabsf(got[1][i])), "da[%d]", i);
     jg_graph_free(g);
 }
+
+/* The gradient of a weight broadcast over a batch, sum_b dY[b] X[b]^T (a convolution's dW),
+ * is one GEMM accumulating the batch: no [batch, m, n] buffer and no separate reduction. */
+Test(fuse, a_matmul_summed_over_its_batch_is_one_gemm)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(6, 2, 20, 9));
+    jg_node *dy = jg_input(g, "dy", JG_F64, jg_shape(6, 2, 7, 9));
+    jg_node *w = jg_param_as(g, "w", JG_F64, jg_shape(2, 7, 20), jg_normal(0, 1));
+    jg_node *y = jg_matmul(w, x);
+    jg_node *dw;
+    cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, dy), JG_ALL_AXES, false), &w, 1, &dw), JG_OK);
+    cr_assert_eq(kernels_of(g, &dw, 1, true), 1, "the sum over the batch joins the GEMM");
+    cr_assert_gt(kernels_of(g, &dw, 1, false), 1, "without fusion: the GEMM, then the sum");
+    double xv[6 * 2 * 20 * 9], dv[6 * 2 * 7 * 9];
+    for (int i = 0; i < 6 * 2 * 20 * 9; i++)
+        xv[i] = (double)((int64_t)i * 7919 % 200 - 100) / 50.0;
+    for (int i = 0; i < 6 * 2 * 7 * 9; i++)
+        dv[i] = (double)((int64_t)i * 104729 % 100 - 50) / 25.0;
+    double got[2][2 * 7 * 20];
+    for (int e = 0; e < 2; e++) {
+        jg_program *p = jg_compile(g, &dw, 1, &(jg_opts){
+            .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT, .num_threads = 2 });
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_set(p, "x", xv, sizeof xv);
+        jg_program_set(p, "dy", dv, sizeof dv);
+        cr_assert_eq(jg_program_run(p), JG_OK);
+        jg_program_get(p, 0, got[e], sizeof got[e]);
+        jg_program_free(p);
+    }
+    t_assert_close(got[0], got[1], 2 * 7 * 20, 1e-12);
+    jg_graph_free(g);
+}

@@ -1,7 +1,8 @@
 /* The GEMM kernel emitter (src/jit/gemm.c): JIT'd kernels called directly through the
  * uniform ABI, against a naive triple loop in double. Shapes around the tile sizes (1, 15,
  * 16, 17, 33, 1023), transposed and strided operands, broadcast batches, a bias + relu
- * epilogue, vector widths 16, 8 and 1, f32 and f64, whole and split outer ranges. */
+ * epilogue, batch dimensions summed into C, vector widths 16, 8 and 1, f32 and f64, whole
+ * and split outer ranges. */
 #include "jit/gemm.h"
 
 #include <criterion/criterion.h>
@@ -23,6 +24,7 @@ typedef struct gemm_case {
     int64_t batch_dim[2];
     bool bcast_a, bcast_b;  /* A broadcast over batch dim 0, B over the last batch dim */
     bool epilogue;          /* C = relu(A x B + bias[j] + row[i] + 0.25 * b0) */
+    uint32_t batch_sum;     /* batch dims summed into C (gemm_desc.batch_sum; no epilogue) */
 } gemm_case;
 
 /* Buffer slots, deliberately not in order. */
@@ -161,11 +163,13 @@ static void run_case(const gemm_case *c)
     operand b = make_operand(c, SLOT_B, c->k, c->n, c->tb, c->bcast_b ? last : -1);
     epi_ctx ectx = { c->t, c->batch_ndim };
     gemm_desc d = { .dtype = c->t, .batch_ndim = c->batch_ndim, .m = c->m, .n = c->n, .k = c->k,
-                    .a = a.op, .b = b.op, .out_slot = SLOT_C,
+                    .a = a.op, .b = b.op, .out_slot = SLOT_C, .batch_sum = c->batch_sum,
                     .epilogue = c->epilogue ? bias_relu : NULL, .epilogue_ctx = &ectx };
-    int64_t nb = 1;
-    for (int i = 0; i < c->batch_ndim; i++)
+    int64_t nb = 1, n_out = 1; /* batch indices; those with a C of their own */
+    for (int i = 0; i < c->batch_ndim; i++) {
         nb *= d.batch_dim[i] = c->batch_dim[i];
+        n_out *= c->batch_sum >> i & 1 ? 1 : c->batch_dim[i];
+    }
 
     int64_t outer = -1, align = -1;
     size_t scratch = 0;
@@ -177,22 +181,26 @@ static void run_case(const gemm_case *c)
     cr_assert_eq(jit_compile(s, &m, fn, false, &addr, &info, err, sizeof err), JG_OK, "%s", err);
     jit_kernel_fn k = (jit_kernel_fn)addr;
 
-    int64_t count = nb * c->m * c->n;
+    int64_t count = n_out * c->m * c->n;
     void *bias = guarded_alloc((size_t)c->n * esize), *row = guarded_alloc((size_t)c->m * esize);
     for (int64_t j = 0; j < c->n; j++)
         put(bias, c->t, j, uniform());
     for (int64_t i = 0; i < c->m; i++)
         put(row, c->t, i, uniform());
-    double *want = malloc((size_t)count * sizeof *want);
-    double *scale = malloc((size_t)count * sizeof *scale);
+    double *want = calloc((size_t)count, sizeof *want);
+    double *scale = calloc((size_t)count, sizeof *scale);
     for (int64_t bi = 0; bi < nb; bi++) {
-        int64_t ao = 0, bo = 0, rest = bi, b0 = bi;
+        int64_t ao = 0, bo = 0, rest = bi, b0 = bi, co = 0, place = 1;
         for (int dd = c->batch_ndim - 1; dd >= 0; dd--) {
             int64_t x = rest % c->batch_dim[dd];
             rest /= c->batch_dim[dd];
             ao += x * a.op.bstride[dd];
             bo += x * b.op.bstride[dd];
             b0 = x;
+            if (!(c->batch_sum >> dd & 1)) {
+                co += x * place;
+                place *= c->batch_dim[dd];
+            }
         }
         for (int64_t i = 0; i < c->m; i++)
             for (int64_t j = 0; j < c->n; j++) {
@@ -208,8 +216,8 @@ static void run_case(const gemm_case *c)
                     abs += 3 + 0.25 * b0;
                     sum = sum > 0 ? sum : 0;
                 }
-                want[(bi * c->m + i) * c->n + j] = sum;
-                scale[(bi * c->m + i) * c->n + j] = abs;
+                want[(co * c->m + i) * c->n + j] += sum;
+                scale[(co * c->m + i) * c->n + j] += abs;
             }
     }
 
@@ -295,6 +303,25 @@ Test(gemm, batched_with_broadcast_batch_dims)
     run_case(&c);
     c = (gemm_case){ .t = JG_F64, .m = 15, .n = 16, .k = 300, .gap = 1, .batch_ndim = 1,
                      .batch_dim = { 5 }, .bcast_b = true, .epilogue = true };
+    run_case(&c);
+}
+
+Test(gemm, batch_sums_accumulate_into_one_c)
+{
+    /* dW = sum_b dY[b] X[b]^T: every batch dim summed, with K blocks (k 600) and edge tiles */
+    gemm_case c = { .t = JG_F32, .m = 17, .n = 33, .k = 600, .gap = 1, .batch_ndim = 1,
+                    .batch_dim = { 5 }, .tb = true, .batch_sum = 1 };
+    run_case(&c);
+    /* the outer of two dims summed, the inner kept; A broadcast along the summed one */
+    c = (gemm_case){ .t = JG_F64, .m = 15, .n = 16, .k = 7, .gap = 1, .batch_ndim = 2,
+                     .batch_dim = { 3, 2 }, .bcast_a = true, .batch_sum = 1 };
+    run_case(&c);
+    /* the inner summed, the outer kept; one step per summed index (k < KC) */
+    c = (gemm_case){ .t = JG_F32, .m = 1, .n = 40, .k = 3, .gap = 1, .batch_ndim = 2,
+                     .batch_dim = { 2, 4 }, .ta = true, .batch_sum = 2 };
+    run_case(&c);
+    c.batch_sum = 3;
+    c.vector_bits = 256;
     run_case(&c);
 }
 

@@ -12,7 +12,9 @@
  * - a reshape reads a buffer under another shape (an alias, no kernel);
  * - a matmul reads buffers, possibly through permute/broadcast views (strides); it joins its
  *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
- *   elementwise over the matmul's own shape, and at most one matmul per kernel;
+ *   elementwise over the matmul's own shape, and at most one matmul per kernel; a matmul
+ *   whose single consumer sums over batch dimensions only (a broadcast weight's gradient)
+ *   joins that sum's kernel instead: the GEMM accumulates the batch into one C;
  * - with fusion off, every op other than a fill, a reshape or a leaf has a kernel of its own. */
 #include "compiler/fuse.h"
 #include "ops/op.h"
@@ -58,6 +60,20 @@ static bool joins_epilogue(state *s, jg_node *m)
     }
 }
 
+/* Whether matmul m is summed over some of its batch dimensions (and nothing else) by its
+ * single consumer, which then computes it: sum_b A[b] B[b] is one GEMM whose K runs over the
+ * batch too, with no [batch, m, n] buffer. */
+static bool joins_batch_sum(state *s, jg_node *m)
+{
+    if (!s->enabled || s->is_root[m->id] || s->uses[m->id] != 1 || m->dtype == JG_I32 ||
+        jg_shape_numel(m->shape) == 0)
+        return false;
+    jg_node *c = s->consumer[m->id];
+    uint32_t batch_axes = (1u << (m->shape.ndim - 2)) - 1;
+    return c->op == JG_OP_SUM && c->attr.axes && (c->attr.axes & ~batch_axes) == 0 &&
+           s->f->role[c->id] == ROLE_ROOT && !s->has_matmul[c->id];
+}
+
 static void decide(state *s, jg_node *n)
 {
     node_role *role = s->f->role;
@@ -79,7 +95,8 @@ static void decide(state *s, jg_node *n)
         return;
     }
     bool own_kernel = is_reduction(n) || is_opaque(n) ||
-                      (n->op == JG_OP_MATMUL && !joins_epilogue(s, n));
+                      (n->op == JG_OP_MATMUL && !joins_epilogue(s, n) &&
+                       !joins_batch_sum(s, n));
     bool materialise = !s->enabled || own_kernel || s->is_root[id] || s->uses[id] > 1 ||
                        s->need_buffer[id];
     role[id] = materialise ? ROLE_ROOT : ROLE_INLINE;
@@ -104,11 +121,13 @@ static void decide(state *s, jg_node *n)
 
 static group_kind kind_of(const jg_node *root, bool has_matmul)
 {
+    if (has_matmul) /* also a sum over a matmul's batch */
+        return GROUP_MATMUL;
     if (is_reduction(root))
         return GROUP_REDUCE;
     if (is_opaque(root))
         return GROUP_OPAQUE;
-    if (root->op == JG_OP_MATMUL || has_matmul)
+    if (root->op == JG_OP_MATMUL)
         return GROUP_MATMUL;
     return GROUP_ELEMENTWISE;
 }

@@ -8,7 +8,7 @@
 typedef enum group_kind {
     GROUP_ELEMENTWISE, /* a DAG of elementwise, broadcast and view ops over the root's shape */
     GROUP_REDUCE,      /* a reduction of an inline elementwise DAG */
-    GROUP_MATMUL,      /* a matmul with an inline elementwise epilogue */
+    GROUP_MATMUL,      /* a matmul with an inline elementwise epilogue, or summed over batch */
     GROUP_OPAQUE,      /* one op with a kernel of its own (gather, scatter, pad, ...) */
     GROUP_MULTI,       /* sibling groups over one iteration space, one pass (fuse_siblings.c) */
 } group_kind;

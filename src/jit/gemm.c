@@ -1,6 +1,7 @@
 /* GEMM kernels (see gemm.h). The loop nest, per call, over the tiles [begin, end) of C:
  *
  *     for tile (batch b, row block ib of MC rows, column block jb of NC columns):
+ *       for summed batch index r (batch_sum only; C accumulates A[b,r] x B[b,r] over r):
  *       for K block pc (KC deep):
  *         pack A[b][ib rows][pc] into scratch as MR x KC micro-panels     (L2-resident;
  *                                        A with unit row stride is used in place instead)
@@ -8,7 +9,7 @@
  *           pack B[b][pc][jr] into scratch as one KC x NR micro-panel     (L1-resident)
  *           for row panel ir of MR rows:
  *             micro-kernel: MR x 2 vector accumulators, k loop of broadcast-FMAs;
- *             pc > 0: add C; last pc: C = epilogue(acc), else C = acc
+ *             not the first (r, pc): add C; the last: C = epilogue(acc), else C = acc
  *
  * Edge tiles (m % MR rows, n % NR columns) get their own micro-kernels with fewer rows and
  * masked stores; packing zero-pads them. Operand strides are constants handled by the packing
@@ -26,7 +27,8 @@ typedef struct gemm_plan {
     int w, nv, nr, mr;          /* lanes, vectors per micro-tile row, NR = nv * w, MR */
     int64_t kc, kc_last, n_kb;  /* K blocks: n_kb - 1 of kc, the last of kc_last */
     int64_t mc, n_ib, nc, n_jb; /* row and column blocks of a tile */
-    int64_t n_batch;
+    int64_t n_batch;            /* batch indices with a C of their own: tiles */
+    int64_t n_red;              /* batch indices summed into each C (1 without batch_sum) */
 } gemm_plan;
 
 /* The emitter's state. */
@@ -42,7 +44,8 @@ typedef struct gen {
     LLVMValueRef acc[MAX_MR][MAX_NV]; /* allocas of <w x T>, promoted to registers */
     LLVMValueRef bidx[JG_MAX_DIMS];   /* batch indices of the current tile */
     LLVMValueRef c_off;      /* element offset of C[b] */
-    LLVMValueRef pc;         /* the current K block */
+    LLVMValueRef pc;         /* the current step (summed batch index, K block) */
+    int64_t n_steps;         /* n_red * n_kb */
     bool pack_a;             /* A is packed; else the micro-kernel reads it in place */
     int64_t a_rs, a_ps;      /* element strides of the micro-kernel's A: row, k */
     LLVMValueRef a_k;        /* element offset of A[b][0][k0] */
@@ -88,9 +91,12 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
     p->n_kb = d->k > 0 ? cdiv(d->k, kc_max) : 1;
     p->kc = cdiv(d->k, p->n_kb);
     p->kc_last = d->k - (p->n_kb - 1) * p->kc;
-    p->n_batch = 1;
+    p->n_batch = p->n_red = 1;
     for (int i = 0; i < d->batch_ndim; i++)
-        p->n_batch *= d->batch_dim[i];
+        if (d->batch_sum >> i & 1)
+            p->n_red *= d->batch_dim[i];
+        else
+            p->n_batch *= d->batch_dim[i];
     /* Tiles: the A block (MC x KC) stays in L2, so MC <= 256; otherwise the split that
      * finishes first on `threads` threads, counting the arithmetic and the packing (A is
      * packed once per column block, B once per row block). */
@@ -108,7 +114,7 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
         for (int64_t jb = 1; jb <= jb_max && jb <= 64; jb++) {
             split(d->n, jb, p->nr, &nc, &n_jb);
             int64_t units = p->n_batch * n_ib * n_jb;
-            double work = (double)p->n_batch *
+            double work = (double)(p->n_batch * p->n_red) *
                               (fma + ca * (double)(d->m * d->k * n_jb) +
                                cb * (double)(d->k * d->n * n_ib)) +
                           2000.0 * (double)units;
@@ -373,8 +379,8 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
 
     LLVMValueRef saved_mask = e->mask;
 #define MASK_FOR(v) (e->mask = (v) == nv - 1 && last < w ? emit_lane_mask(e, c64(g, last)) : NULL)
-    if (g->p.n_kb > 1) {
-        /* Later K blocks add what the earlier ones stored. */
+    if (g->n_steps > 1) {
+        /* Later steps add what the earlier ones stored. */
         LLVMBasicBlockRef cont = if_begin(g, LLVMBuildICmp(g->b, LLVMIntNE, g->pc, c64(g, 0), ""));
         for (int r = 0; r < mr; r++)
             for (int v = 0; v < nv; v++) {
@@ -385,11 +391,11 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
         if_end(g, cont);
     }
     LLVMBasicBlockRef raw = NULL, done = NULL;
-    if (g->p.n_kb > 1) {
+    if (g->n_steps > 1) {
         LLVMBasicBlockRef fin = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "final");
         raw = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "partial");
         done = LLVMAppendBasicBlockInContext(e->m->ctx, e->fn, "stored");
-        LLVMValueRef is_last = LLVMBuildICmp(g->b, LLVMIntEQ, g->pc, c64(g, g->p.n_kb - 1), "");
+        LLVMValueRef is_last = LLVMBuildICmp(g->b, LLVMIntEQ, g->pc, c64(g, g->n_steps - 1), "");
         LLVMBuildCondBr(g->b, is_last, fin, raw);
         LLVMPositionBuilderAtEnd(g->b, fin);
     }
@@ -407,7 +413,7 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
             }
             emit_store(e, g->C, d->dtype, at[r][v], x);
         }
-    if (g->p.n_kb > 1) {
+    if (g->n_steps > 1) {
         LLVMBuildBr(g->b, done);
         LLVMPositionBuilderAtEnd(g->b, raw);
         for (int r = 0; r < mr; r++)
@@ -470,6 +476,34 @@ static void pack_a_block(gen *g, LLVMValueRef i0, LLVMValueRef full_rows, LLVMVa
     }
 }
 
+/* Adds to *a_off and *b_off the operands' offsets of batch index `flat` over the summed
+ * batch dimensions (summed) or the others (!summed), row-major; records the others' indices
+ * in g->bidx (the summed ones are 0 there: C has size 1 along them). */
+static void batch_offsets(gen *g, LLVMValueRef flat, bool summed, LLVMValueRef *a_off,
+                          LLVMValueRef *b_off)
+{
+    const gemm_desc *d = g->d;
+    int last = -1;
+    for (int k = 0; k < d->batch_ndim; k++)
+        if ((d->batch_sum >> k & 1) == summed)
+            last = last < 0 ? k : last; /* the outermost: it takes the quotient */
+    for (int k = d->batch_ndim - 1; k >= 0; k--) {
+        if ((d->batch_sum >> k & 1) != summed) {
+            if (!summed)
+                g->bidx[k] = c64(g, 0);
+            continue;
+        }
+        LLVMValueRef dim = c64(g, d->batch_dim[k]);
+        LLVMValueRef i = k != last ? LLVMBuildURem(g->b, flat, dim, "") : flat;
+        if (k != last)
+            flat = LLVMBuildUDiv(g->b, flat, dim, "");
+        if (!summed)
+            g->bidx[k] = i;
+        *a_off = madd(g, *a_off, i, d->a.bstride[k]);
+        *b_off = madd(g, *b_off, i, d->b.bstride[k]);
+    }
+}
+
 /* The scratch layout: the B panel (KC x NR), then the packed A block (MC rounded to MR, x KC)
  * if A is packed; 64 bytes of slack to align them. */
 static size_t scratch_bytes(const gemm_plan *p, int64_t esize, bool pack_a)
@@ -497,6 +531,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     g.esize = (int64_t)jg_dtype_size(d->dtype);
     const gemm_plan *p = &g.p;
     *outer = p->n_batch * p->n_ib * p->n_jb;
+    g.n_steps = p->n_red * p->n_kb;
     *align = 1;
     /* A with unit row stride (a transposed operand) is read in place: each k step of a
      * micro-panel is MR contiguous elements already, as packing would make them. */
@@ -535,14 +570,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     LLVMValueRef bi = LLVMBuildUDiv(g.b, t, c64(&g, p->n_ib), "b");
     g.c_off = mul(&g, bi, d->m * d->n);
     LLVMValueRef a_off = c64(&g, 0), b_off = c64(&g, 0);
-    for (int k = d->batch_ndim - 1; k >= 0; k--) {
-        LLVMValueRef dim = c64(&g, d->batch_dim[k]);
-        g.bidx[k] = k ? LLVMBuildURem(g.b, bi, dim, "") : bi;
-        if (k)
-            bi = LLVMBuildUDiv(g.b, bi, dim, "");
-        a_off = madd(&g, a_off, g.bidx[k], d->a.bstride[k]);
-        b_off = madd(&g, b_off, g.bidx[k], d->b.bstride[k]);
-    }
+    batch_offsets(&g, bi, false, &a_off, &b_off);
     LLVMValueRef i0 = mul(&g, ib, p->mc), j0 = mul(&g, jb, p->nc);
     LLVMValueRef last_ib = LLVMBuildICmp(g.b, LLVMIntEQ, ib, c64(&g, p->n_ib - 1), "");
     LLVMValueRef last_jb = LLVMBuildICmp(g.b, LLVMIntEQ, jb, c64(&g, p->n_jb - 1), "");
@@ -556,17 +584,22 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     int rest_n = (int)(d->n % p->nr);
 
     loop lk;
-    loop_begin(e, &lk, c64(&g, 0), c64(&g, p->n_kb), c64(&g, 1), "kb");
+    loop_begin(e, &lk, c64(&g, 0), c64(&g, g.n_steps), c64(&g, 1), "step");
     g.pc = lk.i;
-    LLVMValueRef k0 = mul(&g, lk.i, p->kc);
+    LLVMValueRef kb = p->n_red > 1 ? LLVMBuildURem(g.b, lk.i, c64(&g, p->n_kb), "kb") : lk.i;
+    LLVMValueRef step_a = a_off, step_b = b_off;
+    if (p->n_red > 1)
+        batch_offsets(&g, LLVMBuildUDiv(g.b, lk.i, c64(&g, p->n_kb), ""), true, &step_a,
+                      &step_b);
+    LLVMValueRef k0 = mul(&g, kb, p->kc);
     LLVMValueRef kc = LLVMBuildSelect(
-        g.b, LLVMBuildICmp(g.b, LLVMIntEQ, lk.i, c64(&g, p->n_kb - 1), ""), c64(&g, p->kc_last),
+        g.b, LLVMBuildICmp(g.b, LLVMIntEQ, kb, c64(&g, p->n_kb - 1), ""), c64(&g, p->kc_last),
         c64(&g, p->kc), "kc");
-    g.a_k = madd(&g, a_off, k0, d->a.cs);
+    g.a_k = madd(&g, step_a, k0, d->a.cs);
     if (g.pack_a)
         pack_a_block(&g, i0, full_rows, last_ib, kc);
     /* Column panels: pack B's, then run the row panels against it. */
-    LLVMValueRef b_k = madd(&g, b_off, k0, d->b.rs);
+    LLVMValueRef b_k = madd(&g, step_b, k0, d->b.rs);
     loop lc;
     loop_begin(e, &lc, c64(&g, 0), full_cols, c64(&g, 1), "jr");
     LLVMValueRef j = madd(&g, j0, lc.i, p->nr);

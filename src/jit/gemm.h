@@ -17,6 +17,8 @@ typedef struct gemm_desc {
     jg_dtype dtype;                /* JG_F32 or JG_F64 (JG_I32 may be rejected with JG_ERR_DTYPE) */
     int batch_ndim;                /* the output's batch dimensions */
     int64_t batch_dim[JG_MAX_DIMS];
+    uint32_t batch_sum;            /* bit i: batch dimension i is summed into C (C has size 1
+                                      there); no epilogue then */
     int64_t m, n, k;
     gemm_operand a, b;             /* A[b] is m x k, B[b] is k x n */
     int out_slot;                  /* C: contiguous row-major [batch..., m, n] */

@@ -188,7 +188,9 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
         operand_of(j, mm, 0, &d.a);
         operand_of(j, mm, 1, &d.b);
         *ep = (epilogue_ctx){ root, mm };
-        if (root != mm) {
+        if (root->op == JG_OP_SUM && root->in[0] == mm) /* see fuse.c: joins_batch_sum */
+            d.batch_sum = root->attr.axes;
+        else if (root != mm) {
             d.epilogue = matmul_epilogue;
             d.epilogue_ctx = ep;
         }
