@@ -46,7 +46,14 @@ def config():
     return {"allocator": "jemalloc" if "jemalloc" in pre else "glibc",
             "malloc_conf": os.environ.get("MALLOC_CONF", ""),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
-            "config": os.environ.get("JG_TORCH_CONFIG", "as run")}
+            "config": os.environ.get("JG_TORCH_CONFIG", "as run"),
+            "blas": blas_core_name()}
+
+
+def blas_core_name():
+    """The OpenBLAS core this process runs on (blas_core.py), or "not OpenBLAS"."""
+    from blas_core import loaded_blas
+    return loaded_blas()[1] or "not OpenBLAS"
 
 
 def emit(name, value, unit, **extra):

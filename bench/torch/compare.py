@@ -19,7 +19,7 @@ MODELS = ("mlp", "cnn", "rnn")
 
 def main():
     runs = {}  # (bench, side) -> [values]
-    units, steps, compile_s = {}, {}, {}
+    units, steps, compile_s, blas = {}, {}, {}, {}
     with open(sys.argv[1]) as f:
         for text in f:
             text = text.strip()
@@ -30,6 +30,8 @@ def main():
             runs.setdefault((line["bench"], side), []).append(line["value"])
             units[line["bench"]] = line["unit"]
             steps.setdefault((line["bench"], side), line.get("timed_steps"))
+            if "blas" in line:
+                blas.setdefault(side, line["blas"])
             if "compile_s" in line:
                 compile_s.setdefault(line["bench"], []).append(line["compile_s"])
     rows, absent = [], 0
@@ -48,7 +50,7 @@ def main():
             met = ratio >= target
             line = {"bench": bench, "value": round(v, 6), "unit": units[bench],
                     "ref": "pytorch_1.13_tuned", "ref_value": round(r, 6),
-                    "ratio": round(ratio, 4)}
+                    "ratio": round(ratio, 4), "ref_blas": blas.get("tuned", "?")}
             if inst:
                 ri = statistics.median(inst)
                 line.update(ref_installed_value=round(ri, 6), ratio_installed=round(ri / v, 4))

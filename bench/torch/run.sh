@@ -5,14 +5,20 @@
 #
 #   bench/torch/run.sh [BUILD_DIR]        (default build; the Makefile builds it first)
 #
-# 1. Makes sure Debian's python3-torch and libjemalloc2 are installed, through
-#    scripts/setup.sh's JG_SETUP_EXTRA_PACKAGES (a no-op when they are).
+# 1. Makes sure Debian's python3-torch, libopenblas0-pthread and libjemalloc2 are installed,
+#    through scripts/setup.sh's JG_SETUP_EXTRA_PACKAGES (a no-op when they are). Without
+#    OpenBLAS, python3-torch runs on the reference libblas3, 5-10x slower than it should be:
+#    blas_core.py then refuses (no ratios against a misconfigured anchor). It prints the
+#    OpenBLAS core PyTorch uses and times the AVX-512 cores this CPU runs; the tuned config
+#    sets OPENBLAS_CORETYPE to the fastest (OpenBLAS 0.3.21 falls back to its AVX2 "Haswell"
+#    core on CPUs newer than itself).
 # 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients, both in
 #    f64 (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error;
 #    then prints the f32 comparison for information.
 # 3. JG_TORCH_ROUNDS rounds (default 3); in each, per model, one process each of jitgrad,
 #    PyTorch tuned (jemalloc by LD_PRELOAD with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,
-#    OMP_WAIT_POLICY=PASSIVE, and the CNN in channels_last format, oneDNN's fastest here) and
+#    OMP_WAIT_POLICY=PASSIVE, the fastest OpenBLAS core, and the CNN in channels_last format,
+#    oneDNN's fastest here) and
 #    PyTorch as installed (none of those), in an order that rotates by round. PyTorch as
 #    installed is slow enough here to time fewer steps (JG_TORCH_INSTALLED_STEPS, default 10;
 #    the others 30).
@@ -27,7 +33,7 @@ installed_steps=${JG_TORCH_INSTALLED_STEPS:-10}
 # Debian's interpreter, where python3-torch lives (a python3 earlier on PATH may lack it)
 py=${JG_PYTHON:-/usr/bin/python3}
 
-JG_SETUP_EXTRA_PACKAGES="python3-torch libjemalloc2 ${JG_SETUP_EXTRA_PACKAGES:-}" \
+JG_SETUP_EXTRA_PACKAGES="python3-torch libopenblas0-pthread libjemalloc2 ${JG_SETUP_EXTRA_PACKAGES:-}" \
   bash scripts/setup.sh
 jemalloc=$(dpkg-query -L libjemalloc2 2>/dev/null | grep '/libjemalloc\.so\.2$' | head -n 1)
 if [ -z "$jemalloc" ] || [ ! -e "$jemalloc" ]; then
@@ -42,6 +48,13 @@ fi
 "$py" -c 'import torch, numpy' || { echo "bench-torch: $py cannot import torch" >&2; exit 1; }
 echo "bench-torch: PyTorch $("$py" -c 'import torch; print(torch.__version__)'), $jemalloc," \
      "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+# The BLAS: OpenBLAS or no comparison; the tuned config runs on its fastest core here.
+blas_report=$(cd bench/torch && "$py" blas_core.py --best) || {
+  echo "bench-torch: refusing to compare against PyTorch on a reference BLAS" >&2
+  exit 1
+}
+echo "$blas_report"
+blas_best=$(echo "$blas_report" | sed -n 's/^best //p')
 
 status=0
 tmp=$(mktemp -d)
@@ -57,11 +70,12 @@ results="$build/bench-torch.jsonl"
 run_jitgrad() { "$jg" --model "$1"; }
 run_tuned() {
   (cd bench/torch && env LD_PRELOAD="$jemalloc" MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 \
-     OMP_WAIT_POLICY=PASSIVE JG_TORCH_CHANNELS_LAST=1 JG_TORCH_CONFIG=tuned \
+     OMP_WAIT_POLICY=PASSIVE OPENBLAS_CORETYPE="$blas_best" JG_TORCH_CHANNELS_LAST=1 \
+     JG_TORCH_CONFIG=tuned \
      "$py" bench_torch.py --model "$1")
 }
 run_installed() {
-  (cd bench/torch && env -u LD_PRELOAD -u MALLOC_CONF -u OMP_WAIT_POLICY \
+  (cd bench/torch && env -u LD_PRELOAD -u MALLOC_CONF -u OMP_WAIT_POLICY -u OPENBLAS_CORETYPE \
      -u JG_TORCH_CHANNELS_LAST JG_TORCH_CONFIG=installed \
      "$py" bench_torch.py --model "$1" --steps "$installed_steps" --warmup 2)
 }
