@@ -30,8 +30,8 @@
 #define REPEATS 25
 #define THREADS 2
 
-/* y and dx against plain C: exact (no arithmetic but the choice of the maximum; tied
- * maxima share dy, as jg_max's gradient does). */
+/* y and dx against plain C: exact (no arithmetic but the choice of the maximum; the first
+ * maximum in the window takes dy, as jg_max_pool2d's JG_TIES_FIRST). */
 static int check(const float *x, const float *dy, const float *y, const float *dx)
 {
     const int oh = PH / 2;
@@ -40,17 +40,17 @@ static int check(const float *x, const float *dy, const float *y, const float *d
             for (int j = 0; j < oh; j++) {
                 const float *w = x + nc * PH * PH + (size_t)(2 * i) * PH + 2 * j;
                 float m = w[0];
-                int ties = 0;
+                int first = 0;
                 for (int t = 1; t < 4; t++)
-                    m = w[t / 2 * PH + t % 2] > m ? w[t / 2 * PH + t % 2] : m;
-                for (int t = 0; t < 4; t++)
-                    ties += w[t / 2 * PH + t % 2] == m;
+                    if (w[t / 2 * PH + t % 2] > m)
+                        m = w[t / 2 * PH + t % 2], first = t;
                 size_t o = nc * oh * oh + (size_t)i * oh + j;
                 for (int t = 0; t < 4; t++) {
                     size_t at = (size_t)(w - x) + (size_t)(t / 2 * PH + t % 2);
-                    float want = w[t / 2 * PH + t % 2] == m ? dy[o] / (float)ties : 0.0f;
+                    float want = t == first ? dy[o] : 0.0f;
                     if (dx[at] != want || y[o] != m) {
-                        fprintf(stderr, "bench_max_pool: results differ from plain C at %zu\n", at);
+                        fprintf(stderr, "bench_max_pool: results differ from plain C at %zu "
+                                "(dx %g, want %g; y %g, want %g)\n", at, dx[at], want, y[o], m);
                         return 1;
                     }
                 }

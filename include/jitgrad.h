@@ -949,13 +949,33 @@ typedef struct jg_conv_opts {
 /* Pooling over kh x kw windows of x [N,C,H,W] moved by stride_h/stride_w (>= 1, no default),
  * padding pad_h/pad_w (each at most half the kernel, as in PyTorch) on both sides ->
  * [N,C,OH,OW], OH = (H + 2*pad_h - kh) / stride_h + 1 (rounded down). max_pool2d pads with
- * -inf (padding never wins) and splits the gradient equally among tied maxima (jg_max).
- * avg_pool2d counts the padding as zeros and always divides by kh*kw (PyTorch's
- * count_include_pad=True), so windows at a padded border average in zeros. */
+ * -inf (padding never wins) and gives each window's gradient to its first maximum in
+ * row-major order (JG_TIES_FIRST, as PyTorch; jg_max_pool2d_ex chooses). avg_pool2d counts
+ * the padding as zeros and always divides by kh*kw (PyTorch's count_include_pad=True), so
+ * windows at a padded border average in zeros. */
 #define jg_max_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
     jg_max_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
 #define jg_avg_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
     jg_avg_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
+/* Who receives a max pooling window's gradient when several elements tie for its maximum
+ * (after a ReLU, windows of zeros tie all the time): JG_TIES_FIRST, the first in the
+ * window's row-major order (PyTorch's choice, and the default); JG_TIES_SPLIT, all of them
+ * in equal shares (jg_max's rule). A NaN is a window's maximum and takes all of it. */
+typedef enum jg_ties { JG_TIES_FIRST = 0, JG_TIES_SPLIT = 1 } jg_ties;
+
+/* Options of jg_max_pool2d_ex; zero-initialised fields take the defaults. */
+typedef struct jg_pool_opts {
+    int stride_h, stride_w;     /* 0: the kernel size (PyTorch's default) */
+    int pad_h, pad_w;           /* -inf on both sides, at most half the kernel; default 0 */
+    int dilation_h, dilation_w; /* spacing of a window's taps; 0: 1 */
+    jg_ties ties;               /* default JG_TIES_FIRST */
+} jg_pool_opts;
+
+/* max_pool2d_ex(x [N,C,H,W], kh, kw, opts or NULL) -> [N,C,OH,OW] with OH = (H + 2*pad_h -
+ * dilation_h*(kh-1) - 1) / stride_h + 1: jg_max_pool2d with PyTorch's MaxPool2d options and
+ * a tie policy. Errors: x not 4-D or not float, sizes < 1, padding over half the kernel, a
+ * window larger than the padded input, an unknown tie policy. */
+#define jg_max_pool2d_ex(x, kh, kw, ...) jg_max_pool2d_ex_(JG_HERE, x, kh, kw, __VA_ARGS__)
 /* global_avg_pool(x [N,C,H,W]) -> [N,C]: the mean over H and W. */
 #define jg_global_avg_pool(x) jg_global_avg_pool_(JG_HERE, x)
 
@@ -965,6 +985,8 @@ JG_API jg_node *jg_conv_transpose2d_(jg_loc at, jg_node *x, jg_node *w, jg_node 
                                      const jg_conv_opts *opts);
 JG_API jg_node *jg_max_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,
                                int stride_w, int pad_h, int pad_w);
+JG_API jg_node *jg_max_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw,
+                                  const jg_pool_opts *opts);
 JG_API jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,
                                int stride_w, int pad_h, int pad_w);
 JG_API jg_node *jg_global_avg_pool_(jg_loc at, jg_node *x);

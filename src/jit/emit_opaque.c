@@ -12,6 +12,7 @@
  *     scatter_add   output blocks before the axis      zero, then add every indexed row
  *     one_hot       indices                            zero the row, store a 1
  *     cross_entropy 1 (a global sum in double)         every row
+ *     max_pool2d(_grad) planes (emit_pool.c)           every window of the plane
  *
  * Index operands are checked in full at the start of every call (cheap next to the work), so
  * each call of a split run reports the same, first, bad position. NOTE loop-carried values
@@ -604,6 +605,8 @@ LLVMValueRef opaque_emit(emit_ctx *e, jit_module *m, const jg_node *n, int out_s
     case JG_OP_SCATTER_ADD: emit_scatter_add(e, n, out, in0, in1, outer); break;
     case JG_OP_ONE_HOT: emit_one_hot(e, n, out, in0, outer); break;
     case JG_OP_CROSS_ENTROPY: emit_cross_entropy(e, n, out, in0, in1, outer); break;
+    case JG_OP_MAX_POOL2D:
+    case JG_OP_MAX_POOL2D_GRAD: pool_emit_max(e, n, out, in0, in1, outer); break;
     default: e->unsupported = graph_op_name(n->op); break; /* a composite left unlowered */
     }
     emit_kernel_end(e);

@@ -1,5 +1,5 @@
 /* Kernels of their own for the ops that are not fused: argmax, unslice, pad, concat, take,
- * scatter_add, one_hot, cross_entropy. Each reads its operands' plain contiguous row-major
+ * scatter_add, one_hot, cross_entropy, max_pool2d and its gradient. Each reads its operands' plain contiguous row-major
  * buffers and writes the node's, with the semantics of the op's reference kernel
  * (src/ops/reduce.c, index.c, nn.c). */
 #ifndef JG_JIT_EMIT_OPAQUE_H
@@ -20,5 +20,8 @@
  * (vector lanes, 1..64); e->member and e->slot_of are not used. */
 HIDDEN LLVMValueRef opaque_emit(emit_ctx *e, jit_module *m, const jg_node *n, int out_slot,
                                 const int *in_slots, int64_t *outer, int64_t *align);
+/* max_pool2d (x) and max_pool2d_grad (x, dy) into out: emit_pool.c; outer = the planes. */
+HIDDEN void pool_emit_max(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef x,
+                          LLVMValueRef dy, int64_t *outer);
 
 #endif

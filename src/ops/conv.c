@@ -380,6 +380,10 @@ static jg_node *pool(jg_loc at, const char *fn, bool is_max, jg_node *x, int kh,
     int64_t oh, ow;
     if (!check_pool(at, fn, x, kh, kw, sh, sw, ph, pw, &oh, &ow))
         return x->graph->poison;
+    if (is_max)
+        return jg_max_pool2d_ex_(at, x, kh, kw,
+                                 &(jg_pool_opts){ .stride_h = sh, .stride_w = sw, .pad_h = ph,
+                                                  .pad_w = pw });
     jg_shape s = x->shape;
     jg_node *r;
     if (sh == kh && sw == kw && ph == 0 && pw == 0) {
