@@ -279,7 +279,7 @@ static void scan_lanes(pool_gen *g, LLVMValueRef xp, LLVMValueRef i, LLVMValueRe
             /* a row outside reads row 0 under an all-off mask: never touches memory */
             LLVMValueRef rr = row_in ? LLVMBuildSelect(b, row_in, r, c64(g, 0), "") : r;
             LLVMValueRef base = add(g, mulc(g, rr, p->w), add(g, mulc(g, j0, p->sw), c64(g, dc)));
-            LLVMValueRef v = pv[k];
+            LLVMValueRef v = pair ? pv[k] : NULL;
             if (!pair) {
                 e->mask = g->check_cols || row_in || tail ? inside : NULL;
                 v = emit_load(e, xp, g->dtype, base, p->sw);
