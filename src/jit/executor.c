@@ -119,11 +119,11 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
     if (!(j->session = jit_session_new(&t, err, size)))
         return strncmp(err, "opts.", 5) == 0 ? JG_ERR_ARG : JG_ERR_STATE; /* a name LLVM
                                                                                 lacks */
-    st = jit_compile_kernels(j, o->keep_text, err, size);
+    int threads = o->num_threads > 0 ? o->num_threads : jit_pool_default_threads();
+    st = jit_compile_kernels(j, o->keep_text, threads, err, size); /* on as many threads */
     if (st != JG_OK)
         return st;
     j->flush_denormals = o->flush_denormals;
-    int threads = o->num_threads > 0 ? o->num_threads : jit_pool_default_threads();
     j->pool = threads > 1 ? jit_pool_new(threads) : NULL;
     j->n_threads = j->pool ? threads : 1;
     if (j->scratch_per_thread) {

@@ -21,6 +21,7 @@ typedef struct jit_kernel {
     void **bufs;          /* the kernel's own slot table (see number_slots) */
     custom_call *call;    /* a custom op: a libffi call instead of fn, on the calling thread */
     int group;            /* its fused group */
+    int ticket;           /* its result in the compile batch (kernels.c) */
     int64_t outer, align; /* the range the pool splits, and its granularity */
     size_t scratch;       /* per-thread scratch bytes */
     bool finish;          /* call once more with begin < 0 after the parallel part */
@@ -97,8 +98,10 @@ HIDDEN void jit_plan_in_place(jit_program *j, exec_plan *p);
 /* Arena offsets by liveness; keep[] live to the end. */
 HIDDEN jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep);
 
-/* kernels.c: every group's kernel emitted and compiled (IR and assembly kept with keep_text). */
-HIDDEN jg_status jit_compile_kernels(jit_program *j, bool keep_text, char *err, size_t size);
+/* kernels.c: every group's kernel emitted, then compiled on `threads` threads (IR and
+ * assembly kept with keep_text). */
+HIDDEN jg_status jit_compile_kernels(jit_program *j, bool keep_text, int threads, char *err,
+                                     size_t size);
 
 /* ---- the executor (executor.c) */
 

@@ -200,7 +200,8 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
     return NULL;
 }
 
-jg_status jit_compile_kernels(jit_program *j, bool keep_text, char *err, size_t size)
+jg_status jit_compile_kernels(jit_program *j, bool keep_text, int threads, char *err,
+                              size_t size)
 {
     jg_graph *g = j->low.g;
     bool *member = calloc((size_t)g->n_nodes + 1, sizeof *member);
@@ -211,6 +212,13 @@ jg_status jit_compile_kernels(jit_program *j, bool keep_text, char *err, size_t 
     j->local_bufs = malloc(n_slots_max * sizeof *j->local_bufs);
     j->kslot = malloc(((size_t)g->n_nodes + 1) * sizeof *j->kslot);
     if (!member || !hoisted || !j->kernels || !j->g2l || !j->local_bufs || !j->kslot) {
+        free(member);
+        free(hoisted);
+        snprintf(err, size, "out of memory");
+        return JG_ERR_NOMEM;
+    }
+    jit_batch *batch = jit_batch_new(j->session, threads);
+    if (!batch) {
         free(member);
         free(hoisted);
         snprintf(err, size, "out of memory");
@@ -272,24 +280,32 @@ jg_status jit_compile_kernels(jit_program *j, bool keep_text, char *err, size_t 
             }
             break;
         }
-        jit_compile_info info;
-        void *addr = NULL;
-        st = jit_compile(j->session, &m, fn, keep_text, &addr, &info, err, size);
+        st = jit_batch_add(batch, &m, fn, keep_text, &k->ticket, err, size);
         if (st != JG_OK) {
             free(k->bufs);
             k->bufs = NULL;
+            break;
         }
-        j->timing.optimise_ms += info.optimise_ms;
-        j->timing.codegen_ms += info.codegen_ms;
-        j->timing.cache_hits += info.cache_hit;
-        k->fn = (jit_kernel_fn)(uintptr_t)addr;
-        k->ir = info.ir;
-        k->asm_text = info.asm_text;
-        if (st == JG_OK)
-            j->n_kernels++;
+        j->n_kernels++;
         if (k->scratch > j->scratch_per_thread)
             j->scratch_per_thread = k->scratch;
     }
+    /* Compile what the caches did not have, in parallel, then fetch every kernel's code. */
+    if (st == JG_OK)
+        st = jit_batch_run(batch, err, size);
+    for (int i = 0; i < j->n_kernels && st == JG_OK; i++) {
+        jit_kernel *k = &j->kernels[i];
+        if (!k->bufs)
+            continue; /* a custom op's call */
+        jit_compile_info info;
+        k->fn = (jit_kernel_fn)(uintptr_t)jit_batch_result(batch, k->ticket, &info);
+        j->timing.optimise_ms += info.optimise_ms;
+        j->timing.codegen_ms += info.codegen_ms;
+        j->timing.cache_hits += info.cache_hit;
+        k->ir = info.ir;
+        k->asm_text = info.asm_text;
+    }
+    jit_batch_free(batch);
     free(member);
     free(hoisted);
     return st;

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KEY_SIZE = CACHE_KEY_SIZE };
+enum { KEY_SIZE = CACHE_KEY_SIZE, JG_MAX_COMPILE_THREADS = 64 };
 
 typedef struct cache_entry {
     uint8_t key[KEY_SIZE];
@@ -479,12 +479,12 @@ static jg_status add_object(jit_session *s, LLVMMemoryBufferRef obj, const char 
     return JG_OK;
 }
 
-static char *emit_text(jit_session *s, LLVMModuleRef mod, LLVMCodeGenFileType kind)
+static char *emit_text(LLVMTargetMachineRef tm, LLVMModuleRef mod, LLVMCodeGenFileType kind)
 {
     LLVMModuleRef copy = LLVMCloneModule(mod); /* emission modifies the module it is given */
     LLVMMemoryBufferRef buf = NULL;
     char *msg = NULL, *text = NULL;
-    if (!LLVMTargetMachineEmitToMemoryBuffer(s->tm, copy, kind, &msg, &buf)) {
+    if (!LLVMTargetMachineEmitToMemoryBuffer(tm, copy, kind, &msg, &buf)) {
         size_t n = LLVMGetBufferSize(buf);
         if ((text = malloc(n + 1))) {
             memcpy(text, LLVMGetBufferStart(buf), n);
@@ -498,17 +498,150 @@ static char *emit_text(jit_session *s, LLVMModuleRef mod, LLVMCodeGenFileType ki
     return text;
 }
 
-/* store: write the object to the disk cache (only objects defining the kernel's own name,
- * which is what a later load looks up). */
-static jg_status compile_locked(jit_session *s, jit_module *m, const char *name,
-                                const uint8_t key[KEY_SIZE], bool store, bool want_text,
-                                void **addr, jit_compile_info *info, char *err, size_t size)
+/* ---- batches */
+
+/* One added kernel. */
+typedef struct batch_entry {
+    uint8_t key[KEY_SIZE];
+    char name[48];
+    bool want_text, store;   /* store: write the object to the disk cache */
+    int same_as;             /* an earlier entry compiling the same kernel, or -1 */
+    bool pending;            /* to be compiled by the run */
+    jit_module m;            /* pending: the module, until a worker consumes it */
+    LLVMMemoryBufferRef obj; /* pending: the object code, until linked */
+    void *addr;
+    jit_compile_info info;
+    jg_status st;
+    char err[256];
+} batch_entry;
+
+struct jit_batch {
+    jit_session *s;
+    int threads;
+    batch_entry *e;
+    int n, cap;
+    int next;                /* the next pending entry a worker takes (under lock) */
+    pthread_mutex_t lock;
+};
+
+jit_batch *jit_batch_new(jit_session *s, int threads)
+{
+    jit_batch *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->s = s;
+    b->threads = threads < 1 ? 1 : threads;
+    pthread_mutex_init(&b->lock, NULL);
+    return b;
+}
+
+void jit_batch_free(jit_batch *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n; i++) {
+        jit_module_dispose(&b->e[i].m);
+        if (b->e[i].obj)
+            LLVMDisposeMemoryBuffer(b->e[i].obj);
+        free(b->e[i].info.ir);
+        free(b->e[i].info.asm_text);
+    }
+    pthread_mutex_destroy(&b->lock);
+    free(b->e);
+    free(b);
+}
+
+/* The unoptimised IR as the text of a kernel found in a cache (nothing optimised to show). */
+static void unoptimised_text(batch_entry *x, LLVMModuleRef mod)
+{
+    char *ir = LLVMPrintModuleToString(mod);
+    x->info.ir = dup_or_null(ir);
+    LLVMDisposeMessage(ir);
+}
+
+jg_status jit_batch_add(jit_batch *b, jit_module *m, LLVMValueRef fn, bool want_text,
+                        int *ticket, char *err, size_t size)
+{
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 64;
+        batch_entry *e = realloc(b->e, (size_t)cap * sizeof *e);
+        if (!e) {
+            jit_module_dispose(m);
+            snprintf(err, size, "out of memory");
+            return JG_ERR_NOMEM;
+        }
+        b->e = e;
+        b->cap = cap;
+    }
+    jit_session *s = b->s;
+    batch_entry *x = &b->e[b->n];
+    *x = (batch_entry){ .want_text = want_text, .store = true, .same_as = -1 };
+    *ticket = b->n++;
+    kernel_key(s, m->mod, x->key);
+    snprintf(x->name, sizeof x->name, "jg_");
+    for (int i = 0; i < 8; i++)
+        snprintf(x->name + 3 + 2 * i, 3, "%02x", x->key[i]);
+    LLVMSetValueName2(fn, x->name, strlen(x->name));
+    for (int i = 0; i < b->n - 1; i++)
+        if (b->e[i].same_as < 0 && b->e[i].pending && !memcmp(b->e[i].key, x->key, KEY_SIZE)) {
+            x->same_as = i;
+            x->info.cache_hit = true;
+            break;
+        }
+    if (x->same_as < 0) {
+        pthread_mutex_lock(&s->lock);
+        if ((x->addr = cache_find(s, x->key))) {
+            x->info.cache_hit = true;
+        } else {
+            LLVMMemoryBufferRef obj = s->cache_dir && !want_text ? disk_load(s, x->key) : NULL;
+            char ignored[256];
+            if (obj && add_object(s, obj, x->name, &x->addr, ignored, sizeof ignored) == JG_OK) {
+                x->info.cache_hit = x->info.disk_hit = true;
+                cache_add(s, x->key, x->addr);
+            } else {
+                if (obj) {
+                    /* The object may be linked even though its lookup failed: compiling the
+                     * same name again would define it twice, so this kernel gets a name of
+                     * its own (and stays out of the disk cache, whose entries carry the usual
+                     * name). */
+                    session_warn(s, "warning: cached kernel %s did not link (%.200s); "
+                                 "recompiled and its entry removed\n", x->name, ignored);
+                    char path[1024];
+                    disk_path(s, x->key, path, sizeof path);
+                    unlink(path); /* the next compile writes a good one */
+                    snprintf(x->name + strlen(x->name), sizeof x->name - strlen(x->name),
+                             "_r%d", ++s->renames);
+                    LLVMSetValueName2(fn, x->name, strlen(x->name));
+                    x->store = false;
+                }
+                x->pending = true;
+            }
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (x->pending) {
+        x->m = *m; /* the run consumes it */
+        *m = (jit_module){ 0 };
+        return JG_OK;
+    }
+    if (want_text)
+        unoptimised_text(x, m->mod);
+    jit_module_dispose(m);
+    return JG_OK;
+}
+
+/* Optimises a pending entry's module and generates its object with target machine tm;
+ * consumes the module. */
+static void compile_entry(jit_session *s, LLVMTargetMachineRef tm, batch_entry *x)
 {
     char *msg = NULL;
+    jit_module *m = &x->m;
+    x->st = JG_ERR_STATE;
     if (LLVMVerifyModule(m->mod, LLVMReturnStatusAction, &msg)) {
-        snprintf(err, size, "internal: invalid kernel IR: %s", msg);
+        snprintf(x->err, sizeof x->err, "internal: invalid kernel IR: %s", msg);
         LLVMDisposeMessage(msg);
-        return JG_ERR_STATE;
+        jit_module_dispose(m);
+        return;
     }
     LLVMDisposeMessage(msg);
     struct timespec t0;
@@ -516,80 +649,131 @@ static jg_status compile_locked(jit_session *s, jit_module *m, const char *name,
     char pipeline[32];
     snprintf(pipeline, sizeof pipeline, "default<O%d>", s->opt_level);
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(m->mod, pipeline, s->tm, opts);
+    LLVMErrorRef e = LLVMRunPasses(m->mod, pipeline, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     if (e) {
-        take_error(e, "LLVM passes", err, size);
-        return JG_ERR_STATE;
+        take_error(e, "LLVM passes", x->err, sizeof x->err);
+        jit_module_dispose(m);
+        return;
     }
-    info->optimise_ms = ms_since(t0);
-    if (want_text) {
+    x->info.optimise_ms = ms_since(t0);
+    if (x->want_text) {
         char *ir = LLVMPrintModuleToString(m->mod);
-        info->ir = dup_or_null(ir);
+        x->info.ir = dup_or_null(ir);
         LLVMDisposeMessage(ir);
-        info->asm_text = emit_text(s, m->mod, LLVMAssemblyFile);
+        x->info.asm_text = emit_text(tm, m->mod, LLVMAssemblyFile);
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    LLVMMemoryBufferRef obj = NULL;
-    if (LLVMTargetMachineEmitToMemoryBuffer(s->tm, m->mod, LLVMObjectFile, &msg, &obj)) {
-        snprintf(err, size, "LLVM code generation: %s", msg);
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, m->mod, LLVMObjectFile, &msg, &x->obj)) {
+        snprintf(x->err, sizeof x->err, "LLVM code generation: %s", msg);
         LLVMDisposeMessage(msg);
-        return JG_ERR_STATE;
+        x->obj = NULL;
+    } else {
+        x->st = JG_OK;
     }
-    if (s->cache_dir && store)
-        disk_store(s, key, obj);
-    jg_status st = add_object(s, obj, name, addr, err, size);
-    info->codegen_ms = ms_since(t0);
-    return st;
+    x->info.codegen_ms = ms_since(t0);
+    jit_module_dispose(m);
+}
+
+/* A worker: takes pending entries until none is left. The calling thread is one too. */
+static void *batch_worker(void *arg)
+{
+    jit_batch *b = arg;
+    char ignored[256];
+    LLVMTargetMachineRef tm = make_tm(b->s, ignored, sizeof ignored);
+    for (;;) {
+        pthread_mutex_lock(&b->lock);
+        while (b->next < b->n && !b->e[b->next].pending)
+            b->next++;
+        int i = b->next < b->n ? b->next++ : -1;
+        pthread_mutex_unlock(&b->lock);
+        if (i < 0)
+            break;
+        if (tm) {
+            compile_entry(b->s, tm, &b->e[i]);
+        } else {
+            snprintf(b->e[i].err, sizeof b->e[i].err, "%s", ignored);
+            b->e[i].st = JG_ERR_STATE;
+            jit_module_dispose(&b->e[i].m);
+        }
+    }
+    if (tm)
+        LLVMDisposeTargetMachine(tm);
+    return NULL;
+}
+
+jg_status jit_batch_run(jit_batch *b, char *err, size_t size)
+{
+    jit_session *s = b->s;
+    int pending = 0;
+    for (int i = 0; i < b->n; i++)
+        pending += b->e[i].pending;
+    int extra = (pending < b->threads ? pending : b->threads) - 1;
+    pthread_t tid[JG_MAX_COMPILE_THREADS];
+    int started = 0;
+    b->next = 0;
+    for (; started < extra && started < JG_MAX_COMPILE_THREADS; started++)
+        if (pthread_create(&tid[started], NULL, batch_worker, b) != 0)
+            break; /* fewer threads: the others take up the work */
+    batch_worker(b);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    /* Link in the order of the adds, so names and cache entries do not depend on timing. */
+    for (int i = 0; i < b->n; i++) {
+        batch_entry *x = &b->e[i];
+        if (!x->pending || x->st != JG_OK)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        if (s->cache_dir && x->store)
+            disk_store(s, x->key, x->obj);
+        double t0 = x->info.codegen_ms;
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        x->st = add_object(s, x->obj, x->name, &x->addr, x->err, sizeof x->err);
+        x->obj = NULL; /* the JIT owns it now, linked or not */
+        x->info.codegen_ms = t0 + ms_since(t1);
+        if (x->st == JG_OK)
+            cache_add(s, x->key, x->addr);
+        pthread_mutex_unlock(&s->lock);
+    }
+    for (int i = 0; i < b->n; i++) {
+        batch_entry *x = &b->e[i];
+        if (x->same_as >= 0) {
+            x->st = b->e[x->same_as].st;
+            x->addr = b->e[x->same_as].addr;
+        }
+        if (x->pending && x->st != JG_OK) {
+            snprintf(err, size, "%s", x->err);
+            return x->st;
+        }
+    }
+    return JG_OK;
+}
+
+void *jit_batch_result(jit_batch *b, int ticket, jit_compile_info *info)
+{
+    batch_entry *x = &b->e[ticket];
+    *info = x->info;
+    x->info.ir = x->info.asm_text = NULL;
+    return x->addr;
 }
 
 jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_text,
                       void **addr, jit_compile_info *info, char *err, size_t size)
 {
     *info = (jit_compile_info){ 0 };
-    uint8_t key[KEY_SIZE];
-    kernel_key(s, m->mod, key);
-    char name[48];
-    snprintf(name, sizeof name, "jg_");
-    for (int i = 0; i < 8; i++)
-        snprintf(name + 3 + 2 * i, 3, "%02x", key[i]);
-    LLVMSetValueName2(fn, name, strlen(name));
-    pthread_mutex_lock(&s->lock);
-    jg_status st = JG_OK;
-    if ((*addr = cache_find(s, key))) {
-        info->cache_hit = true;
-    } else {
-        LLVMMemoryBufferRef obj = s->cache_dir && !want_text ? disk_load(s, key) : NULL;
-        char ignored[256];
-        if (obj && add_object(s, obj, name, addr, ignored, sizeof ignored) == JG_OK) {
-            info->cache_hit = info->disk_hit = true;
-        } else {
-            bool store = true;
-            if (obj) {
-                /* The object may be linked even though its lookup failed: compiling the same
-                 * name again would define it twice, so this kernel gets a name of its own
-                 * (and stays out of the disk cache, whose entries carry the usual name). */
-                session_warn(s, "warning: cached kernel %s did not link (%.200s); recompiled "
-                             "and its entry removed\n", name, ignored);
-                char path[1024];
-                disk_path(s, key, path, sizeof path);
-                unlink(path); /* the next compile writes a good one */
-                snprintf(name + strlen(name), sizeof name - strlen(name), "_r%d", ++s->renames);
-                LLVMSetValueName2(fn, name, strlen(name));
-                store = false;
-            }
-            st = compile_locked(s, m, name, key, store, want_text, addr, info, err, size);
-        }
-        if (st == JG_OK)
-            cache_add(s, key, *addr);
+    *addr = NULL;
+    jit_batch *b = jit_batch_new(s, 1);
+    int ticket;
+    jg_status st = b ? jit_batch_add(b, m, fn, want_text, &ticket, err, size) : JG_ERR_NOMEM;
+    if (!b) {
+        jit_module_dispose(m);
+        snprintf(err, size, "out of memory");
     }
-    if (want_text && info->cache_hit && !info->ir) {
-        /* A hit has no optimised text to show: show the unoptimised IR instead. */
-        char *ir = LLVMPrintModuleToString(m->mod);
-        info->ir = dup_or_null(ir);
-        LLVMDisposeMessage(ir);
-    }
-    pthread_mutex_unlock(&s->lock);
-    jit_module_dispose(m);
+    if (st == JG_OK)
+        st = jit_batch_run(b, err, size);
+    if (st == JG_OK)
+        *addr = jit_batch_result(b, ticket, info);
+    jit_batch_free(b);
     return st;
 }

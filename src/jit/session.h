@@ -56,8 +56,29 @@ typedef struct jit_compile_info {
 
 /* Compiles the module's function `fn` (it is renamed after the content hash so identical
  * kernels share code) and returns its address. Consumes the module. want_text: keep the
- * optimised IR and the assembly in info. */
+ * optimised IR and the assembly in info. A batch of one (below). */
 HIDDEN jg_status jit_compile(jit_session *s, jit_module *m, LLVMValueRef fn, bool want_text,
                              void **addr, jit_compile_info *info, char *err, size_t size);
+
+/* A program's kernels compiled together: jit_batch_add hashes each module and looks it up
+ * (the session's memory cache, an identical kernel added before, the disk cache), freeing it
+ * at once when found; jit_batch_run optimises and generates code for the rest on up to
+ * `threads` threads, each with a target machine of its own (LLVM contexts are per module),
+ * then links them into the session's JIT one at a time (ORC's lookups are not safe from two
+ * threads). Results are read by ticket after the run. */
+typedef struct jit_batch jit_batch;
+
+HIDDEN jit_batch *jit_batch_new(jit_session *s, int threads);
+/* Adds the module's function (consumes the module); *ticket names its result. Fails only
+ * when out of memory (the module is freed then too). */
+HIDDEN jg_status jit_batch_add(jit_batch *b, jit_module *m, LLVMValueRef fn, bool want_text,
+                               int *ticket, char *err, size_t size);
+/* Compiles and links what the lookups did not find. Returns the first failure in the order
+ * of the adds, with its message. */
+HIDDEN jg_status jit_batch_run(jit_batch *b, char *err, size_t size);
+/* After a successful run: the kernel's address and what it cost (info's texts now belong to
+ * the caller). */
+HIDDEN void *jit_batch_result(jit_batch *b, int ticket, jit_compile_info *info);
+HIDDEN void jit_batch_free(jit_batch *b);
 
 #endif
