@@ -109,7 +109,7 @@ static void triad_free(triad *t)
 /* Times fn(arg) and the triad alternately, repeats times each after one warm-up of both, so
  * a change in machine load hits both alike; their median seconds go to *fn_s, *triad_s
  * (at most 64 repeats). */
-static void triad_alternate(void (*fn)(void *), void *arg, triad *t, int repeats,
+static inline void triad_alternate(void (*fn)(void *), void *arg, triad *t, int repeats,
                             double *fn_s, double *triad_s)
 {
     double tf[64], tt[64];
