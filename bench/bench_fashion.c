@@ -23,7 +23,9 @@
  * neither side holds a 188 MB dataset that would swamp the memory figure. No augmentation and
  * no rate schedule (the examples' cosine rate and flips are not part of a step). Lines:
  *
- *   {"bench": "fashion_<m>_epoch", "value": s, "unit": "s", "impl": "jitgrad", ...}
+ *   {"bench": "fashion_<m>_epoch", "value": s, "unit": "s", "impl": "jitgrad", ...,
+ *    "useful_gflops": the step's useful arithmetic (see mlp_flops) per second,
+ *    "peak_fraction": that over the FMA peak of the step's threads, measured in the run}
  *   {"bench": "fashion_<m>_step_b1", "value": ms, "unit": "ms", ...}
  *   {"bench": "fashion_<m>_peak_rss", "value": MB, "unit": "MB", ...}
  *
@@ -37,6 +39,7 @@
 #include "jitgrad.h"
 #include "models.h"
 
+#include "bench_peak.h"
 #include "bench_util.h"
 
 #include <stdio.h>
@@ -48,16 +51,48 @@
 
 enum { PIXELS = 784, CLASSES = 10, BATCH = 128, N_BATCHES = 8, EPOCH_IMAGES = 60000 };
 
+/* Useful FLOPs of one training step at batch b: the products of the forward pass, and for
+ * the backward the weight gradients and the input gradients of every layer whose input is an
+ * activation (2*M*N*K each; elementwise work, batchnorm, the update and im2col not counted),
+ * as models.c builds them. */
+static double dense_flops(double b, double in, double out, bool input_grad)
+{
+    return 2.0 * b * in * out * (input_grad ? 3 : 2);
+}
+
+static double mlp_flops(int b)
+{
+    return dense_flops(b, 784, 256, false) + dense_flops(b, 256, 128, true) +
+           dense_flops(b, 128, 100, true) + dense_flops(b, 100, 10, true);
+}
+
+static double cnn_flops(int b)
+{
+    double conv1 = 2.0 * b * 64 * 28 * 28 * 1 * 9, conv2 = 2.0 * b * 128 * 14 * 14 * 64 * 9;
+    return 2 * conv1 + 3 * conv2 + dense_flops(b, 6272, 256, true) +
+           dense_flops(b, 256, 10, true);
+}
+
+static double rnn_flops(int b)
+{
+    /* per step and layer: [x, h] times [W_ih; W_hh] into the four gates, 28 steps */
+    double l1 = 28 * dense_flops(b, 28 + 128, 4 * 128, true);
+    double l2 = 28 * dense_flops(b, 128 + 128, 4 * 128, true);
+    return l1 + l2 + dense_flops(b, 128, 10, true);
+}
+
 typedef struct model {
     const char *name;
     jg_node *(*fn)(jg_graph *g, jg_node *images, int batch);
     double lr;
+    double (*flops)(int batch);
+    double target_peak_fraction; /* of the step's useful FLOP/s; 0: none */
 } model;
 
 static const model MODELS[] = {
-    { "mlp", fm_mlp, FM_MLP_LR },
-    { "cnn", fm_cnn, FM_CNN_LR },
-    { "rnn", fm_rnn, FM_RNN_LR },
+    { "mlp", fm_mlp, FM_MLP_LR, mlp_flops, 0 },
+    { "cnn", fm_cnn, FM_CNN_LR, cnn_flops, 0.60 },
+    { "rnn", fm_rnn, FM_RNN_LR, rnn_flops, 0 },
 };
 enum { N_MODELS = sizeof MODELS / sizeof *MODELS };
 
@@ -200,6 +235,17 @@ static int bench_model(const model *m, const options *o)
             bu_int(&l, "kernels", st.kernels);
             bu_int(&l, "vector_bits", st.vector_bits);
             bu_num(&l, "last_loss", loss128);
+            /* the step's useful arithmetic against the FMA peak of its threads */
+            double gf = m->flops(BATCH) / s128 * 1e-9, peak = fma_peak() * st.threads;
+            bu_num(&l, "useful_gflops", gf);
+            if (peak > 0) {
+                bu_num(&l, "fma_peak_gflops", peak);
+                bu_num(&l, "peak_fraction", gf / peak);
+                if (m->target_peak_fraction > 0) {
+                    bu_num(&l, "target_peak_fraction", m->target_peak_fraction);
+                    bu_str(&l, "met", gf / peak >= m->target_peak_fraction ? "yes" : "no");
+                }
+            }
             bu_num(&l, "load_avg_1m", bu_loadavg());
             bu_end(&l);
             snprintf(name, sizeof name, "fashion_%s_step_b1", m->name);
