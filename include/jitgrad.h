@@ -649,14 +649,15 @@ typedef struct jg_program_stats {
 
 JG_API jg_status jg_program_stats_get(const jg_program *p, jg_program_stats *out /* OUT */);
 /* The passes a program went through, in order (JIT programs: the graph passes that apply
- * to its mode, then fuse, siblings, inplace; none on the reference executor). */
+ * to its mode, then fuse, gather, siblings, inplace; none on the reference executor). */
 typedef struct jg_pass_report {
     const char *name;     /* as in jg_opts.passes_off */
     bool ran;             /* false: switched off */
     bool changed;         /* it rewrote something */
     int nodes_before, nodes_after; /* program-graph nodes around it */
-    int rewrites;         /* nodes it replaced or merged (fuse: kernels formed; siblings:
-                             whether groups merged; inplace: updates written in place) */
+    int rewrites;         /* nodes it replaced or merged (fuse: kernels formed; gather:
+                             im2col operands gathered by GEMMs; siblings: whether groups
+                             merged; inplace: updates written in place) */
     double ms;            /* what it cost */
 } jg_pass_report;
 

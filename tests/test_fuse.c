@@ -197,3 +197,57 @@ Test(fuse, a_matmul_summed_over_its_batch_is_one_gemm)
     t_assert_close(got[0], got[1], 2 * 7 * 20, 1e-12);
     jg_graph_free(g);
 }
+
+/* A convolution's im2col (a take by a constant index table) feeds only GEMMs: the forward's
+ * and the weight gradient's. Both gather it themselves, batch by batch, into their scratch,
+ * so it has no kernel and no buffer (pass "gather"); the values are those of the
+ * reference executor, for strides, dilation, groups, padding and odd sizes. */
+Test(fuse, gemms_gather_an_im2col_operand)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(3, 4, 9, 7));
+    jg_node *w = jg_param_as(g, "w", JG_F64, jg_shape(6, 2, 3, 3), jg_normal(0, 1));
+    jg_node *y = jg_conv2d(x, w, NULL, &(jg_conv_opts){ .groups = 2, .stride_h = 2, .pad_h = 1,
+                                                         .pad_w = 2, .dilation_w = 2 });
+    jg_node *dy = jg_input(g, "dy", JG_F64, jg_node_shape(y));
+    jg_node *wrt[2] = { w, x }, *d[2];
+    cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, dy), JG_ALL_AXES, false), wrt, 2, d), JG_OK);
+    jg_node *outs[3] = { y, d[0], d[1] };
+    int64_t n[3] = { jg_shape_numel(jg_node_shape(y)), 6 * 2 * 9, 3 * 4 * 9 * 7 };
+    double xv[3 * 4 * 9 * 7], dv[1024];
+    cr_assert(n[0] <= 1024);
+    for (int i = 0; i < 3 * 4 * 9 * 7; i++)
+        xv[i] = sin(0.37 * i);
+    for (int64_t i = 0; i < n[0]; i++)
+        dv[i] = cos(0.11 * (double)i);
+    double *got[3][3];
+    int kernels[3];
+    const char *off[3] = { NULL, "gather", NULL };
+    for (int e = 0; e < 3; e++) {
+        jg_program *p = jg_compile(g, outs, 3, &(jg_opts){
+            .executor = e == 2 ? JG_EXEC_REFERENCE : JG_EXEC_JIT, .passes_off = off[e],
+            .num_threads = 2 });
+        cr_assert(p, "%s", jg_errmsg(g));
+        jg_program_stats st;
+        jg_program_stats_get(p, &st);
+        kernels[e] = st.kernels;
+        jg_program_set(p, "x", xv, sizeof xv);
+        jg_program_set(p, "dy", dv, (size_t)n[0] * sizeof(double));
+        cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+        for (int k = 0; k < 3; k++) {
+            got[e][k] = malloc((size_t)n[k] * sizeof(double));
+            jg_program_get(p, k, got[e][k], (size_t)n[k] * sizeof(double));
+        }
+        jg_program_free(p);
+    }
+    cr_assert_eq(kernels[0], kernels[1] - 1, "the im2col's own kernel is gone (%d vs %d)",
+                 kernels[0], kernels[1]);
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < 3; k++) {
+            t_assert_close(got[e][k], got[2][k], n[k], 1e-12);
+            free(got[e][k]);
+        }
+    for (int k = 0; k < 3; k++)
+        free(got[2][k]);
+    jg_graph_free(g);
+}

@@ -10,7 +10,10 @@
  *   cross_entropy) always have a kernel of their own; opaque ops read their operands from
  *   buffers; a reduction reads an inline elementwise DAG (sum(x*y) is one pass);
  * - a reshape reads a buffer under another shape (an alias, no kernel);
- * - a matmul reads buffers, possibly through permute/broadcast views (strides); it joins its
+ * - a matmul reads buffers, possibly through permute/broadcast views (strides), and its second
+ *   operand may be a gathered one (with `gather`): a reshape of a take along its source's
+ *   last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
+ *   its scratch, so the gathered matrix never exists in memory; it joins its
  *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
  *   elementwise over the matmul's own shape, and at most one matmul per kernel; a matmul
  *   whose single consumer sums over batch dimensions only (a broadcast weight's gradient)
@@ -35,9 +38,11 @@ static bool is_opaque(const jg_node *n) { return op_get(n->op)->kind == KIND_OPA
 
 typedef struct state {
     jg_graph *g;
-    bool enabled;
+    bool enabled, gather;
     bool *needed, *is_root, *need_buffer, *matmul_view, *has_matmul;
+    bool *to_b;        /* a view chain ending in a matmul's second operand */
     int *uses;
+    int *gather_uses;  /* uses that read the node as a gathered GEMM operand */
     jg_node **consumer; /* the only consumer when uses == 1 */
     jg_node **top;      /* the root of the kernel computing the node */
     fusion *f;
@@ -74,10 +79,49 @@ static bool joins_batch_sum(state *s, jg_node *m)
            s->f->role[c->id] == ROLE_ROOT && !s->has_matmul[c->id];
 }
 
+/* A take the GEMM can gather itself: along its source's last axis (one element per index),
+ * by a constant index table whose every index is in range (checked here, once: the gather
+ * has no check of its own), float data. */
+static bool gatherable_take(const jg_node *t)
+{
+    if (t->op != JG_OP_TAKE || (t->dtype != JG_F32 && t->dtype != JG_F64))
+        return false;
+    const jg_node *src = t->in[0], *ids = t->in[1];
+    if (t->attr.axis != src->shape.ndim - 1 || ids->op != JG_OP_CONST || !ids->attr.data)
+        return false;
+    int64_t n = jg_shape_numel(ids->shape), row = src->shape.dim[src->shape.ndim - 1];
+    for (int64_t i = 0; i < n; i++)
+        if (!(ids->attr.data[i] >= 0 && ids->attr.data[i] < (double)row))
+            return false;
+    return n > 0;
+}
+
+/* A reshape of a gatherable take whose matrices ([..., K, N]) each hold whole rows of the
+ * take's output (K*N a multiple of the index count): a GEMM operand it can gather by batch. */
+static bool gather_operand(const state *s, const jg_node *r)
+{
+    if (!s->gather || r->op != JG_OP_RESHAPE || r->shape.ndim < 2 ||
+        !gatherable_take(r->in[0]))
+        return false;
+    int64_t block = r->shape.dim[r->shape.ndim - 1] * r->shape.dim[r->shape.ndim - 2];
+    return block > 0 && block % jg_shape_numel(r->in[0]->in[1]->shape) == 0;
+}
+
 static void decide(state *s, jg_node *n)
 {
     node_role *role = s->f->role;
     int id = n->id;
+    if (s->gather_uses[id] && s->gather_uses[id] == s->uses[id] && !s->is_root[id] &&
+        !s->need_buffer[id]) {
+        /* a gathered operand (the reshape), then its take: computed inside the GEMMs */
+        role[id] = ROLE_INLINE;
+        s->top[id] = s->top[s->consumer[id]->id];
+        if (n->op == JG_OP_RESHAPE)
+            s->gather_uses[n->in[0]->id] = s->uses[n->in[0]->id] == 1;
+        else
+            s->need_buffer[n->in[0]->id] = s->need_buffer[n->in[1]->id] = true;
+        return;
+    }
     if (is_leaf(n)) {
         role[id] = ROLE_LEAF;
         s->top[id] = n;
@@ -108,13 +152,18 @@ static void decide(state *s, jg_node *n)
     bool view_chain = s->matmul_view[id] && role[id] == ROLE_INLINE;
     for (int k = 0; k < n->n_in; k++) {
         jg_node *in = n->in[k];
+        bool b_side = n->op == JG_OP_MATMUL ? k == 1 : s->to_b[id];
         if (is_opaque(n)) {
             s->need_buffer[in->id] = true;
         } else if (n->op == JG_OP_MATMUL || view_chain) {
-            if (s->enabled && (in->op == JG_OP_PERMUTE || in->op == JG_OP_BROADCAST))
+            if (s->enabled && (in->op == JG_OP_PERMUTE || in->op == JG_OP_BROADCAST)) {
                 s->matmul_view[in->id] = true; /* read through strides */
-            else
+                s->to_b[in->id] = b_side;
+            } else if (b_side && gather_operand(s, in)) {
+                s->gather_uses[in->id]++;
+            } else {
                 s->need_buffer[in->id] = true;
+            }
         }
     }
 }
@@ -173,17 +222,20 @@ static jg_status build_groups(state *s)
     return JG_OK;
 }
 
-jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled, fusion *out)
+jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled,
+                    bool gather, fusion *out)
 {
     int n = g->n_nodes;
     *out = (fusion){ 0 };
-    state s = { .g = g, .enabled = enabled, .f = out };
+    state s = { .g = g, .enabled = enabled, .gather = enabled && gather, .f = out };
     s.needed = calloc((size_t)n + 1, sizeof *s.needed);
     s.is_root = calloc((size_t)n + 1, sizeof *s.is_root);
     s.need_buffer = calloc((size_t)n + 1, sizeof *s.need_buffer);
     s.matmul_view = calloc((size_t)n + 1, sizeof *s.matmul_view);
     s.has_matmul = calloc((size_t)n + 1, sizeof *s.has_matmul);
     s.uses = calloc((size_t)n + 1, sizeof *s.uses);
+    s.gather_uses = calloc((size_t)n + 1, sizeof *s.gather_uses);
+    s.to_b = calloc((size_t)n + 1, sizeof *s.to_b);
     s.consumer = calloc((size_t)n + 1, sizeof *s.consumer);
     s.top = calloc((size_t)n + 1, sizeof *s.top);
     out->role = calloc((size_t)n + 1, sizeof *out->role);
@@ -192,7 +244,8 @@ jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enable
     out->is_output = calloc((size_t)n + 1, sizeof *out->is_output);
     jg_status st = JG_ERR_NOMEM;
     if (!s.needed || !s.is_root || !s.need_buffer || !s.matmul_view || !s.has_matmul ||
-        !s.uses || !s.consumer || !s.top || !out->role || !out->group_of || !out->alias_of ||
+        !s.uses || !s.gather_uses || !s.to_b || !s.consumer || !s.top || !out->role ||
+        !out->group_of || !out->alias_of ||
         !out->is_output)
         goto done;
     for (int i = 0; i < n; i++)
@@ -220,6 +273,8 @@ done:
     free(s.matmul_view);
     free(s.has_matmul);
     free(s.uses);
+    free(s.gather_uses);
+    free(s.to_b);
     free(s.consumer);
     free(s.top);
     if (st != JG_OK)

@@ -40,9 +40,10 @@ typedef struct fusion {
 } fusion;
 
 /* Groups the nodes the roots need. enabled = false gives every op a kernel of its own (the
- * "fusion off" experiment). Returns JG_ERR_NOMEM or JG_OK. */
+ * "fusion off" experiment); gather: GEMMs gather an im2col operand themselves (fuse.c).
+ * Returns JG_ERR_NOMEM or JG_OK. */
 HIDDEN jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enabled,
-                           fusion *out);
+                           bool gather, fusion *out);
 HIDDEN void fusion_free(fusion *f);
 /* Sibling fusion (fuse_siblings.c): merges reductions over some but not all axes with the
  * elementwise groups and reductions of their input's shape that feed them, consume them or

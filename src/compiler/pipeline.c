@@ -28,6 +28,7 @@ static const pass_def PIPELINE[] = {
     { "epilogue",    pass_epilogue,    FOR_ALL },   /* pointwise ops into the GEMM store */
     { "dce",         pass_dce,         FOR_ALL },
     { "fuse",        NULL,             FOR_ALL }, /* jit/executor.c: kernels */
+    { "gather",      NULL,             FOR_ALL }, /* GEMMs gather im2col operands */
     { "siblings",    NULL,             FOR_ALL }, /* multi-output kernels */
     { "inplace",     NULL,             FOR_ALL }, /* updates written into the store */
 };

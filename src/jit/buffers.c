@@ -48,6 +48,19 @@ bool jit_internal_part(const jit_program *j, int gi)
     return true;
 }
 
+/* Kernel gi reads node `in`: its buffer, or the buffers an inline node is computed from. */
+static void mark_read(const jit_program *j, const jg_node *in, int gi, int *last)
+{
+    if (j->fus.role[in->id] == ROLE_INLINE && in->op != JG_OP_FILL && in->op != JG_OP_RANDOM) {
+        for (int k = 0; k < in->n_in; k++)
+            mark_read(j, in->in[k], gi, last);
+        return;
+    }
+    const jg_node *s = jit_storage_of(j, in);
+    if (last[s->id] < gi)
+        last[s->id] = gi;
+}
+
 /* Arena offsets: each kernel's output lives from its kernel to the last kernel reading it
  * (to the end for outputs); two buffers share bytes only when their lives do not overlap. */
 jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
@@ -64,7 +77,8 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
         first[id] = last[id] = -1;
     for (int gi = 0; gi < j->fus.n_groups; gi++)
         first[j->fus.groups[gi].root->id] = last[j->fus.groups[gi].root->id] = jit_exec_of(j, gi);
-    /* readers: any member of group gi reading a non-member buffer */
+    /* readers: any member of group gi reading a non-member buffer, also through an inline
+     * node of another group that gi computes again (a gathered GEMM operand) */
     for (int id = 0; id < n; id++) {
         const jg_node *v = g->nodes[id];
         int gi = j->fus.group_of[id];
@@ -76,9 +90,7 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
             if (j->fus.group_of[in->id] >= 0 && jit_exec_of(j, j->fus.group_of[in->id]) == gi &&
                 j->fus.role[in->id] == ROLE_INLINE)
                 continue;
-            const jg_node *s = jit_storage_of(j, in);
-            if (last[s->id] < gi)
-                last[s->id] = gi;
+            mark_read(j, in, gi, last);
         }
     }
     for (int i = 0; i < n_keep; i++)

@@ -87,11 +87,17 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
         st = run_graph_passes(j, p, o, roots, err, size);
     bool fuse = !o->no_fusion && pass_enabled(o->passes_off, "fuse");
     pass_record *r = jit_record(j, "fuse", fuse);
-    if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, fuse, &j->fus) != JG_OK) {
+    bool gather = pass_enabled(o->passes_off, "gather");
+    if (st == JG_OK && pass_fuse(j->low.g, roots, n_roots, fuse, gather, &j->fus) != JG_OK) {
         snprintf(err, size, "out of memory");
         st = JG_ERR_NOMEM;
     }
     jit_record_end(r, j->fus.n_groups);
+    r = jit_record(j, "gather", fuse && gather);
+    int gathered = 0;
+    for (int id = 0; st == JG_OK && r->ran && id < j->low.g->n_nodes; id++)
+        gathered += j->low.g->nodes[id]->op == JG_OP_TAKE && j->fus.role[id] == ROLE_INLINE;
+    jit_record_end(r, gathered);
     r = jit_record(j, "siblings", fuse && pass_enabled(o->passes_off, "siblings"));
     if (st == JG_OK && r->ran)
         r->changed = pass_fuse_siblings(j->low.g, &j->fus);

@@ -41,6 +41,8 @@ typedef struct gen {
     int64_t esize;
     LLVMValueRef A, B, C;    /* T* */
     LLVMValueRef sa, sb;     /* packed A block, packed B panel (T*, 64-byte aligned) */
+    LLVMValueRef gb;         /* a gathered B's current batch block (T*), or NULL */
+    LLVMValueRef gb_at, gb_lo; /* i64 allocas: the virtual offset and first element in gb */
     LLVMValueRef acc[MAX_MR][MAX_NV]; /* allocas of <w x T>, promoted to registers */
     LLVMValueRef bidx[JG_MAX_DIMS];   /* batch indices of the current tile */
     LLVMValueRef c_off;      /* element offset of C[b] */
@@ -505,12 +507,74 @@ static void batch_offsets(gen *g, LLVMValueRef flat, bool summed, LLVMValueRef *
 }
 
 /* The scratch layout: the B panel (KC x NR), then the packed A block (MC rounded to MR, x KC)
- * if A is packed; 64 bytes of slack to align them. */
-static size_t scratch_bytes(const gemm_plan *p, int64_t esize, bool pack_a)
+ * if A is packed, then a gathered B's batch block; 64 bytes of slack to align them. */
+static int64_t a_block_elems(const gemm_plan *p, bool pack_a)
+{
+    int64_t kc = p->kc > 0 ? p->kc : 1;
+    return pack_a ? round_up(round_up(p->mc, p->mr) * kc, 16) : 0;
+}
+
+static size_t scratch_bytes(const gemm_plan *p, const gemm_desc *d, int64_t esize, bool pack_a)
 {
     int64_t kc = p->kc > 0 ? p->kc : 1;
     int64_t b = round_up(kc * p->nr * esize, 64);
-    return (size_t)(64 + b + (pack_a ? round_up(p->mc, p->mr) * kc * esize : 0));
+    return (size_t)(64 + b + a_block_elems(p, pack_a) * esize + round_up(d->b.block * esize, 64));
+}
+
+/* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
+ * block at virtual offset voff, gathering them unless they are already there. A tile whose
+ * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
+ * own rows of the block, so each element is gathered once over all tiles; otherwise the whole
+ * block, once per batch (its tiles come one after another). */
+static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi)
+{
+    emit_ctx *e = g->e;
+    LLVMBuilderRef b = g->b;
+    const gemm_operand *o = &g->d->b;
+    LLVMValueRef same = LLVMBuildAnd(
+        b, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_at, ""), voff, ""),
+        LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_lo, ""), lo, ""), "");
+    LLVMBasicBlockRef cont = if_begin(g, LLVMBuildNot(b, same, ""));
+    LLVMBuildStore(b, voff, g->gb_at);
+    LLVMBuildStore(b, lo, g->gb_lo);
+    int w = g->p.w;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx), vi32 = LLVMVectorType(i32, (unsigned)w);
+    LLVMTypeRef vi64 = LLVMVectorType(g->i64, (unsigned)w);
+    LLVMValueRef ids = emit_slot_ptr(e, o->ids_slot, JG_I32);
+    LLVMValueRef src = emit_slot_ptr(e, o->slot, g->d->dtype);
+    LLVMValueRef r0 = LLVMBuildUDiv(b, voff, c64(g, o->nidx), "");
+    LLVMValueRef nidx = c64(g, o->nidx);
+    loop lr, li;
+    LLVMValueRef r_end = LLVMBuildUDiv(b, add(g, hi, c64(g, o->nidx - 1)), nidx, "");
+    loop_begin(e, &lr, LLVMBuildUDiv(b, lo, nidx, ""), r_end, c64(g, 1), "grow");
+    LLVMValueRef base = mul(g, lr.i, o->nidx);
+    /* this row's part of [lo, hi): [i0, i1) */
+    LLVMValueRef i0 = LLVMBuildSub(b, lo, base, "");
+    i0 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, i0, c64(g, 0), ""), c64(g, 0), i0, "");
+    LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
+    i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
+    LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
+    loop_begin(e, &li, i0, i1, c64(g, w), "gi");
+    LLVMValueRef left = LLVMBuildSub(b, i1, li.i, "");
+    LLVMValueRef all = LLVMBuildICmp(b, LLVMIntSGE, left, c64(g, w), "");
+    LLVMValueRef mask = LLVMBuildSelect(b, all, const_mask(g, w, w), emit_lane_mask(e, left), "");
+    LLVMValueRef ip = LLVMBuildBitCast(b, LLVMBuildGEP2(b, i32, ids, &li.i, 1, ""),
+                                       LLVMPointerType(vi32, 0), "");
+    LLVMTypeRef ovl[2] = { vi32, LLVMPointerType(vi32, 0) };
+    LLVMValueRef largs[4] = { ip, c32(g, 4), mask, LLVMConstNull(vi32) };
+    LLVMValueRef idx = LLVMBuildSExt(b, emit_intrinsic(e, "llvm.masked.load", ovl, 2, largs, 4),
+                                     vi64, "");
+    LLVMValueRef ptrs = LLVMBuildGEP2(b, g->et, from, &idx, 1, "");
+    LLVMTypeRef ovg[2] = { g->vt, LLVMTypeOf(ptrs) };
+    LLVMValueRef gargs[4] = { ptrs, c32(g, (int)g->esize), mask, LLVMConstNull(g->vt) };
+    LLVMValueRef v = emit_intrinsic(e, "llvm.masked.gather", ovg, 2, gargs, 4);
+    LLVMTypeRef ovs[2] = { g->vt, LLVMPointerType(g->vt, 0) };
+    LLVMValueRef sargs[4] = { v, as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, li.i)), g->vt),
+                              c32(g, (int)g->esize), mask };
+    emit_intrinsic(e, "llvm.masked.store", ovs, 2, sargs, 4);
+    loop_end(e, &li);
+    loop_end(e, &lr);
+    if_end(g, cont);
 }
 
 LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,
@@ -538,7 +602,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     g.pack_a = d->a.rs != 1;
     g.a_rs = g.pack_a ? 1 : d->a.rs;
     g.a_ps = g.pack_a ? p->mr : d->a.cs;
-    *scratch = scratch_bytes(p, g.esize, g.pack_a);
+    *scratch = scratch_bytes(p, d, g.esize, g.pack_a);
     if (*outer == 0) {
         emit_kernel_end(e);
         return fn;
@@ -560,6 +624,13 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     g.sb = LLVMBuildBitCast(g.b, base, LLVMPointerType(g.et, 0), "");
     int64_t b_panel = round_up((p->kc > 0 ? p->kc : 1) * p->nr * g.esize, 64) / g.esize;
     g.sa = elem_ptr(&g, g.sb, c64(&g, b_panel));
+    if (d->b.block > 0) {
+        g.gb = elem_ptr(&g, g.sa, c64(&g, a_block_elems(p, g.pack_a)));
+        g.gb_at = LLVMBuildAlloca(g.b, g.i64, "gb_at");
+        g.gb_lo = LLVMBuildAlloca(g.b, g.i64, "gb_lo");
+        LLVMBuildStore(g.b, c64(&g, -1), g.gb_at);
+        LLVMBuildStore(g.b, c64(&g, -1), g.gb_lo);
+    }
 
     loop lu;
     loop_begin(e, &lu, begin, end, c64(&g, 1), "tile");
@@ -596,6 +667,20 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
         g.b, LLVMBuildICmp(g.b, LLVMIntEQ, kb, c64(&g, p->n_kb - 1), ""), c64(&g, p->kc_last),
         c64(&g, p->kc), "kc");
     g.a_k = madd(&g, step_a, k0, d->a.cs);
+    LLVMValueRef b_src = g.B;
+    if (g.gb) { /* the batch's block (or the tile's rows of it); offsets within it */
+        LLVMValueRef lo = c64(&g, 0), hi = c64(&g, d->b.block);
+        if (d->b.cs > d->b.rs) {
+            /* columns [j0, j0 + cols) over all K: [j0 cs, (j0 + cols - 1) cs + (K-1) rs] */
+            LLVMValueRef cols = LLVMBuildSelect(g.b, last_jb, c64(&g, n_last), c64(&g, p->nc), "");
+            lo = mul(&g, j0, d->b.cs);
+            hi = add(&g, mul(&g, add(&g, j0, LLVMBuildSub(g.b, cols, c64(&g, 1), "")), d->b.cs),
+                     c64(&g, (d->k - 1) * d->b.rs + 1));
+        }
+        gather_block(&g, step_b, lo, hi);
+        b_src = g.gb;
+        step_b = c64(&g, 0);
+    }
     if (g.pack_a)
         pack_a_block(&g, i0, full_rows, last_ib, kc);
     /* Column panels: pack B's, then run the row panels against it. */
@@ -603,13 +688,14 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     loop lc;
     loop_begin(e, &lc, c64(&g, 0), full_cols, c64(&g, 1), "jr");
     LLVMValueRef j = madd(&g, j0, lc.i, p->nr);
-    pack_panel(&g, g.B, madd(&g, b_k, j, d->b.cs), d->b.rs, d->b.cs, p->nr, p->nr, kc, g.sb);
+    pack_panel(&g, b_src, madd(&g, b_k, j, d->b.cs), d->b.rs, d->b.cs, p->nr, p->nr, kc, g.sb);
     row_panels(&g, p->nv, p->w, i0, full_rows, last_ib, kc, j);
     loop_end(e, &lc);
     if (rest_n) {
         LLVMBasicBlockRef cont = if_begin(&g, last_jb);
         LLVMValueRef jt = madd(&g, j0, full_cols, p->nr);
-        pack_panel(&g, g.B, madd(&g, b_k, jt, d->b.cs), d->b.rs, d->b.cs, p->nr, rest_n, kc, g.sb);
+        pack_panel(&g, b_src, madd(&g, b_k, jt, d->b.cs), d->b.rs, d->b.cs, p->nr, rest_n, kc,
+                   g.sb);
         int nv = (rest_n + p->w - 1) / p->w, last = rest_n - (nv - 1) * p->w;
         row_panels(&g, nv, last, i0, full_rows, last_ib, kc, jt);
         if_end(&g, cont);

@@ -11,6 +11,13 @@ typedef struct gemm_operand {
     int slot;                      /* buffer slot (bufs[slot]) */
     int64_t rs, cs;                /* element strides of rows and columns (any: transposes are strides) */
     int64_t bstride[JG_MAX_DIMS];  /* element stride per batch dimension (0 where broadcast) */
+    /* B only: a gathered operand (an im2col that is never stored). The strides above then
+     * address a virtual buffer V whose row r (of `nidx` elements) is V[r][i] =
+     * bufs[slot][r * row + bufs[ids_slot][i]] (i32 indices, all in [0, row)). Each batch's
+     * operand is the `block` elements of V from its offset (a multiple of nidx), gathered
+     * into the kernel's scratch before its first tile of that batch. block 0: not gathered. */
+    int ids_slot;
+    int64_t row, nidx, block;
 } gemm_operand;
 
 typedef struct gemm_desc {

@@ -39,8 +39,23 @@ static LLVMValueRef matmul_epilogue(void *ctx, emit_ctx *e, LLVMValueRef acc, co
     return v;
 }
 
-/* A matmul operand: a buffer, possibly seen through permute and broadcast views. */
-static void operand_of(const jit_program *j, const jg_node *mm, int which, gemm_operand *op)
+/* Kernels address their buffers through a table of their own, numbered in the order the
+ * group's nodes first use them, so structurally equal kernels (the steps of an unrolled RNN)
+ * have equal IR and are compiled once. */
+static int local_slot(jit_program *j, int global)
+{
+    if (global < 0)
+        return -1;
+    if (j->g2l[global] < 0) {
+        j->g2l[global] = j->n_local;
+        j->local_bufs[j->n_local++] = j->bufs[global];
+    }
+    return j->g2l[global];
+}
+
+/* A matmul operand: a buffer, possibly seen through permute and broadcast views, or a gathered
+ * one. */
+static void operand_of(jit_program *j, const jg_node *mm, int which, gemm_operand *op)
 {
     const jg_node *x = mm->in[which];
     int nd = mm->shape.ndim; /* operand dims map to output dims: batch..., then 2 */
@@ -68,33 +83,28 @@ static void operand_of(const jit_program *j, const jg_node *mm, int which, gemm_
         memcpy(src, nsrc, sizeof src);
         v = in;
     }
-    const jg_node *buf = jit_storage_of(j, v);
     int64_t bstrides[JG_MAX_DIMS];
     shape_strides(v->shape, bstrides);
+    op->block = 0;
+    if (v->op == JG_OP_RESHAPE && j->fus.role[v->id] == ROLE_INLINE) {
+        /* a gathered operand (fuse.c): v's contiguous strides address the take's output */
+        const jg_node *take = v->in[0], *from = take->in[0], *ids = take->in[1];
+        op->slot = local_slot(j, j->slot_of[jit_storage_of(j, from)->id]);
+        op->ids_slot = local_slot(j, j->slot_of[jit_storage_of(j, ids)->id]);
+        op->row = from->shape.dim[from->shape.ndim - 1];
+        op->nidx = jg_shape_numel(ids->shape);
+        op->block = v->shape.dim[v->shape.ndim - 1] * v->shape.dim[v->shape.ndim - 2];
+    } else {
+        op->slot = j->kslot[v->id];
+    }
     for (int d = 0; d < view.ndim; d++)
         stride[d] = src[d] < 0 || v->shape.dim[src[d]] == 1 ? 0 : bstrides[src[d]];
-    op->slot = j->kslot[v->id];
-    (void)buf;
     op->rs = stride[view.ndim - 2];
     op->cs = stride[view.ndim - 1];
     /* batch dims of the operand align right with the output's batch dims */
     int lead = (nd - 2) - (view.ndim - 2);
     for (int d = 0; d < nd - 2; d++)
         op->bstride[d] = d < lead ? 0 : stride[d - lead];
-}
-
-/* Kernels address their buffers through a table of their own, numbered in the order the
- * group's nodes first use them, so structurally equal kernels (the steps of an unrolled RNN)
- * have equal IR and are compiled once. */
-static int local_slot(jit_program *j, int global)
-{
-    if (global < 0)
-        return -1;
-    if (j->g2l[global] < 0) {
-        j->g2l[global] = j->n_local;
-        j->local_bufs[j->n_local++] = j->bufs[global];
-    }
-    return j->g2l[global];
 }
 
 /* Numbers the slots group gi uses (node slots in id order, the step first) into j->kslot. */
