@@ -9,9 +9,12 @@
                                    each, OPENBLAS_CORETYPE set), and prints the fastest as a
                                    last line "best <core>"
 
-OpenBLAS picks its kernels by CPU model; a model newer than the library (e.g. an AVX-512 AMD
-EPYC under Debian 12's 0.3.21) falls back to an AVX2 core, which is why run.sh's tuned
-config sets OPENBLAS_CORETYPE to the fastest core found here."""
+OpenBLAS picks its kernels by CPU model unless OPENBLAS_CORETYPE names a core: a model newer
+than the library falls back to an older core, and an environment may pin one (the machines
+these figures come from set OPENBLAS_CORETYPE=Haswell, an AVX2 core at half the AVX-512
+cores' speed, while 0.3.21 detects their AVX-512 EPYC as Cooperlake when left alone). So
+run.sh's tuned config sets OPENBLAS_CORETYPE to the fastest core measured here, and the
+detected core is reported with where it came from."""
 import ctypes
 import os
 import re
@@ -72,7 +75,9 @@ def main():
         print(f"blas: {path} is not OpenBLAS (a reference BLAS?): PyTorch would be 5-10x "
               "slower than it should be; install libopenblas0-pthread", file=sys.stderr)
         return 2
-    print(f"blas: {path}, OpenBLAS core {core}")
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    origin = f"OPENBLAS_CORETYPE={pinned} in the environment" if pinned else "detected"
+    print(f"blas: {path}, OpenBLAS core {core} ({origin})")
     if "--best" not in sys.argv:
         return 0
     flags = cpu_flags()
@@ -91,7 +96,7 @@ def main():
         out = subprocess.run([sys.executable, __file__, "--gflops"], env=env, check=True,
                              capture_output=True, text=True).stdout.split()
         gf = float(out[-1])
-        name = c or f"{core} (detected)"
+        name = c or f"{core} ({origin})"
         print(f"blas: sgemm 1024, 1 thread, core {name}: {gf:.1f} GFLOP/s")
         if gf > best_gf:
             best, best_gf = (c or core), gf

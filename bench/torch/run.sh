@@ -10,8 +10,9 @@
 #    OpenBLAS, python3-torch runs on the reference libblas3, 5-10x slower than it should be:
 #    blas_core.py then refuses (no ratios against a misconfigured anchor). It prints the
 #    OpenBLAS core PyTorch uses and times the AVX-512 cores this CPU runs; the tuned config
-#    sets OPENBLAS_CORETYPE to the fastest (OpenBLAS 0.3.21 falls back to its AVX2 "Haswell"
-#    core on CPUs newer than itself).
+#    sets OPENBLAS_CORETYPE to the fastest (a CPU newer than the library, or an environment
+#    that pins OPENBLAS_CORETYPE=Haswell as these machines do, runs an AVX2 core at half the
+#    speed).
 # 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients, both in
 #    f64 (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error;
 #    then prints the f32 comparison for information.
