@@ -251,3 +251,43 @@ Test(fuse, gemms_gather_an_im2col_operand)
         free(got[2][k]);
     jg_graph_free(g);
 }
+
+/* Where the gathered operand cannot be: a take that is also an output keeps its buffer and
+ * the GEMM reads that; a permute moving a batch axis into the matrices reads a buffer too.
+ * Either way the values are the reference executor's. */
+Test(fuse, a_take_that_must_exist_is_not_gathered)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(2, 3, 10));
+    int32_t idv[8] = { 9, 0, 3, 3, 7, 1, 2, 8 };
+    jg_node *ids = jg_const(g, JG_I32, jg_shape(2, 4), idv);
+    jg_node *t = jg_take(x, ids, 2);                       /* [2,3,2,4] */
+    jg_node *r = jg_reshape(t, jg_shape(2, 6, 4));
+    jg_node *a = jg_param_as(g, "a", JG_F64, jg_shape(5, 6), jg_normal(0, 1));
+    jg_node *b = jg_param_as(g, "b", JG_F64, jg_shape(5, 2), jg_normal(0, 1));
+    jg_node *y1 = jg_matmul(a, r);                          /* gathered */
+    jg_node *y2 = jg_matmul(b, jg_permute(r, jg_axes(1, 0, 2))); /* [6,5,4]: not gathered */
+    double xv[60];
+    for (int i = 0; i < 60; i++)
+        xv[i] = cos(0.7 * i);
+    jg_node *sets[3][2] = { { y1, NULL }, { y1, t }, { y2, NULL } };
+    int n_outs[3] = { 1, 2, 1 };
+    for (int c = 0; c < 3; c++) {
+        double *got[2];
+        int64_t n = jg_shape_numel(jg_node_shape(sets[c][0]));
+        for (int e = 0; e < 2; e++) {
+            jg_program *p = jg_compile(g, sets[c], n_outs[c], &(jg_opts){
+                .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT });
+            cr_assert(p, "%s", jg_errmsg(g));
+            jg_program_set(p, "x", xv, sizeof xv);
+            cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+            got[e] = malloc((size_t)n * sizeof(double));
+            jg_program_get(p, 0, got[e], (size_t)n * sizeof(double));
+            jg_program_free(p);
+        }
+        t_assert_close(got[0], got[1], n, 1e-12);
+        free(got[0]);
+        free(got[1]);
+    }
+    jg_graph_free(g);
+}

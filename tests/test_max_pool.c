@@ -49,8 +49,8 @@ Test(max_pool, default_is_the_first_maximum)
 /* x of shape xs (values with many ties: a few levels, plus a NaN and -inf when asked), dy;
  * y and dx computed by both executors must agree: y exactly (a selection), dx to rounding
  * (shares of overlapping windows add up). */
-static void jit_vs_reference(jg_dtype t, jg_shape xs, int kh, int kw, const jg_pool_opts *o,
-                             bool specials)
+static void jit_vs_reference_bits(jg_dtype t, jg_shape xs, int kh, int kw,
+                                  const jg_pool_opts *o, bool specials, int bits)
 {
     jg_graph *g = jg_graph_new();
     jg_node *x = jg_input(g, "x", t, xs);
@@ -84,7 +84,8 @@ static void jit_vs_reference(jg_dtype t, jg_shape xs, int kh, int kw, const jg_p
     double *res[2][2];
     for (int e = 0; e < 2; e++) {
         jg_program *p = jg_compile(g, outs, 2, &(jg_opts){
-            .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT, .num_threads = 2 });
+            .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT, .num_threads = 2,
+            .vector_bits = bits });
         cr_assert(p, "%s", jg_errmsg(g));
         jg_program_set(p, "x", xv, (size_t)nx * es);
         jg_program_set(p, "dy", dv, (size_t)ny * es);
@@ -119,6 +120,12 @@ static void jit_vs_reference(jg_dtype t, jg_shape xs, int kh, int kw, const jg_p
     jg_graph_free(g);
 }
 
+static void jit_vs_reference(jg_dtype t, jg_shape xs, int kh, int kw, const jg_pool_opts *o,
+                             bool specials)
+{
+    jit_vs_reference_bits(t, xs, kh, kw, o, specials, 0);
+}
+
 Test(max_pool, jit_matches_reference_pair_layout)
 {
     /* 2x2 stride 2 tiling the plane: shuffles, one store per element; 28 and 70 columns:
@@ -144,6 +151,18 @@ Test(max_pool, jit_matches_reference_other_geometries)
     jit_vs_reference(JG_F32, jg_shape(2, 1, 1, 1), 1, 1, NULL, false);
     jit_vs_reference(JG_F32, jg_shape(1, 1, 5, 40), 5, 3,
                      &(jg_pool_opts){ .stride_w = 1, .pad_h = 2, .pad_w = 1 }, true);
+}
+
+/* One lane per vector (vector_bits 32) takes the scalar kernels; a window whose taps all
+ * fall in the padding is -inf and passes no gradient. */
+Test(max_pool, jit_matches_reference_scalar_and_empty_windows)
+{
+    jit_vs_reference_bits(JG_F32, jg_shape(2, 3, 8, 10), 2, 2, NULL, true, 32);
+    jit_vs_reference_bits(JG_F64, jg_shape(1, 2, 5, 6), 3, 3,
+                          &(jg_pool_opts){ .stride_h = 2, .pad_h = 1, .pad_w = 1,
+                                           .ties = JG_TIES_SPLIT }, true, 32);
+    jit_vs_reference(JG_F32, jg_shape(1, 2, 1, 3), 2, 1,
+                     &(jg_pool_opts){ .stride_h = 1, .pad_h = 1, .dilation_h = 2 }, false);
 }
 
 Test(max_pool, jit_matches_reference_split_ties)

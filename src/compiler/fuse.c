@@ -79,6 +79,19 @@ static bool joins_batch_sum(state *s, jg_node *m)
            s->f->role[c->id] == ROLE_ROOT && !s->has_matmul[c->id];
 }
 
+/* A permute that moves no axis between the batch and the matrix dimensions (it may
+ * transpose the matrices): each batch's operand stays within one block of a gathered one. */
+static bool keeps_matrices(const jg_node *v)
+{
+    if (v->op != JG_OP_PERMUTE)
+        return false;
+    int nd = v->shape.ndim;
+    for (int i = 0; i < nd - 2; i++)
+        if (v->attr.list[i] != i)
+            return false;
+    return true;
+}
+
 /* A take the GEMM can gather itself: along its source's last axis (one element per index),
  * by a constant index table whose every index is in range (checked here, once: the gather
  * has no check of its own), float data. */
@@ -112,7 +125,9 @@ static void decide(state *s, jg_node *n)
     node_role *role = s->f->role;
     int id = n->id;
     if (s->gather_uses[id] && s->gather_uses[id] == s->uses[id] && !s->is_root[id] &&
-        !s->need_buffer[id]) {
+        !s->need_buffer[id] &&
+        (n->op != JG_OP_RESHAPE || (s->uses[n->in[0]->id] == 1 && !s->is_root[n->in[0]->id]))) {
+        /* (the take must be inline too: the GEMM reads the take's operands, not its buffer) */
         /* a gathered operand (the reshape), then its take: computed inside the GEMMs */
         role[id] = ROLE_INLINE;
         s->top[id] = s->top[s->consumer[id]->id];
@@ -158,7 +173,7 @@ static void decide(state *s, jg_node *n)
         } else if (n->op == JG_OP_MATMUL || view_chain) {
             if (s->enabled && (in->op == JG_OP_PERMUTE || in->op == JG_OP_BROADCAST)) {
                 s->matmul_view[in->id] = true; /* read through strides */
-                s->to_b[in->id] = b_side;
+                s->to_b[in->id] = b_side && keeps_matrices(in);
             } else if (b_side && gather_operand(s, in)) {
                 s->gather_uses[in->id]++;
             } else {

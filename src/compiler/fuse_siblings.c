@@ -66,6 +66,20 @@ static int producer(const fusion *f, const jg_node *n)
     return f->role[n->id] == ROLE_ROOT ? f->group_of[n->id] : -1;
 }
 
+/* Whether reading node n reads group b's result: n is it, or n is computed inline from
+ * something that is (a GEMM gathers an operand owned by another group's kernel). */
+static bool reads_result(const fusion *f, const jg_node *n, int b)
+{
+    if (producer(f, n) == b)
+        return true;
+    if (f->role[n->id] != ROLE_INLINE)
+        return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (reads_result(f, n->in[k], b))
+            return true;
+    return false;
+}
+
 /* Whether group a reads the result of group b. */
 static bool reads(const jg_graph *g, const fusion *f, int a, int b)
 {
@@ -74,7 +88,7 @@ static bool reads(const jg_graph *g, const fusion *f, int a, int b)
         if (f->group_of[id] != a)
             continue;
         for (int k = 0; k < n->n_in; k++)
-            if (producer(f, n->in[k]) == b && f->group_of[n->in[k]->id] != a)
+            if (f->group_of[n->in[k]->id] != a && reads_result(f, n->in[k], b))
                 return true;
     }
     return false;

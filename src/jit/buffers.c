@@ -136,7 +136,22 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     return st;
 }
 
-/* Whether group gi reads node v's buffer (directly or through a reshape of it). */
+/* Whether reading node n reads v's buffer: n is it (or a reshape of it), or n is computed
+ * inline from something that does (a gathered GEMM operand of another group). */
+static bool reads_buffer(const jit_program *j, const jg_node *n, const jg_node *v)
+{
+    if (jit_storage_of(j, n) == v)
+        return true;
+    if (j->fus.role[n->id] != ROLE_INLINE)
+        return false;
+    for (int k = 0; k < n->n_in; k++)
+        if (reads_buffer(j, n->in[k], v))
+            return true;
+    return false;
+}
+
+/* Whether group gi reads node v's buffer (directly, through a reshape of it, or through
+ * another group's inline nodes it computes again). */
 static bool group_reads(const jit_program *j, int gi, const jg_node *v)
 {
     const jg_graph *g = j->low.g;
@@ -145,7 +160,7 @@ static bool group_reads(const jit_program *j, int gi, const jg_node *v)
             continue;
         const jg_node *m = g->nodes[id];
         for (int k = 0; k < m->n_in; k++)
-            if (jit_storage_of(j, m->in[k]) == v && j->fus.group_of[m->in[k]->id] != gi)
+            if (j->fus.group_of[m->in[k]->id] != gi && reads_buffer(j, m->in[k], v))
                 return true;
     }
     return false;

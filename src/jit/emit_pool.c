@@ -246,7 +246,6 @@ static void scan_lanes(pool_gen *g, LLVMValueRef xp, LLVMValueRef i, LLVMValueRe
     emit_ctx *e = g->e;
     LLVMBuilderRef b = e->b;
     const pool_geom *p = &g->p;
-    LLVMTypeRef vt = emit_vector_type(e, g->dtype);
     LLVMTypeRef vi1 = LLVMVectorType(LLVMInt1TypeInContext(e->m->ctx), (unsigned)e->width);
     LLVMValueRef best = emit_splat_const(e, g->dtype, -INFINITY);
     LLVMValueRef at = LLVMConstNull(LLVMVectorType(g->i64, (unsigned)e->width));
@@ -298,7 +297,6 @@ static void scan_lanes(pool_gen *g, LLVMValueRef xp, LLVMValueRef i, LLVMValueRe
             have = LLVMBuildOr(b, have, inside, "");
         }
     }
-    (void)vt;
     *best_out = best;
     *at_out = at;
     *tap_out = tap;
@@ -443,7 +441,7 @@ void pool_emit_max(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef
     LLVMValueRef xp = ptr_at(&g, x, mulc(&g, lq.i, p->h * p->w));
     LLVMValueRef op = ptr_at(&g, out, mulc(&g, lq.i, grad ? p->h * p->w : p->oh * p->ow));
     LLVMValueRef dyp = grad ? ptr_at(&g, dy, mulc(&g, lq.i, p->oh * p->ow)) : NULL;
-    bool vector = p->ow <= 4096 && p->kh * p->kw <= 64 &&
+    bool vector = e->width >= 2 && p->ow <= 4096 && p->kh * p->kw <= 64 &&
                   (!grad || (tiles && p->ties == JG_TIES_FIRST));
     if (vector) {
         vector_rows(&g, xp, op, dyp, grad);
@@ -472,8 +470,11 @@ void pool_emit_max(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef
             d = LLVMBuildFDiv(e->b, d, get(&g, sp.count, g.t), "");
         }
         sp.share = d;
-        if (!sp.split && !tiles)
+        if (!sp.split && !tiles) { /* (a window all in the padding gives nothing) */
+            LLVMValueRef have = get(&g, s.have, LLVMInt1TypeInContext(e->m->ctx));
+            d = LLVMBuildSelect(e->b, have, d, LLVMConstReal(g.t, 0), "");
             store(&g, op, at, LLVMBuildFAdd(e->b, load(&g, op, at), d, ""));
+        }
         else
             for_taps(&g, xp, li.i, lj.i, share_tap, &sp);
     }

@@ -524,8 +524,9 @@ static size_t scratch_bytes(const gemm_plan *p, const gemm_desc *d, int64_t esiz
 /* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
  * block at virtual offset voff, gathering them unless they are already there. A tile whose
  * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
- * own rows of the block, so each element is gathered once over all tiles; otherwise the whole
- * block, once per batch (its tiles come one after another). */
+ * own rows of the block, so each element is gathered once per row block; otherwise the whole
+ * block, once per batch (its tiles come one after another; with summed batches, once per
+ * tile and summed index). */
 static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi)
 {
     emit_ctx *e = g->e;

@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { KEY_SIZE = CACHE_KEY_SIZE, JG_MAX_COMPILE_THREADS = 64 };
+enum { KEY_SIZE = CACHE_KEY_SIZE, MAX_COMPILE_THREADS = 64 };
 
 typedef struct cache_entry {
     uint8_t key[KEY_SIZE];
@@ -708,14 +708,15 @@ jg_status jit_batch_run(jit_batch *b, char *err, size_t size)
     int pending = 0;
     for (int i = 0; i < b->n; i++)
         pending += b->e[i].pending;
-    int extra = (pending < b->threads ? pending : b->threads) - 1;
-    pthread_t tid[JG_MAX_COMPILE_THREADS];
+    int extra = (pending < b->threads ? pending : b->threads) - 1; /* -1: nothing to do */
+    pthread_t tid[MAX_COMPILE_THREADS];
     int started = 0;
     b->next = 0;
-    for (; started < extra && started < JG_MAX_COMPILE_THREADS; started++)
+    for (; started < extra && started < MAX_COMPILE_THREADS; started++)
         if (pthread_create(&tid[started], NULL, batch_worker, b) != 0)
             break; /* fewer threads: the others take up the work */
-    batch_worker(b);
+    if (pending)
+        batch_worker(b);
     for (int t = 0; t < started; t++)
         pthread_join(tid[t], NULL);
     /* Link in the order of the adds, so names and cache entries do not depend on timing. */

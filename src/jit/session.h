@@ -5,8 +5,10 @@
  *     IR (jit_module) ─▶ verify ─▶ LLVMRunPasses(default<O3>) ─▶ object code (our target
  *     machine) ─▶ [disk cache] ─▶ LLJIT AddObjectFile ─▶ lookup ─▶ function pointers
  *
- * All of it runs under the session's lock, so programs may be compiled on several threads;
- * compiled code is called from any thread. */
+ * The caches and the JIT are used under the session's lock (lookups as kernels are added,
+ * linking after a batch's parallel code generation), so sessions may be used from several
+ * threads; each program has its own session, so two batches never race to link one kernel.
+ * Compiled code is called from any thread. */
 #ifndef JG_JIT_SESSION_H
 #define JG_JIT_SESSION_H
 
