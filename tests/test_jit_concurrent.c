@@ -1,6 +1,7 @@
 /* First compiles on many threads at once: LLVM's process-wide initialisation runs once
- * (jit/session.c), so 8 threads released together, each compiling and running a graph of its
- * own in a fresh process, all finish with the right result. Each round is a child process
+ * (jit/session.c), so 8 threads released together, each compiling (half of them on two
+ * compile threads) and running a graph of its own in a fresh process, all finish with the
+ * right result. Each round is a child process
  * (the first compile of a process is what raced) with a timeout, since the failure was a hang.
  * JG_STRESS_ROUNDS sets the rounds (make check: 5; make stress: 50). */
 #include "support/support.h"
@@ -19,24 +20,31 @@ enum { THREADS = 8, ROUND_SECONDS = 60 };
 
 static pthread_barrier_t start;
 
-/* Thread i: sum(x * (i + 1)) over x = 0 .. 63 + 8i, compiled and run; 1 when right. */
+/* Thread i: sum(x * (i + 1)) and max(x^2) over x = 0 .. 63 + 8i, compiled and run; 1 when
+ * right. */
 static void *compile_own_graph(void *arg)
 {
     int i = (int)(intptr_t)arg, n = 64 + 8 * i;
     pthread_barrier_wait(&start);
     jg_graph *g = jg_graph_new();
     jg_node *x = jg_input(g, "x", JG_F32, jg_shape(n));
-    jg_node *y = jg_sum(jg_scale(jg_exp(jg_log(jg_shift(x, 1))), i + 1), JG_ALL_AXES, false);
-    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .num_threads = 1 });
-    float xv[128], got = -1;
+    jg_node *outs[2] = {
+        jg_sum(jg_scale(jg_exp(jg_log(jg_shift(x, 1))), i + 1), JG_ALL_AXES, false),
+        jg_max(jg_square(x), JG_ALL_AXES, false), /* a second kernel to compile */
+    };
+    /* odd threads compile on 2 threads (session.c's parallel batch: a worker thread with a
+     * target machine of its own, made while the others start LLVM up) */
+    jg_program *p = jg_compile(g, outs, 2, &(jg_opts){ .num_threads = 1 + i % 2 });
+    float xv[128], got[2] = { -1, -1 };
     for (int k = 0; k < n; k++)
         xv[k] = (float)k;
     bool ok = p && jg_program_set(p, "x", xv, sizeof(float) * (size_t)n) == JG_OK &&
-              jg_program_run(p) == JG_OK && jg_program_get(p, 0, &got, sizeof got) == JG_OK;
-    double want = (i + 1) * ((double)n * (n - 1) / 2 + n);
+              jg_program_run(p) == JG_OK && jg_program_get(p, 0, &got[0], sizeof(float)) == JG_OK &&
+              jg_program_get(p, 1, &got[1], sizeof(float)) == JG_OK;
+    double want = (i + 1) * ((double)n * (n - 1) / 2 + n), top = (double)(n - 1) * (n - 1);
     if (!ok)
         fprintf(stderr, "thread %d: %s\n", i, p ? jg_errmsg(p) : jg_errmsg(g));
-    ok = ok && fabs(got - want) <= 1e-4 * want;
+    ok = ok && fabs(got[0] - want) <= 1e-4 * want && got[1] == top;
     jg_program_free(p);
     jg_graph_free(g);
     return (void *)(intptr_t)ok;
