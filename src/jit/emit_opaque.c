@@ -18,6 +18,7 @@
  * each call of a split run reports the same, first, bad position. NOTE loop-carried values
  * live in allocas of the entry block: the optimiser promotes them to registers. */
 #include "jit/emit_opaque.h"
+#include "jit/scalar_ir.h"
 
 #include <math.h>
 
@@ -41,52 +42,12 @@ static LLVMValueRef addc(emit_ctx *e, LLVMValueRef a, int64_t c)
     return c == 0 ? a : add(e, a, emit_i64(e, c));
 }
 
-static LLVMValueRef elem_ptr(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValueRef off)
-{
-    return LLVMBuildGEP2(e->b, emit_scalar_type(e, t), p, &off, 1, "");
-}
-
-static LLVMValueRef load_at(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValueRef off)
-{
-    LLVMValueRef v = LLVMBuildLoad2(e->b, emit_scalar_type(e, t), elem_ptr(e, p, t, off), "");
-    LLVMSetAlignment(v, (unsigned)jg_dtype_size(t));
-    return v;
-}
-
-static void store_at(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValueRef off, LLVMValueRef v)
-{
-    LLVMValueRef s = LLVMBuildStore(e->b, v, elem_ptr(e, p, t, off));
-    LLVMSetAlignment(s, (unsigned)jg_dtype_size(t));
-}
-
 /* An i32 index as i64 (sign-extended: a negative index stays out of range). */
 static LLVMValueRef load_index(emit_ctx *e, LLVMValueRef idx, LLVMValueRef at)
 {
     return LLVMBuildSExt(e->b, load_at(e, idx, JG_I32, at), i64_type(e), "");
 }
 
-/* A mutable scalar: an alloca in the entry block, initialised here. */
-static LLVMValueRef var_new(emit_ctx *e, LLVMValueRef init)
-{
-    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(e->fn);
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(e->m->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    if (first)
-        LLVMPositionBuilderBefore(b, first);
-    else
-        LLVMPositionBuilderAtEnd(b, entry);
-    LLVMValueRef v = LLVMBuildAlloca(b, LLVMTypeOf(init), "");
-    LLVMDisposeBuilder(b);
-    LLVMBuildStore(e->b, init, v);
-    return v;
-}
-
-static LLVMValueRef var_get(emit_ctx *e, LLVMValueRef var, LLVMTypeRef t)
-{
-    return LLVMBuildLoad2(e->b, t, var, "");
-}
-
-static void var_set(emit_ctx *e, LLVMValueRef var, LLVMValueRef v) { LLVMBuildStore(e->b, v, var); }
 
 static LLVMBasicBlockRef block(emit_ctx *e, const char *name)
 {

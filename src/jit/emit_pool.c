@@ -10,6 +10,7 @@
  * even plane): then every element belongs to one window and is stored once, share or 0,
  * with no zeroing pass and no read of dx. */
 #include "jit/emit_opaque.h"
+#include "jit/scalar_ir.h"
 #include "ops/pool.h"
 
 typedef struct pool_gen {
@@ -31,46 +32,6 @@ static LLVMValueRef mulc(pool_gen *g, LLVMValueRef a, int64_t c)
 {
     return c == 1 ? a : LLVMBuildMul(g->e->b, a, c64(g, c), "");
 }
-
-static LLVMValueRef ptr_at(pool_gen *g, LLVMValueRef p, LLVMValueRef off)
-{
-    return LLVMBuildGEP2(g->e->b, g->t, p, &off, 1, "");
-}
-
-static LLVMValueRef load(pool_gen *g, LLVMValueRef p, LLVMValueRef off)
-{
-    LLVMValueRef v = LLVMBuildLoad2(g->e->b, g->t, ptr_at(g, p, off), "");
-    LLVMSetAlignment(v, (unsigned)jg_dtype_size(g->dtype));
-    return v;
-}
-
-static void store(pool_gen *g, LLVMValueRef p, LLVMValueRef off, LLVMValueRef v)
-{
-    LLVMValueRef s = LLVMBuildStore(g->e->b, v, ptr_at(g, p, off));
-    LLVMSetAlignment(s, (unsigned)jg_dtype_size(g->dtype));
-}
-
-/* A mutable scalar in an alloca of the entry block (promoted to a register). */
-static LLVMValueRef var(pool_gen *g, LLVMValueRef init)
-{
-    LLVMBuilderRef b = LLVMCreateBuilderInContext(g->e->m->ctx);
-    LLVMValueRef first = LLVMGetFirstInstruction(g->e->entry);
-    if (first)
-        LLVMPositionBuilderBefore(b, first);
-    else
-        LLVMPositionBuilderAtEnd(b, g->e->entry);
-    LLVMValueRef v = LLVMBuildAlloca(b, LLVMTypeOf(init), "");
-    LLVMDisposeBuilder(b);
-    LLVMBuildStore(g->e->b, init, v);
-    return v;
-}
-
-static LLVMValueRef get(pool_gen *g, LLVMValueRef v, LLVMTypeRef t)
-{
-    return LLVMBuildLoad2(g->e->b, t, v, "");
-}
-
-static void set(pool_gen *g, LLVMValueRef v, LLVMValueRef x) { LLVMBuildStore(g->e->b, x, v); }
 
 /* lo <= v < hi for a constant range. */
 static LLVMValueRef in_range(pool_gen *g, LLVMValueRef v, int64_t hi)
@@ -97,7 +58,7 @@ static window_tap tap_at(pool_gen *g, LLVMValueRef x, LLVMValueRef r, LLVMValueR
     t.at = add(g, mulc(g, r, g->p.w), c);
     if (g->check_rows || g->check_cols)
         t.at = LLVMBuildSelect(b, t.inside, t.at, c64(g, 0), "");
-    t.v = load(g, x, t.at);
+    t.v = load_at(g->e, x, g->dtype, t.at);
     return t;
 }
 
@@ -131,22 +92,24 @@ static void scan_tap(pool_gen *g, const window_tap *t, void *ctx)
 {
     scan *s = ctx;
     LLVMBuilderRef b = g->e->b;
-    LLVMValueRef best = get(g, s->best, g->t), have = get(g, s->have, LLVMTypeOf(t->inside));
+    LLVMValueRef best = var_get(g->e, s->best, g->t);
+    LLVMValueRef have = var_get(g->e, s->have, LLVMTypeOf(t->inside));
     LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, t->v, best, "");
     LLVMValueRef nan = LLVMBuildAnd(b, LLVMBuildFCmp(b, LLVMRealUNO, t->v, t->v, ""),
                                     LLVMBuildFCmp(b, LLVMRealORD, best, best, ""), "");
-    LLVMValueRef better = LLVMBuildOr(b, LLVMBuildNot(b, have, ""), LLVMBuildOr(b, gt, nan, ""), "");
+    LLVMValueRef better = LLVMBuildOr(b, LLVMBuildNot(b, have, ""),
+                                      LLVMBuildOr(b, gt, nan, ""), "");
     better = LLVMBuildAnd(b, t->inside, better, "");
-    set(g, s->best, LLVMBuildSelect(b, better, t->v, best, ""));
-    set(g, s->at, LLVMBuildSelect(b, better, t->at, get(g, s->at, g->i64), ""));
-    set(g, s->have, LLVMBuildOr(b, have, t->inside, ""));
+    var_set(g->e, s->best, LLVMBuildSelect(b, better, t->v, best, ""));
+    var_set(g->e, s->at, LLVMBuildSelect(b, better, t->at, var_get(g->e, s->at, g->i64), ""));
+    var_set(g->e, s->have, LLVMBuildOr(b, have, t->inside, ""));
 }
 
 static scan scan_window(pool_gen *g, LLVMValueRef x, LLVMValueRef i, LLVMValueRef j)
 {
     LLVMTypeRef i1 = LLVMInt1TypeInContext(g->e->m->ctx);
-    scan s = { var(g, LLVMConstReal(g->t, -INFINITY)), var(g, c64(g, 0)),
-               var(g, LLVMConstInt(i1, 0, 0)) };
+    scan s = { var_new(g->e, LLVMConstReal(g->t, -INFINITY)), var_new(g->e, c64(g, 0)),
+               var_new(g->e, LLVMConstInt(i1, 0, 0)) };
     for_taps(g, x, i, j, scan_tap, &s);
     return s;
 }
@@ -177,15 +140,15 @@ static void share_tap(pool_gen *g, const window_tap *t, void *ctx)
     LLVMValueRef hit = takes_share(g, s, t), zero = LLVMConstReal(g->t, 0);
     if (!s->share) {
         LLVMValueRef one = LLVMBuildUIToFP(b, hit, g->t, "");
-        set(g, s->count, LLVMBuildFAdd(b, get(g, s->count, g->t), one, ""));
+        var_set(g->e, s->count, LLVMBuildFAdd(b, var_get(g->e, s->count, g->t), one, ""));
         return;
     }
     if (s->tiles) { /* each element is in one window only: store, share or 0 */
-        store(g, s->dx, t->at, LLVMBuildSelect(b, hit, s->share, zero, ""));
+        store_at(g->e, s->dx, g->dtype, t->at, LLVMBuildSelect(b, hit, s->share, zero, ""));
         return;
     }
-    LLVMValueRef old = load(g, s->dx, t->at);
-    store(g, s->dx, t->at,
+    LLVMValueRef old = load_at(g->e, s->dx, g->dtype, t->at);
+    store_at(g->e, s->dx, g->dtype, t->at,
           LLVMBuildSelect(b, hit, LLVMBuildFAdd(b, old, s->share, ""), old, ""));
 }
 
@@ -340,6 +303,22 @@ static void pair_grad_rows(pool_gen *g, LLVMValueRef op, LLVMValueRef dyp, LLVMV
     }
 }
 
+/* <W x T> from base[idx[l]] for the lanes on in mask (T: element type et), others 0. */
+static LLVMValueRef gather_at(pool_gen *g, LLVMTypeRef et, LLVMValueRef base, LLVMValueRef idx,
+                              LLVMValueRef mask)
+{
+    emit_ctx *e = g->e;
+    LLVMTypeRef vt = LLVMVectorType(et, (unsigned)e->width);
+    LLVMValueRef ptrs = LLVMBuildGEP2(e->b, et, base, &idx, 1, "");
+    LLVMTypeRef ov[2] = { vt, LLVMTypeOf(ptrs) };
+    unsigned align = (unsigned)(LLVMGetTypeKind(et) == LLVMIntegerTypeKind
+                                    ? LLVMGetIntTypeWidth(et) / 8
+                                    : jg_dtype_size(g->dtype));
+    LLVMValueRef args[4] = { ptrs, LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx), align, 0),
+                             mask, LLVMConstNull(vt) };
+    return emit_intrinsic(e, "llvm.masked.gather", ov, 2, args, 4);
+}
+
 /* The vector path: the forward for any geometry; the gradient when the windows tile the
  * plane and the first maximum takes all (then each dx row is one pass of contiguous stores,
  * each lane reading its window's maximum index and dy from a row of them kept on the
@@ -353,7 +332,8 @@ static void vector_rows(pool_gen *g, LLVMValueRef xp, LLVMValueRef op, LLVMValue
     int64_t w = e->width, blocks = (p->ow + w - 1) / w;
     LLVMTypeRef vi64 = LLVMVectorType(g->i64, (unsigned)w);
     LLVMValueRef at_row = NULL;
-    if (grad && !pair_layout(p)) { /* the row's maximum indices, whole vectors (in the entry block) */
+    if (grad && !pair_layout(p)) {
+        /* the row's maximum indices, whole vectors (in the entry block) */
         LLVMBuilderRef eb = LLVMCreateBuilderInContext(e->m->ctx);
         LLVMPositionBuilderBefore(eb, LLVMGetFirstInstruction(e->entry));
         at_row = LLVMBuildArrayAlloca(eb, g->i64, c64(g, blocks * w), "at_row");
@@ -380,14 +360,15 @@ static void vector_rows(pool_gen *g, LLVMValueRef xp, LLVMValueRef op, LLVMValue
         e->mask = NULL;
     } else { /* kept for the row's pass below */
         LLVMValueRef dst = LLVMBuildGEP2(b, g->i64, at_row, &j0, 1, "");
-        LLVMValueRef st = LLVMBuildStore(b, at, LLVMBuildBitCast(b, dst, LLVMPointerType(vi64, 0), ""));
+        LLVMValueRef st = LLVMBuildStore(
+            b, at, LLVMBuildBitCast(b, dst, LLVMPointerType(vi64, 0), ""));
         LLVMSetAlignment(st, 8);
     }
     loop_end(e, &lj);
     if (grad && !pair_layout(p)) {
         /* dx rows i*kh .. i*kh + kh - 1: element u of a row is tap u % kw of window u / kw */
         int64_t row = p->w, ublocks = (row + w - 1) / w;
-        LLVMValueRef dy_row = ptr_at(g, dyp, mulc(g, li.i, p->ow));
+        LLVMValueRef dy_row = elem_ptr(g->e, dyp, g->dtype, mulc(g, li.i, p->ow));
         LLVMTypeRef vt = emit_vector_type(e, g->dtype);
         for (int64_t a = 0; a < p->kh; a++) {
             LLVMValueRef r = add(g, mulc(g, li.i, p->kh), c64(g, a));
@@ -399,17 +380,8 @@ static void vector_rows(pool_gen *g, LLVMValueRef xp, LLVMValueRef op, LLVMValue
             LLVMValueRef mask = row % w ? emit_lane_mask(e, LLVMBuildSub(b, c64(g, row), u0, ""))
                                         : LLVMConstAllOnes(LLVMVectorType(
                                               LLVMInt1TypeInContext(e->m->ctx), (unsigned)w));
-            LLVMValueRef aptrs = LLVMBuildGEP2(b, g->i64, at_row, &jw, 1, "");
-            LLVMTypeRef ova[2] = { vi64, LLVMTypeOf(aptrs) };
-            LLVMValueRef aargs[4] = { aptrs, LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx), 8, 0),
-                                      mask, LLVMConstNull(vi64) };
-            LLVMValueRef win_at = emit_intrinsic(e, "llvm.masked.gather", ova, 2, aargs, 4);
-            LLVMValueRef dptrs = LLVMBuildGEP2(b, g->t, dy_row, &jw, 1, "");
-            LLVMTypeRef ovd[2] = { vt, LLVMTypeOf(dptrs) };
-            LLVMValueRef dargs[4] = { dptrs, LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx),
-                                                          (unsigned long long)jg_dtype_size(g->dtype), 0),
-                                      mask, LLVMConstNull(vt) };
-            LLVMValueRef dyv = emit_intrinsic(e, "llvm.masked.gather", ovd, 2, dargs, 4);
+            LLVMValueRef win_at = gather_at(g, g->i64, at_row, jw, mask);
+            LLVMValueRef dyv = gather_at(g, g->t, dy_row, jw, mask);
             LLVMValueRef here = add(g, splat64(g, mulc(g, r, p->w)), u);
             LLVMValueRef hit = LLVMBuildICmp(b, LLVMIntEQ, here, win_at, "");
             LLVMValueRef v = LLVMBuildSelect(b, hit, dyv, LLVMConstNull(vt), "");
@@ -438,9 +410,10 @@ void pool_emit_max(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef
     *outer = p->planes;
     loop lq, li, lj;
     loop_begin(e, &lq, LLVMGetParam(e->fn, 1), LLVMGetParam(e->fn, 2), c64(&g, 1), "plane");
-    LLVMValueRef xp = ptr_at(&g, x, mulc(&g, lq.i, p->h * p->w));
-    LLVMValueRef op = ptr_at(&g, out, mulc(&g, lq.i, grad ? p->h * p->w : p->oh * p->ow));
-    LLVMValueRef dyp = grad ? ptr_at(&g, dy, mulc(&g, lq.i, p->oh * p->ow)) : NULL;
+    LLVMValueRef xp = elem_ptr(g.e, x, g.dtype, mulc(&g, lq.i, p->h * p->w));
+    int64_t out_plane = grad ? p->h * p->w : p->oh * p->ow;
+    LLVMValueRef op = elem_ptr(g.e, out, g.dtype, mulc(&g, lq.i, out_plane));
+    LLVMValueRef dyp = grad ? elem_ptr(g.e, dy, g.dtype, mulc(&g, lq.i, p->oh * p->ow)) : NULL;
     bool vector = e->width >= 2 && p->ow <= 4096 && p->kh * p->kw <= 64 &&
                   (!grad || (tiles && p->ties == JG_TIES_FIRST));
     if (vector) {
@@ -456,24 +429,25 @@ void pool_emit_max(emit_ctx *e, const jg_node *n, LLVMValueRef out, LLVMValueRef
     loop_begin(e, &li, c64(&g, 0), c64(&g, p->oh), c64(&g, 1), "i");
     loop_begin(e, &lj, c64(&g, 0), c64(&g, p->ow), c64(&g, 1), "j");
     scan s = scan_window(&g, xp, li.i, lj.i);
-    LLVMValueRef best = get(&g, s.best, g.t), at = get(&g, s.at, g.i64);
+    LLVMValueRef best = var_get(g.e, s.best, g.t), at = var_get(g.e, s.at, g.i64);
     LLVMValueRef o = add(&g, mulc(&g, li.i, p->ow), lj.i);
     if (!grad) {
-        store(&g, op, o, best);
+        store_at(g.e, op, g.dtype, o, best);
     } else {
-        LLVMValueRef d = load(&g, dyp, o);
+        LLVMValueRef d = load_at(g.e, dyp, g.dtype, o);
         share_pass sp = { .dx = op, .best = best, .at = at, .tiles = tiles,
                           .split = p->ties == JG_TIES_SPLIT };
         if (sp.split) {
-            sp.count = var(&g, LLVMConstReal(g.t, 0));
+            sp.count = var_new(g.e, LLVMConstReal(g.t, 0));
             for_taps(&g, xp, li.i, lj.i, share_tap, &sp);
-            d = LLVMBuildFDiv(e->b, d, get(&g, sp.count, g.t), "");
+            d = LLVMBuildFDiv(e->b, d, var_get(g.e, sp.count, g.t), "");
         }
         sp.share = d;
         if (!sp.split && !tiles) { /* (a window all in the padding gives nothing) */
-            LLVMValueRef have = get(&g, s.have, LLVMInt1TypeInContext(e->m->ctx));
+            LLVMValueRef have = var_get(g.e, s.have, LLVMInt1TypeInContext(e->m->ctx));
             d = LLVMBuildSelect(e->b, have, d, LLVMConstReal(g.t, 0), "");
-            store(&g, op, at, LLVMBuildFAdd(e->b, load(&g, op, at), d, ""));
+            LLVMValueRef old = load_at(g.e, op, g.dtype, at);
+            store_at(g.e, op, g.dtype, at, LLVMBuildFAdd(e->b, old, d, ""));
         }
         else
             for_taps(&g, xp, li.i, lj.i, share_tap, &sp);

@@ -184,7 +184,8 @@ static jg_status max_pool2d_grad_eval(const jg_node *n, const double *const *in,
                         int64_t r = i * p.sh - p.ph + a * p.dh;
                         for (int64_t b = 0; r >= 0 && r < p.h && b < p.kw; b++) {
                             int64_t c = j * p.sw - p.pw + b * p.dw;
-                            if (c < 0 || c >= p.w || !takes_share(&p, &m, x[r * p.w + c], r * p.w + c))
+                            int64_t at = r * p.w + c;
+                            if (c < 0 || c >= p.w || !takes_share(&p, &m, x[at], at))
                                 continue;
                             if (pass == 0)
                                 ties++;
