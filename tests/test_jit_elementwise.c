@@ -17,6 +17,7 @@
  * been written yet. */
 #include "support/jit_compare.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,10 +275,10 @@ Test(jit_elementwise, one_element_subexpressions)
         ctx_fini(&c);
     }
     /* once per kernel call: the IR calls exp in one place (the entry block), not in the
-     * vector loop and again in its masked tail */
+     * vector loop and again in its masked tail (f64, whose exp is a call; f32's is inline) */
     jg_graph *g = jg_graph_new();
-    jg_node *sc = jg_input(g, "s", JG_F32, JG_SCALAR);
-    jg_node *m = jg_input(g, "m", JG_F32, jg_shape(3, 1023));
+    jg_node *sc = jg_input(g, "s", JG_F64, JG_SCALAR);
+    jg_node *m = jg_input(g, "m", JG_F64, jg_shape(3, 1023));
     jg_node *y = jg_mul(m, jg_exp(sc));
     jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .keep_text = true, .num_threads = 1 });
     cr_assert(p, "%s", jg_errmsg(g));
@@ -286,7 +287,7 @@ Test(jit_elementwise, one_element_subexpressions)
     cr_assert_eq(st.kernels, 1);
     const char *ir = jg_program_kernel_ir(p, 0);
     cr_assert(ir);
-    int calls = 0; /* lines "%9 = tail call <16 x float> @llvm.exp.v16f32(...)" */
+    int calls = 0; /* lines "%9 = tail call <8 x double> @llvm.exp.v8f64(...)" */
     for (const char *line = ir; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         const char *end = strchr(line, '\n') ? strchr(line, '\n') : line + strlen(line);
         const char *call = strstr(line, "call "), *exp = strstr(line, "@llvm.exp.");
@@ -295,6 +296,65 @@ Test(jit_elementwise, one_element_subexpressions)
     cr_expect_eq(calls, 1, "exp called in %d places in:\n%s", calls, ir);
     jg_program_free(p);
     jg_graph_free(g);
+}
+
+/* Distance from want to got in units in the last place of want (subnormal spacing below
+ * FLT_MIN); 0 when both are the same NaN-ness or the same infinity. */
+static double ulps(float got, double want)
+{
+    if (isnan(want) || isnan(got))
+        return isnan(want) && isnan(got) ? 0 : INFINITY;
+    float w = (float)want;
+    if (isinf(w) || isinf(got))
+        return w == got ? 0 : INFINITY;
+    double spacing = fabs(w) < FLT_MIN ? ldexp(1, -149) : nextafterf(fabsf(w), INFINITY) - fabsf(w);
+    return fabs((double)got - want) / spacing;
+}
+
+/* f32 exp, log and tanh are inline polynomials (src/jit/emit_math.c): within 2 ulp of the
+ * exact value (libm in double, rounded) over their whole domains, subnormal inputs and
+ * results, overflow and the special values included, at every vector width. */
+Test(jit_elementwise, transcendental_f32_within_2_ulp)
+{
+    enum { N = 20001 };
+    static float xe[N], xl[N], xt[N], got[N];
+    for (int i = 0; i < N - 8; i++) {
+        double u = (double)i / (N - 9);
+        xe[i] = (float)(-106 + 196 * u);                    /* past both ends of exp */
+        xl[i] = (float)exp2(-152 + 282 * u);                /* subnormal to near FLT_MAX */
+        xt[i] = (float)(u < 0.5 ? -12 + 24 * u : sinh(-2 + 4 * u) * 0.5); /* tails; near 0 */
+    }
+    static const float special[8] = { NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 1.0f, -1.0f, 1e-40f };
+    for (int i = 0; i < 8; i++)
+        xe[N - 8 + i] = xl[N - 8 + i] = xt[N - 8 + i] = special[i];
+    static const int widths[3] = { 512, 256, 32 };
+    for (int w = 0; w < 3; w++) {
+        for (int f = 0; f < 3; f++) {
+            jg_graph *g = jg_graph_new();
+            jg_node *x = jg_input(g, "x", JG_F32, jg_shape(N));
+            jg_node *y = f == 0 ? jg_exp(x) : f == 1 ? jg_log(x) : jg_tanh(x);
+            const float *in = f == 0 ? xe : f == 1 ? xl : xt;
+            jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .vector_bits = widths[w] });
+            cr_assert(p, "%s", jg_errmsg(g));
+            cr_assert_eq(jg_program_set(p, "x", in, sizeof xe), JG_OK);
+            cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_program_errmsg(p));
+            cr_assert_eq(jg_program_get(p, 0, got, sizeof got), JG_OK);
+            double worst = 0;
+            int at = 0;
+            for (int i = 0; i < N; i++) {
+                double want = f == 0 ? exp(in[i]) : f == 1 ? log(in[i]) : tanh(in[i]);
+                double d = ulps(got[i], want);
+                if (d > worst)
+                    worst = d, at = i;
+            }
+            static const char *name[3] = { "exp", "log", "tanh" };
+            cr_expect_leq(worst, 2.0, "%s at %d bits: %.2f ulp at x = %a (got %a, want %a)",
+                          name[f], widths[w], worst, (double)in[at], (double)got[at],
+                          f == 0 ? exp(in[at]) : f == 1 ? log(in[at]) : tanh(in[at]));
+            jg_program_free(p);
+            jg_graph_free(g);
+        }
+    }
 }
 
 /* NaN, infinities and signed zeros through the ops that must treat them as the reference does. */

@@ -58,26 +58,6 @@ static void broadcast_index(emit_ctx *e, jg_shape out, jg_shape in, const kidx *
 
 static bool is_float(jg_dtype t) { return t != JG_I32; }
 
-/* A libm function applied lane by lane, for functions LLVM has no intrinsic for. */
-static LLVMValueRef per_lane(emit_ctx *e, const char *f32_name, const char *f64_name,
-                             jg_dtype t, LLVMValueRef v)
-{
-    LLVMTypeRef st = emit_scalar_type(e, t);
-    const char *name = t == JG_F64 ? f64_name : f32_name;
-    LLVMTypeRef fty = LLVMFunctionType(st, &st, 1, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(e->m->mod, name);
-    if (!fn)
-        fn = LLVMAddFunction(e->m->mod, name, fty);
-    LLVMValueRef r = LLVMGetUndef(LLVMTypeOf(v));
-    for (int i = 0; i < e->width; i++) {
-        LLVMValueRef at = LLVMConstInt(LLVMInt32TypeInContext(e->m->ctx), (unsigned)i, 0);
-        LLVMValueRef x = LLVMBuildExtractElement(e->b, v, at, "");
-        LLVMValueRef y = LLVMBuildCall2(e->b, fty, fn, &x, 1, "");
-        r = LLVMBuildInsertElement(e->b, r, y, at, "");
-    }
-    return r;
-}
-
 static LLVMValueRef intrinsic1(emit_ctx *e, const char *name, LLVMValueRef v)
 {
     LLVMTypeRef t = LLVMTypeOf(v);
@@ -174,23 +154,23 @@ static LLVMValueRef unary(emit_ctx *e, const jg_node *n, LLVMValueRef v)
             return intrinsic1(e, "llvm.fabs", v);
         return select_(e, LLVMBuildICmp(b, LLVMIntSLT, v, k(e, t, 0), ""),
                        sat(e, "llvm.ssub.sat", k(e, t, 0), v), v);
-    case JG_OP_EXP: return intrinsic1(e, "llvm.exp", v);
-    case JG_OP_LOG: return intrinsic1(e, "llvm.log", v);
+    case JG_OP_EXP: return emit_exp(e, t, v);
+    case JG_OP_LOG: return emit_log(e, t, v);
     case JG_OP_SQRT: return intrinsic1(e, "llvm.sqrt", v);
     case JG_OP_RSQRT: return LLVMBuildFDiv(b, k(e, t, 1), intrinsic1(e, "llvm.sqrt", v), "");
     case JG_OP_SQUARE: return LLVMBuildFMul(b, v, v, "");
-    case JG_OP_TANH: return per_lane(e, "tanhf", "tanh", t, v);
+    case JG_OP_TANH: return emit_tanh(e, t, v);
     case JG_OP_SIGMOID: {
         /* 1 / (1 + e^-v): e^-v overflows to inf for very negative v, giving 0 as it should */
-        LLVMValueRef ex = intrinsic1(e, "llvm.exp", LLVMBuildFNeg(b, v, ""));
+        LLVMValueRef ex = emit_exp(e, t, LLVMBuildFNeg(b, v, ""));
         return LLVMBuildFDiv(b, k(e, t, 1), LLVMBuildFAdd(b, k(e, t, 1), ex, ""), "");
     }
     case JG_OP_RELU:
         return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v, k(e, t, 0));
     case JG_OP_SOFTPLUS: {
         LLVMValueRef m = select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v, k(e, t, 0));
-        LLVMValueRef ex = intrinsic1(e, "llvm.exp", LLVMBuildFNeg(b, intrinsic1(e, "llvm.fabs", v), ""));
-        return LLVMBuildFAdd(b, m, per_lane(e, "log1pf", "log1p", t, ex), "");
+        LLVMValueRef ex = emit_exp(e, t, LLVMBuildFNeg(b, intrinsic1(e, "llvm.fabs", v), ""));
+        return LLVMBuildFAdd(b, m, emit_libm_per_lane(e, "log1pf", "log1p", t, ex), "");
     }
     case JG_OP_POW: return intrinsic2(e, "llvm.pow", v, k(e, t, a0));
     case JG_OP_LEAKY_RELU:
@@ -198,7 +178,7 @@ static LLVMValueRef unary(emit_ctx *e, const jg_node *n, LLVMValueRef v)
                        LLVMBuildFMul(b, v, k(e, t, a0), ""));
     case JG_OP_ELU:
         return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v,
-                       LLVMBuildFMul(b, per_lane(e, "expm1f", "expm1", t, v), k(e, t, a0), ""));
+                       LLVMBuildFMul(b, emit_libm_per_lane(e, "expm1f", "expm1", t, v), k(e, t, a0), ""));
     case JG_OP_CLAMP: {
         LLVMValueRef hi = select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, a1), ""), k(e, t, a1), v);
         return select_(e, LLVMBuildFCmp(b, LLVMRealOLT, v, k(e, t, a0), ""), k(e, t, a0), hi);

@@ -92,6 +92,14 @@ HIDDEN LLVMValueRef emit_intrinsic(emit_ctx *e, const char *name, LLVMTypeRef *o
 HIDDEN LLVMValueRef emit_splat_const(emit_ctx *e, jg_dtype t, double v);
 HIDDEN LLVMValueRef emit_splat(emit_ctx *e, LLVMValueRef scalar);
 
+/* exp, log and tanh of <width x T> (emit_math.c): inline polynomials in f32, libm in f64. */
+HIDDEN LLVMValueRef emit_exp(emit_ctx *e, jg_dtype t, LLVMValueRef v);
+HIDDEN LLVMValueRef emit_log(emit_ctx *e, jg_dtype t, LLVMValueRef v);
+HIDDEN LLVMValueRef emit_tanh(emit_ctx *e, jg_dtype t, LLVMValueRef v);
+/* A libm function (f32_name or f64_name by t) applied lane by lane. */
+HIDDEN LLVMValueRef emit_libm_per_lane(emit_ctx *e, const char *f32_name, const char *f64_name,
+                                       jg_dtype t, LLVMValueRef v);
+
 /* A counted loop: for (i = from; i < to; i += step) body. Usage:
  *     loop L; loop_begin(e, &L, from, to, step, "i"); ... use L.i ...; loop_end(e, &L); */
 typedef struct loop {
