@@ -59,6 +59,7 @@ HIDDEN bool pass_bn_fold(pass_ctx *c);
 HIDDEN bool pass_linear_fold(pass_ctx *c);
 HIDDEN bool pass_bn_relu(pass_ctx *c);
 HIDDEN bool pass_epilogue(pass_ctx *c);
+HIDDEN bool pass_remat(pass_ctx *c);
 HIDDEN bool pass_dce(pass_ctx *c);
 
 /* One pass's record in a program: what it did and what it cost. */

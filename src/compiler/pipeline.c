@@ -27,6 +27,7 @@ static const pass_def PIPELINE[] = {
     { "linear_fold", pass_linear_fold, FOR_EVAL },
     { "bn_relu",     pass_bn_relu,     FOR_TRAIN }, /* one-pass batch statistics */
     { "epilogue",    pass_epilogue,    FOR_ALL },   /* pointwise ops into the GEMM store */
+    { "remat",       pass_remat,       FOR_ALL },   /* shared views inline in each reader */
     { "dce",         pass_dce,         FOR_ALL },
     { "fuse",        NULL,             FOR_ALL }, /* jit/executor.c: kernels */
     { "gather",      NULL,             FOR_ALL }, /* GEMMs gather im2col operands */

@@ -1,0 +1,62 @@
+/* Pass "remat" (src/compiler/remat.c): a slice or broadcast of a buffer, read by several
+ * consumers, is recomputed inline by each pointwise or reducing one instead of getting a
+ * kernel of its own; consumers that read buffers (matmul) share the original; a view of an
+ * inline expression stays shared; the values never change. */
+#include "support/pass_check.h"
+#include "support/support.h"
+
+#include <math.h>
+
+TestSuite(pass_remat);
+
+static int kernels(jg_graph *g, jg_node *const *outs, int n, const char *off)
+{
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .passes_off = off });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
+    jg_program_free(p);
+    return st.kernels;
+}
+
+/* The gates of an LSTM step: slices of one GEMM result, each read by two cell ops. */
+Test(pass_remat, shared_slices_of_a_buffer_are_read_inline)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(5, 12));
+    jg_node *w = jg_input(g, "w", JG_F64, jg_shape(12, 8));
+    jg_node *v = jg_input(g, "v", JG_F64, jg_shape(4, 3));
+    jg_node *m = jg_matmul(x, w);
+    jg_node *a = jg_slice(m, 1, 0, 4, 1), *b = jg_slice(m, 1, 4, 8, 1);
+    jg_node *outs[4] = { jg_mul(jg_tanh(a), b), jg_add(a, jg_exp(b)), jg_matmul(a, v),
+                         jg_sum(b, jg_axes(0), false) };
+    t_program_graph p = t_lower(outs, 4, false);
+    cr_assert_eq(t_count_op(&p, JG_OP_SLICE), 2);
+    cr_assert(pass_remat(&p.c));
+    /* a: its own copy in tanh and add, the original for the matmul; b: copies in mul, exp
+     * and the sum, the original gone */
+    cr_assert_eq(t_count_op(&p, JG_OP_SLICE), 6);
+    t_program_graph_free(&p);
+    int with = kernels(g, outs, 4, NULL), without = kernels(g, outs, 4, "remat");
+    cr_assert_lt(with, without, "kernels: %d with remat, %d without", with, without);
+    double xv[60], wv[96], vv[12];
+    for (int i = 0; i < 96; i++)
+        wv[i] = cos(0.7 * i), xv[i % 60] = sin(0.3 * i), vv[i % 12] = 0.1 * i;
+    jg_binding in[3] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv }, { "v", vv, sizeof vv } };
+    t_assert_pass_neutral(g, outs, 4, "remat", in, 3, 0);
+    jg_graph_free(g);
+}
+
+/* Copying a slice of exp(x) into each consumer would give exp(x) a buffer it did not need. */
+Test(pass_remat, views_of_inline_values_stay_shared)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(6, 10));
+    jg_node *s = jg_slice(jg_exp(x), 1, 2, 7, 1);
+    jg_node *outs[2] = { jg_tanh(s), jg_square(s) };
+    t_program_graph p = t_lower(outs, 2, false);
+    cr_assert_not(pass_remat(&p.c));
+    cr_assert_eq(t_count_op(&p, JG_OP_SLICE), 1);
+    t_program_graph_free(&p);
+    jg_graph_free(g);
+}
