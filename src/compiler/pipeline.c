@@ -23,6 +23,7 @@ static const pass_def PIPELINE[] = {
     { "constfold",   pass_constfold,   FOR_ALL },
     { "cse",         pass_cse,         FOR_ALL },
     { "unslice_sum", pass_unslice_sum, FOR_ALL }, /* sliced reads' gradients: one concat */
+    { "matmul_sum",  pass_matmul_sum,  FOR_ALL }, /* a sum of GEMMs: one GEMM */
     { "bn_fold",     pass_bn_fold,     FOR_EVAL },
     { "linear_fold", pass_linear_fold, FOR_EVAL },
     { "bn_relu",     pass_bn_relu,     FOR_TRAIN }, /* one-pass batch statistics */

@@ -264,9 +264,11 @@ static jg_node *direction(jg_loc at, jg_graph *g, jg_rnn_kind kind, const cell_w
     jg_node *len = lengths ? jg_reshape_(at, lengths, jg_shape(B, 1)) : NULL;
     /* The input projection of all T steps is one GEMM over [B*T, I], sliced per step. The
      * gradients of the slices are disjoint zero-padded [B, T, k*H] tensors, which pass
-     * unslice_sum turns into one concat, so the weight's gradient is one GEMM too. (A 2-D
-     * [B, T*k*H] view, whose slices need no reshape and so join the step's GEMM epilogue,
-     * was ~15% slower per step and compiled 1 s longer.) */
+     * unslice_sum turns into one concat, so the weight's gradient is one GEMM too. The
+     * step's slice is copied by a small kernel of its own: read in place by the step's GEMM
+     * epilogue (a time-major or [B, T*k*H] view), its offset made each step's GEMM a kernel
+     * of its own, T copies of ~70 KB of code: compiling took ~1 s longer, and the
+     * instruction cache misses made the step slower. */
     int64_t kh = gates_of[kind] * hidden;
     jg_node *gi_all = jg_reshape_(at, jg_add_(at, jg_matmul_(at, jg_reshape_(at, xs, jg_shape(B * T, I)),
                                                               w->w_ih), w->b),
