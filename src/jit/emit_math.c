@@ -66,9 +66,10 @@ static LLVMValueRef exp_f32(emit_ctx *e, LLVMValueRef x)
     r = fmuladd(e, n, kf(e, 2.12194440e-4), r);
     LLVMValueRef p = fmuladd(e, horner(e, r, poly, 6), LLVMBuildFMul(b, r, r, ""), r);
     p = LLVMBuildFAdd(b, p, kf(e, 1.0), "");
-    LLVMTypeRef i32 = emit_vector_type(e, JG_I32), f32 = emit_vector_type(e, JG_F32);
-    LLVMTypeRef ov[2] = { i32, f32 };
-    LLVMValueRef ni = emit_intrinsic(e, "llvm.fptosi.sat", ov, 2, &n, 1); /* NaN: 0 */
+    /* n is an integer in [-150, 129] or NaN, made 0 for the conversion (a plain fptosi of
+     * NaN is poison; llvm.fptosi.sat would do, but x86 scalarises it lane by lane) */
+    n = sel(e, fcmp(e, LLVMRealUNO, n, n), kf(e, 0.0), n);
+    LLVMValueRef ni = LLVMBuildFPToSI(b, n, emit_vector_type(e, JG_I32), "");
     LLVMValueRef half = LLVMBuildAShr(b, ni, ki(e, 1), "");
     p = LLVMBuildFMul(b, p, pow2(e, half), "");
     return LLVMBuildFMul(b, p, pow2(e, LLVMBuildSub(b, ni, half, "")), "");
