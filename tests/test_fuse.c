@@ -291,3 +291,51 @@ Test(fuse, a_take_that_must_exist_is_not_gathered)
     }
     jg_graph_free(g);
 }
+
+/* A slice that is one contiguous run of a buffer (a block of rows; a row of a [1, ...]
+ * block) is an alias at an offset: no kernel, read in place by pointwise ops, GEMMs and
+ * the program's outputs, also through reshapes and slices of it. */
+Test(fuse, a_contiguous_slice_is_read_in_place)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(6, 4, 5));
+    jg_node *w = jg_input(g, "w", JG_F64, jg_shape(5, 3));
+    jg_node *v = jg_input(g, "v", JG_F64, jg_shape(3, 2));
+    static double xv[120], wv[15], vv[6];
+    for (int i = 0; i < 120; i++)
+        xv[i] = sin(0.37 * i), wv[i % 15] = cos(0.21 * i), vv[i % 6] = 0.5 - 0.1 * i;
+    jg_binding in[3] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv }, { "v", vv, sizeof vv } };
+    jg_node *m = jg_matmul(jg_reshape(x, jg_shape(24, 5)), w);
+    jg_node *outs[5] = {
+        jg_slice(m, 0, 8, 16, 1),                                       /* an output */
+        jg_add(jg_tanh(jg_slice(m, 0, 8, 16, 1)), jg_slice(m, 0, 0, 8, 1)),
+        jg_matmul(jg_slice(m, 0, 16, 24, 1), v),
+        jg_reshape(jg_slice(m, 0, 4, 12, 1), jg_shape(2, 12)),
+        jg_slice(jg_slice(x, 0, 2, 3, 1), 1, 1, 3, 1),                  /* offsets add up */
+    };
+    jg_node *strided = jg_slice(m, 1, 1, 2, 1); /* a column: not contiguous, a kernel */
+    jg_node *all[6] = { outs[0], outs[1], outs[2], outs[3], outs[4], jg_neg(strided) };
+    jg_program *q = jg_compile(g, all, 5, NULL);
+    char *groups = dump_of(q, jg_program_dump);
+    jg_program_free(q);
+    cr_assert_eq(kernels_of(g, all, 5, true), 3, "the GEMM, tanh + add, the second GEMM; got\n%s",
+                 groups);
+    free(groups);
+    cr_assert_eq(kernels_of(g, all, 6, true), 4);
+    jg_program *p = jg_compile(g, all, 6, &(jg_opts){ .num_threads = 2 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(jg_program_set(p, in[i].name, in[i].data, in[i].bytes), JG_OK);
+    cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_program_errmsg(p));
+    for (int i = 0; i < 6; i++) {
+        double *want = t_eval_with(all[i], in, 3);
+        int64_t n = jg_shape_numel(jg_program_output_shape(p, i));
+        double *got = malloc((size_t)n * sizeof *got);
+        cr_assert_eq(jg_program_get(p, i, got, (size_t)n * sizeof *got), JG_OK);
+        t_assert_close(got, want, n, 1e-12);
+        free(got);
+        free(want);
+    }
+    jg_program_free(p);
+    jg_graph_free(g);
+}

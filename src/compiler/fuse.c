@@ -9,7 +9,10 @@
  * - reductions, argmax and the opaque ops (gather, scatter, pad, concat, unslice, one_hot,
  *   cross_entropy) always have a kernel of their own; opaque ops read their operands from
  *   buffers; a reduction reads an inline elementwise DAG (sum(x*y) is one pass);
- * - a reshape reads a buffer under another shape (an alias, no kernel);
+ * - a reshape reads a buffer under another shape (an alias, no kernel); so does a slice that
+ *   is one contiguous run of a buffer (an offset into it), when that buffer exists anyway:
+ *   an RNN step's block of a projection computed for all steps at once (its GEMM reads the
+ *   block in place, and every step's kernel is the same code);
  * - a matmul reads buffers, possibly through permute/broadcast views (strides), and its second
  *   operand may be a gathered one (with `gather`): a reshape of a take along its source's
  *   last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
@@ -120,6 +123,40 @@ static bool gather_operand(const state *s, const jg_node *r)
     return block > 0 && block % jg_shape_numel(r->in[0]->in[1]->shape) == 0;
 }
 
+/* The element offset of slice n in its operand when the slice is one contiguous run of it
+ * (the axes before the sliced one have extent 1, the sliced one has step 1, the ones after
+ * are whole), else -1. */
+static int64_t contiguous_offset(const jg_node *n)
+{
+    if (n->op != JG_OP_SLICE)
+        return -1;
+    jg_shape in = n->in[0]->shape;
+    int a = n->attr.axis;
+    int64_t inner = 1;
+    for (int k = 0; k < in.ndim; k++) {
+        if (k < a && in.dim[k] != 1)
+            return -1;
+        if (k > a) {
+            if (n->shape.dim[k] != in.dim[k])
+                return -1;
+            inner *= in.dim[k];
+        }
+    }
+    if (n->attr.step[a] != 1 && n->shape.dim[a] != 1)
+        return -1;
+    return n->attr.list[a] * inner;
+}
+
+/* x will be a buffer whatever its consumers do (approximately: decided before x is). */
+static bool buffer_anyway(const state *s, const jg_node *x)
+{
+    op_kind k = op_get(x->op)->kind;
+    return s->uses[x->id] > 1 || (k == KIND_LEAF && x->op != JG_OP_PARAM) ||
+           k == KIND_REDUCE || k == KIND_OPAQUE || x->op == JG_OP_MATMUL ||
+           x->op == JG_OP_RESHAPE ||
+           (x->op == JG_OP_SLICE && contiguous_offset(x) >= 0 && buffer_anyway(s, x->in[0]));
+}
+
 static void decide(state *s, jg_node *n)
 {
     node_role *role = s->f->role;
@@ -147,7 +184,10 @@ static void decide(state *s, jg_node *n)
         s->top[id] = n;
         return;
     }
-    if (n->op == JG_OP_RESHAPE) {
+    /* (not a parameter's: an update written in place would change what it reads) */
+    if (n->op == JG_OP_RESHAPE ||
+        (s->enabled && !s->gather_uses[id] && contiguous_offset(n) >= 0 &&
+         buffer_anyway(s, n->in[0]))) {
         role[id] = ROLE_ALIAS;
         s->need_buffer[n->in[0]->id] = true;
         s->top[id] = n;
@@ -220,7 +260,10 @@ static jg_status build_groups(state *s)
         jg_node *n = g->nodes[id];
         if (r == ROLE_ALIAS) {
             jg_node *b = n->in[0];
-            f->alias_of[id] = f->role[b->id] == ROLE_ALIAS ? f->alias_of[b->id] : b;
+            bool chained = f->role[b->id] == ROLE_ALIAS;
+            f->alias_of[id] = chained ? f->alias_of[b->id] : b;
+            f->alias_offset[id] = (chained ? f->alias_offset[b->id] : 0) +
+                                  (n->op == JG_OP_SLICE ? contiguous_offset(n) : 0);
         }
         bool constant = n->op == JG_OP_FILL || n->op == JG_OP_RANDOM;
         if ((r != ROLE_ROOT && r != ROLE_INLINE) || (constant && r != ROLE_ROOT))
@@ -256,11 +299,12 @@ jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool enable
     out->role = calloc((size_t)n + 1, sizeof *out->role);
     out->group_of = malloc(((size_t)n + 1) * sizeof *out->group_of);
     out->alias_of = calloc((size_t)n + 1, sizeof *out->alias_of);
+    out->alias_offset = calloc((size_t)n + 1, sizeof *out->alias_offset);
     out->is_output = calloc((size_t)n + 1, sizeof *out->is_output);
     jg_status st = JG_ERR_NOMEM;
     if (!s.needed || !s.is_root || !s.need_buffer || !s.matmul_view || !s.has_matmul ||
         !s.uses || !s.gather_uses || !s.to_b || !s.consumer || !s.top || !out->role ||
-        !out->group_of || !out->alias_of ||
+        !out->group_of || !out->alias_of || !out->alias_offset ||
         !out->is_output)
         goto done;
     for (int i = 0; i < n; i++)
@@ -302,6 +346,7 @@ void fusion_free(fusion *f)
     free(f->role);
     free(f->group_of);
     free(f->alias_of);
+    free(f->alias_offset);
     free(f->is_output);
     free(f->groups);
     *f = (fusion){ 0 };

@@ -27,13 +27,15 @@ typedef enum node_role {
     ROLE_LEAF,     /* a buffer that exists before the run: input, parameter, constant */
     ROLE_INLINE,   /* computed inside its consumer's kernel (also fills: constants) */
     ROLE_ROOT,     /* written by its group's kernel */
-    ROLE_ALIAS,    /* a reshape of a buffer: the same bytes, another shape */
+    ROLE_ALIAS,    /* a reshape of a buffer (the same bytes, another shape) or a slice that
+                      is one contiguous run of it (bytes from an offset on) */
 } node_role;
 
 typedef struct fusion {
     node_role *role;  /* by node id */
     int *group_of;    /* by node id: the group computing it (ROOT, INLINE), else -1 */
     jg_node **alias_of; /* by node id, ROLE_ALIAS: the buffer node it reinterprets */
+    int64_t *alias_offset; /* by node id, ROLE_ALIAS: where in it, in elements */
     bool *is_output;    /* by node id: one of the roots pass_fuse was given */
     fuse_group *groups; /* in execution order */
     int n_groups;

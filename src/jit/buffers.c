@@ -14,7 +14,8 @@ size_t jit_node_bytes(const jg_node *n)
     return (size_t)jg_shape_numel(n->shape) * jg_dtype_size(n->dtype);
 }
 
-/* The node whose buffer holds n's bytes (n itself, or what a reshape aliases). */
+/* The node whose buffer holds n's bytes (n itself, or what a reshape or contiguous slice
+ * aliases; the slice's own bytes start at its offset: read them through slot_of[n]). */
 const jg_node *jit_storage_of(const jit_program *j, const jg_node *n)
 {
     return j->fus.role[n->id] == ROLE_ALIAS ? j->fus.alias_of[n->id] : n;
@@ -131,6 +132,13 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
         const jg_node *r = j->fus.groups[gi].root;
         j->bufs[j->slot_of[r->id]] = j->in_place[r->id] ? j->in_place[r->id]
                                                          : j->arena + offset[r->id];
+    }
+    for (int id = 0; st == JG_OK && id < n; id++) {
+        if (j->fus.role[id] != ROLE_ALIAS || !j->fus.alias_offset[id])
+            continue;
+        const jg_node *base = j->fus.alias_of[id];
+        j->bufs[j->slot_of[id]] = (char *)j->bufs[j->slot_of[base->id]] +
+                                  j->fus.alias_offset[id] * (int64_t)jg_dtype_size(base->dtype);
     }
     free(first), free(last), free(offset);
     return st;
@@ -280,9 +288,12 @@ jg_status jit_assign_slots(jit_program *j, exec_plan *p)
             j->bufs[s] = c;
         }
     }
+    /* a reshape shares its base's slot; a slice at an offset has one of its own, pointed
+     * into the base's bytes once the arena is placed (jit_plan_arena) */
     for (int id = 0; id < g->n_nodes; id++)
         if (j->fus.role[id] == ROLE_ALIAS)
-            j->slot_of[id] = j->slot_of[j->fus.alias_of[id]->id];
+            j->slot_of[id] = j->fus.alias_offset[id] ? j->n_slots++
+                                                      : j->slot_of[j->fus.alias_of[id]->id];
     j->step_slot = j->n_slots++;
     j->bufs[j->step_slot] = &j->step;
     return JG_OK;

@@ -246,8 +246,7 @@ static jg_status check_kernel(const jit_program *j, const jit_kernel *k, char *e
 /* Where update u's new value is after the kernels have run. */
 static const void *update_source(const jit_program *j, const exec_plan *p, int u)
 {
-    const jg_node *v = jit_storage_of(j, j->low.map[p->updates[u].value->id]);
-    return j->bufs[j->slot_of[v->id]];
+    return j->bufs[j->slot_of[j->low.map[p->updates[u].value->id]->id]];
 }
 
 /* The message of a kernel that found an index out of range at flat position pos. */
@@ -255,7 +254,7 @@ static void range_message(const jit_program *j, const jg_node *n, int64_t pos, c
                           size_t size)
 {
     int which = n->op == JG_OP_ONE_HOT ? 0 : 1;
-    const int32_t *idx = j->bufs[j->slot_of[jit_storage_of(j, n->in[which])->id]];
+    const int32_t *idx = j->bufs[j->slot_of[n->in[which]->id]];
     long long v = idx[pos];
     if (n->op == JG_OP_CROSS_ENTROPY)
         snprintf(err, size, "jg_cross_entropy: label %lld out of range [0, %lld) at row %lld", v,
@@ -336,8 +335,7 @@ jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t size)
 
 void jit_program_read(const exec_plan *p, const jit_program *j, const jg_node *n, void *out)
 {
-    const jg_node *v = jit_storage_of(j, j->low.map[n->id]);
-    const void *src = j->bufs[j->slot_of[v->id]];
+    const void *src = j->bufs[j->slot_of[j->low.map[n->id]->id]];
     for (int i = 0; i < p->n_outputs && p->ran; i++)
         if (p->outputs[i] == n && j->snap[i])
             src = j->snap[i];

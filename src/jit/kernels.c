@@ -89,8 +89,8 @@ static void operand_of(jit_program *j, const jg_node *mm, int which, gemm_operan
     if (v->op == JG_OP_RESHAPE && j->fus.role[v->id] == ROLE_INLINE) {
         /* a gathered operand (fuse.c): v's contiguous strides address the take's output */
         const jg_node *take = v->in[0], *from = take->in[0], *ids = take->in[1];
-        op->slot = local_slot(j, j->slot_of[jit_storage_of(j, from)->id]);
-        op->ids_slot = local_slot(j, j->slot_of[jit_storage_of(j, ids)->id]);
+        op->slot = local_slot(j, j->slot_of[from->id]);
+        op->ids_slot = local_slot(j, j->slot_of[ids->id]);
         op->row = from->shape.dim[from->shape.ndim - 1];
         op->nidx = jg_shape_numel(ids->shape);
         op->block = v->shape.dim[v->shape.ndim - 1] * v->shape.dim[v->shape.ndim - 2];
@@ -243,7 +243,7 @@ jg_status jit_compile_kernels(jit_program *j, bool keep_text, int threads, char 
             const jg_node *r = grp->root;
             int in_slots[JG_CUSTOM_MAX_INPUTS + 2]; /* a gradient op has n_inputs + 2 */
             for (int i = 0; i < r->n_in && i < JG_CUSTOM_MAX_INPUTS + 2; i++)
-                in_slots[i] = j->slot_of[jit_storage_of(j, r->in[i])->id];
+                in_slots[i] = j->slot_of[r->in[i]->id];
             st = custom_call_prepare(r, in_slots, j->slot_of[r->id], &k->call, err, size);
             k->outer = k->align = 1;
             if (st == JG_OK)

@@ -262,20 +262,16 @@ static jg_node *direction(jg_loc at, jg_graph *g, jg_rnn_kind kind, const cell_w
     jg_node *c = h;
     jg_node *zero = jg_scalar_(at, g, t, 0);
     jg_node *len = lengths ? jg_reshape_(at, lengths, jg_shape(B, 1)) : NULL;
-    /* The input projection of all T steps is one GEMM over [B*T, I], sliced per step. The
-     * gradients of the slices are disjoint zero-padded [B, T, k*H] tensors, which pass
-     * unslice_sum turns into one concat, so the weight's gradient is one GEMM too. The
-     * step's slice is copied by a small kernel of its own: read in place by the step's GEMM
-     * epilogue (a time-major or [B, T*k*H] view), its offset made each step's GEMM a kernel
-     * of its own, T copies of ~70 KB of code: compiling took ~1 s longer, and the
-     * instruction cache misses made the step slower. */
-    int64_t kh = gates_of[kind] * hidden;
-    jg_node *gi_all = jg_reshape_(at, jg_add_(at, jg_matmul_(at, jg_reshape_(at, xs, jg_shape(B * T, I)),
-                                                              w->w_ih), w->b),
-                                  jg_shape(B, T, kh));
+    /* The input projection of all T steps is one GEMM over the time-major [T*B, I], so
+     * that step t's part is a block of rows, which the step's GEMM reads in place (a
+     * contiguous slice is an alias of its buffer, fuse.c). The gradients of the slices are
+     * disjoint zero-padded pieces, which pass unslice_sum turns into one concat, so the
+     * weight's gradient is one GEMM too. */
+    jg_node *time_major = jg_reshape_(at, jg_permute_(at, xs, jg_axes(1, 0, 2)), jg_shape(T * B, I));
+    jg_node *gi_all = jg_add_(at, jg_matmul_(at, time_major, w->w_ih), w->b);
     for (int64_t s = 0; s < T; s++) {
         int64_t step = reverse_steps ? T - 1 - s : s;
-        jg_node *gi = jg_reshape_(at, jg_slice_(at, gi_all, 1, step, step + 1, 1), jg_shape(B, kh));
+        jg_node *gi = jg_slice_(at, gi_all, 0, step * B, (step + 1) * B, 1);
         jg_node *c_new = c;
         jg_node *h_new = cell_step(at, kind, w, gi, h, &c_new, hidden);
         if (len) {
