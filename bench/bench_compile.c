@@ -2,7 +2,8 @@
  * (examples/fashion_mnist/models.c: the MLP, the CNN of `make demo`, the two-layer LSTM;
  * Adam through jg_compile_train, batch 128, 2 threads). Per model:
  *
- *   compile_<m>_train_cold        no disk cache: the median over REPEATS fresh graphs of the
+ *   compile_<m>_train_cold        no disk cache nor the process's (fresh_compile): the median
+ *                                 over REPEATS fresh graphs of the
  *                                 wall time of jg_compile_train (gradients, optimiser, lowering,
  *                                 fusion, LLVM), with that run's jg_program_stats breakdown
  *                                 (passes / build / optimise / codegen / total ms; optimise and
@@ -15,7 +16,9 @@
  *                                 ratio = cold / cached (the speed-up)
  *   compile_<m>_train_second      a second program of the same graph while the first lives,
  *                                 no disk cache (what an evaluation or batch-1 program of a
- *                                 model costs after its training program)
+ *                                 model costs after its training program): its kernels come
+ *                                 from the process's cache; the ones of the first too, when an
+ *                                 earlier line compiled the same model
  *
  * Lines carry the targets of the convolution/recurrent issue (target_ms: cold CNN 400, LSTM
  * 1000; cached and second 50) and whether they are met. `bench_compile mlp` (or cnn, rnn)
@@ -66,12 +69,12 @@ static jg_graph *model_graph(const model *m, jg_node **loss)
 }
 
 static jg_program *compile_timed(const model *m, jg_graph *g, jg_node *loss, const char *name,
-                                 const char *cache_dir, sample *out)
+                                 const char *cache_dir, bool fresh, sample *out)
 {
     double t0 = bu_now();
     jg_program *p = jg_compile_train(g, loss, &(jg_train_opts){
         .optimizer = jg_adam(m->lr), .name = name,
-        .compile = { .num_threads = THREADS, .cache_dir = cache_dir } });
+        .compile = { .num_threads = THREADS, .cache_dir = cache_dir, .fresh_compile = fresh } });
     out->wall_ms = 1e3 * (bu_now() - t0);
     if (!p)
         fprintf(stderr, "bench_compile: %s: %s\n", m->name, jg_errmsg(g));
@@ -81,11 +84,11 @@ static jg_program *compile_timed(const model *m, jg_graph *g, jg_node *loss, con
 }
 
 /* A fresh graph with the model's training step; times jg_compile_train. */
-static int compile_once(const model *m, const char *cache_dir, sample *out)
+static int compile_once(const model *m, const char *cache_dir, bool fresh, sample *out)
 {
     jg_node *loss;
     jg_graph *g = model_graph(m, &loss);
-    jg_program *p = compile_timed(m, g, loss, "opt", cache_dir, out);
+    jg_program *p = compile_timed(m, g, loss, "opt", cache_dir, fresh, out);
     jg_program_free(p);
     jg_graph_free(g);
     return p ? 0 : 1;
@@ -98,8 +101,8 @@ static int compile_second(const model *m, sample *out)
     jg_node *loss;
     jg_graph *g = model_graph(m, &loss);
     sample first;
-    jg_program *p1 = compile_timed(m, g, loss, "opt", NULL, &first);
-    jg_program *p2 = p1 ? compile_timed(m, g, loss, "opt2", NULL, out) : NULL;
+    jg_program *p1 = compile_timed(m, g, loss, "opt", NULL, false, &first);
+    jg_program *p2 = p1 ? compile_timed(m, g, loss, "opt2", NULL, false, out) : NULL;
     jg_program_free(p2);
     jg_program_free(p1);
     jg_graph_free(g);
@@ -149,10 +152,10 @@ static void target(bu_line *l, double value, double target_ms)
 static int bench_model(const model *m)
 {
     sample cold[REPEATS], warm[REPEATS], first, fill, second;
-    if (compile_once(m, NULL, &first)) /* warm-up: LLVM's one-time initialisation */
+    if (compile_once(m, NULL, true, &first)) /* warm-up: LLVM's one-time initialisation */
         return 1;
     for (int r = 0; r < REPEATS; r++)
-        if (compile_once(m, NULL, &cold[r]))
+        if (compile_once(m, NULL, true, &cold[r]))
             return 1;
     const sample *c = median_sample(cold, REPEATS);
     char name[64];
@@ -170,9 +173,9 @@ static int bench_model(const model *m)
         perror("bench_compile: mkdtemp");
         return 1;
     }
-    int status = compile_once(m, dir, &fill);
+    int status = compile_once(m, dir, false, &fill);
     for (int r = 0; r < REPEATS && !status; r++)
-        status = compile_once(m, dir, &warm[r]);
+        status = compile_once(m, dir, false, &warm[r]);
     if (!status) {
         const sample *w = median_sample(warm, REPEATS);
         snprintf(name, sizeof name, "compile_%s_train_disk_cache", m->name);

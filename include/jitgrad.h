@@ -564,6 +564,11 @@ typedef struct jg_opts {
                                  that is not the user's regular file or fails its SHA-256
                                  checks is refused with a warning (printed to stderr and
                                  in jg_program_warnings) and recompiled */
+    bool fresh_compile;       /* compile every kernel, even one that another program of this
+                                 process has compiled: without a disk cache, the process
+                                 keeps compiled kernels (up to 64 MiB of object code) and a
+                                 second program of a model links them instead. For
+                                 cold-compile experiments */
     bool keep_text;           /* keep each kernel's LLVM IR and assembly for inspection */
     /* JIT kernels treat subnormal inputs as zero and flush subnormal results to zero (x86
      * DAZ and FTZ, set around each kernel call on the thread running it, then restored; a

@@ -1,5 +1,6 @@
-/* The disk kernel cache and its trust model (jit/session.c): a second compile is served from
- * disk; a damaged, planted or foreign entry, a FIFO or a symlink in its place, and a directory
+/* The kernel caches: without a disk cache, a second program of the process links the kernels
+ * the first compiled (jit/object_cache.c). The disk cache and its trust model (jit/session.c):
+ * a second compile is served from disk; a damaged, planted or foreign entry, a FIFO or a symlink in its place, and a directory
  * other users could write each end in a warning on the program and the right result, never a
  * crash, a hang or foreign code run. */
 #include "support/support.h"
@@ -15,10 +16,10 @@ TestSuite(jit_cache, .timeout = 120);
 
 /* Compiles the step with this cache, runs it twice and returns the second loss; the
  * program's warnings and stats into *warnings (if not NULL) and *st. */
-static float run_step(const char *cache, char *warnings, size_t size, jg_program_stats *st)
+static float run_step_opts(jg_opts o, char *warnings, size_t size, jg_program_stats *st)
 {
     jg_graph *g = jg_graph_new();
-    jg_program *p = t_mlp_step(g, &(jg_opts){ .cache_dir = cache });
+    jg_program *p = t_mlp_step(g, &o);
     cr_assert(p, "%s", jg_errmsg(g));
     t_mlp_feed(p);
     float loss = NAN;
@@ -32,6 +33,11 @@ static float run_step(const char *cache, char *warnings, size_t size, jg_program
     jg_program_free(p);
     jg_graph_free(g);
     return loss;
+}
+
+static float run_step(const char *cache, char *warnings, size_t size, jg_program_stats *st)
+{
+    return run_step_opts((jg_opts){ .cache_dir = cache }, warnings, size, st);
 }
 
 static char *temp_dir(void)
@@ -290,4 +296,18 @@ Test(jit_cache, a_foreign_file_in_the_directory_is_left_alone)
     struct stat st;
     cr_assert_eq(stat(other, &st), 0, "the cache deletes nothing of the user's");
     remove_dir(dir);
+}
+
+Test(jit_cache, a_second_program_links_what_the_process_compiled)
+{
+    unsetenv("JITGRAD_CACHE_DIR");
+    jg_program_stats first, second, fresh;
+    float a = run_step(NULL, NULL, 0, &first), b = run_step(NULL, NULL, 0, &second);
+    float c = run_step_opts((jg_opts){ .fresh_compile = true }, NULL, 0, &fresh);
+    cr_assert_eq(first.cache_hits, 0);
+    cr_assert_eq(second.cache_hits, second.kernels, "%d of %d kernels from the process cache",
+                 second.cache_hits, second.kernels);
+    cr_assert_eq(fresh.cache_hits, 0, "fresh_compile compiles every kernel");
+    cr_assert_eq(a, b);
+    cr_assert_eq(a, c);
 }

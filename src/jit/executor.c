@@ -121,7 +121,8 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
 
     const char *cache = o->cache_dir ? o->cache_dir : getenv("JITGRAD_CACHE_DIR");
     jit_target t = { .cpu = o->cpu, .features = o->cpu_features, .opt_level = o->opt_level,
-                     .vector_bits = o->vector_bits, .cache_dir = cache && *cache ? cache : NULL };
+                     .vector_bits = o->vector_bits, .cache_dir = cache && *cache ? cache : NULL,
+                     .fresh = o->fresh_compile };
     if (!(j->session = jit_session_new(&t, err, size)))
         return strncmp(err, "opts.", 5) == 0 ? JG_ERR_ARG : JG_ERR_STATE; /* a name LLVM
                                                                                 lacks */

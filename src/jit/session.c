@@ -15,6 +15,7 @@
 #include "jit/session.h"
 
 #include "jit/cache_file.h"
+#include "jit/object_cache.h"
 #include "util/atomic.h"
 
 #include <nettle/sha2.h>
@@ -48,6 +49,7 @@ struct jit_session {
     char *cpu, *features;
     int opt_level, vector_bits;
     char *cache_dir;      /* NULL: no disk cache (none given, or not trusted) */
+    bool process_cache;   /* no disk cache: the process's object cache instead */
     pthread_mutex_t lock;
     cache_entry *cache;
     int n_cache, cap_cache;
@@ -249,6 +251,7 @@ jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
         goto fail;
     if (t && t->cache_dir)
         s->cache_dir = trusted_cache_dir(s, t->cache_dir);
+    s->process_cache = !s->cache_dir && !(t && t->fresh);
     int widest = widest_vector(s->features);
     if (t && t->features && strstr(t->features, "-avx512f"))
         widest = strstr(s->features, "+avx2") ? 256 : 128;
@@ -593,11 +596,23 @@ jg_status jit_batch_add(jit_batch *b, jit_module *m, LLVMValueRef fn, bool want_
         if ((x->addr = cache_find(s, x->key))) {
             x->info.cache_hit = true;
         } else {
-            LLVMMemoryBufferRef obj = s->cache_dir && !want_text ? disk_load(s, x->key) : NULL;
+            /* the disk cache, or without one the process's (object_cache.h) */
+            LLVMMemoryBufferRef obj = want_text          ? NULL
+                                      : s->cache_dir     ? disk_load(s, x->key)
+                                      : s->process_cache ? object_cache_find(x->key)
+                                                         : NULL;
             char ignored[256];
             if (obj && add_object(s, obj, x->name, &x->addr, ignored, sizeof ignored) == JG_OK) {
-                x->info.cache_hit = x->info.disk_hit = true;
+                x->info.cache_hit = true;
+                x->info.disk_hit = s->cache_dir != NULL;
                 cache_add(s, x->key, x->addr);
+            } else if (obj && !s->cache_dir) {
+                /* (cannot happen: linked before; a name of its own, compiled again) */
+                snprintf(x->name + strlen(x->name), sizeof x->name - strlen(x->name), "_r%d",
+                         ++s->renames);
+                LLVMSetValueName2(fn, x->name, strlen(x->name));
+                x->store = false;
+                x->pending = true;
             } else {
                 if (obj) {
                     /* The object may be linked even though its lookup failed: compiling the
@@ -727,6 +742,8 @@ jg_status jit_batch_run(jit_batch *b, char *err, size_t size)
         pthread_mutex_lock(&s->lock);
         if (s->cache_dir && x->store)
             disk_store(s, x->key, x->obj);
+        else if (s->process_cache && x->store)
+            object_cache_put(x->key, x->obj);
         double t0 = x->info.codegen_ms;
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
