@@ -91,11 +91,20 @@ static LLVMValueRef select_(emit_ctx *e, LLVMValueRef c, LLVMValueRef a, LLVMVal
     return LLVMBuildSelect(e->b, c, a, b, "");
 }
 
-/* Float to i32 as the reference does: toward zero, saturating, NaN to 0. */
-static LLVMValueRef to_i32(emit_ctx *e, LLVMValueRef v)
+/* Float to i32 as the reference does: toward zero, saturating, NaN to 0. By selects around
+ * a plain conversion of an in-range value: x86 scalarises llvm.fptosi.sat lane by lane. */
+static LLVMValueRef to_i32(emit_ctx *e, jg_dtype from, LLVMValueRef v)
 {
-    LLVMTypeRef ov[2] = { emit_vector_type(e, JG_I32), LLVMTypeOf(v) };
-    return emit_intrinsic(e, "llvm.fptosi.sat", ov, 2, &v, 1);
+    LLVMValueRef lo = emit_splat_const(e, from, -2147483648.0);
+    LLVMValueRef hi = emit_splat_const(e, from, 2147483648.0); /* INT32_MAX + 1 */
+    LLVMValueRef below = LLVMBuildFCmp(e->b, LLVMRealOLT, v, lo, "");
+    LLVMValueRef above = LLVMBuildFCmp(e->b, LLVMRealOGE, v, hi, "");
+    LLVMValueRef nan = LLVMBuildFCmp(e->b, LLVMRealUNO, v, v, "");
+    LLVMValueRef out = LLVMBuildOr(e->b, LLVMBuildOr(e->b, below, above, ""), nan, "");
+    LLVMValueRef safe = LLVMBuildSelect(e->b, out, emit_splat_const(e, from, 0), v, "");
+    LLVMValueRef r = LLVMBuildFPToSI(e->b, safe, emit_vector_type(e, JG_I32), "");
+    r = LLVMBuildSelect(e->b, below, emit_splat_const(e, JG_I32, INT32_MIN), r, "");
+    return LLVMBuildSelect(e->b, above, emit_splat_const(e, JG_I32, INT32_MAX), r, "");
 }
 
 static LLVMValueRef cast(emit_ctx *e, jg_dtype from, jg_dtype to, LLVMValueRef v)
@@ -104,7 +113,7 @@ static LLVMValueRef cast(emit_ctx *e, jg_dtype from, jg_dtype to, LLVMValueRef v
         return v;
     LLVMTypeRef vt = emit_vector_type(e, to);
     if (to == JG_I32)
-        return to_i32(e, v);
+        return to_i32(e, from, v);
     if (from == JG_I32)
         return LLVMBuildSIToFP(e->b, v, vt, "");
     return to == JG_F64 ? LLVMBuildFPExt(e->b, v, vt, "") : LLVMBuildFPTrunc(e->b, v, vt, "");
