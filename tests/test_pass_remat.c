@@ -60,3 +60,35 @@ Test(pass_remat, views_of_inline_values_stay_shared)
     t_program_graph_free(&p);
     jg_graph_free(g);
 }
+
+/* A small arithmetic expression of buffers read only by pointwise ops (an LSTM's candidate
+ * 2 s - 1) is computed again by each; a transcendental one (tanh) keeps its kernel; so does
+ * one a matmul reads, or an output. */
+Test(pass_remat, small_shared_expressions_are_computed_by_each_reader)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(5, 12));
+    jg_node *w = jg_input(g, "w", JG_F64, jg_shape(12, 8));
+    jg_node *m = jg_matmul(x, w);
+    jg_node *cand = jg_shift(jg_scale(m, 2), -1), *t = jg_tanh(m);
+    jg_node *outs[4] = { jg_mul(cand, m), jg_add(cand, jg_exp(m)), jg_mul(t, m), jg_neg(t) };
+    t_program_graph p = t_lower(outs, 4, false);
+    int muls = t_count_op(&p, JG_OP_MUL), tanhs = t_count_op(&p, JG_OP_TANH);
+    cr_assert(pass_remat(&p.c));
+    cr_assert_gt(t_count_op(&p, JG_OP_MUL), muls, "2 m computed by both readers");
+    cr_assert_eq(t_count_op(&p, JG_OP_TANH), tanhs, "tanh is not copied");
+    t_program_graph_free(&p);
+    int with = kernels(g, outs, 4, NULL), without = kernels(g, outs, 4, "remat");
+    cr_assert_eq(with, without - 1, "kernels: %d with remat, %d without", with, without);
+    double xv[60], wv[96];
+    for (int i = 0; i < 96; i++)
+        wv[i] = cos(0.7 * i), xv[i % 60] = sin(0.3 * i);
+    jg_binding in[2] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv } };
+    t_assert_pass_neutral(g, outs, 4, "remat", in, 2, 0);
+    /* read by a matmul too: it keeps its buffer */
+    jg_node *outs2[2] = { jg_mul(cand, m), jg_matmul(jg_transpose(cand), m) };
+    t_program_graph q = t_lower(outs2, 2, false);
+    cr_assert_not(pass_remat(&q.c));
+    t_program_graph_free(&q);
+    jg_graph_free(g);
+}
