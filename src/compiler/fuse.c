@@ -147,11 +147,15 @@ static int64_t contiguous_offset(const jg_node *n)
     return n->attr.list[a] * inner;
 }
 
-/* x will be a buffer whatever its consumers do (approximately: decided before x is). */
+/* x will be a buffer whatever its consumers do (approximately: decided before x is). Not
+ * a parameter (an update written in place would change what an alias of it reads), and not
+ * a fill or random tensor, which are computed inline wherever they are read. */
 static bool buffer_anyway(const state *s, const jg_node *x)
 {
     op_kind k = op_get(x->op)->kind;
-    return s->uses[x->id] > 1 || (k == KIND_LEAF && x->op != JG_OP_PARAM) ||
+    if (x->op == JG_OP_PARAM || x->op == JG_OP_FILL || x->op == JG_OP_RANDOM)
+        return false;
+    return s->uses[x->id] > 1 || k == KIND_LEAF ||
            k == KIND_REDUCE || k == KIND_OPAQUE || x->op == JG_OP_MATMUL ||
            x->op == JG_OP_RESHAPE ||
            (x->op == JG_OP_SLICE && contiguous_offset(x) >= 0 && buffer_anyway(s, x->in[0]));
@@ -184,7 +188,6 @@ static void decide(state *s, jg_node *n)
         s->top[id] = n;
         return;
     }
-    /* (not a parameter's: an update written in place would change what it reads) */
     if (n->op == JG_OP_RESHAPE ||
         (s->enabled && !s->gather_uses[id] && contiguous_offset(n) >= 0 &&
          buffer_anyway(s, n->in[0]))) {

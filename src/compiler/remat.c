@@ -75,23 +75,24 @@ static bool cheap(const jg_node *x)
     }
 }
 
-/* Ops of the inline expression of pointwise x down to buffers, or -1 past MAX_TREE. */
-static int tree_size(const remat_state *st, const jg_node *x)
+/* Ops of the inline expression of pointwise x down to buffers, or -1 when it is not one or
+ * has more than `budget` ops (the walk stops there). */
+static int tree_size(const remat_state *st, const jg_node *x, int budget)
 {
-    if (!op_is_pointwise(x) || !cheap(x) || x->n_in > MAX_IN)
+    if (budget < 1 || !op_is_pointwise(x) || !cheap(x) || x->n_in > MAX_IN)
         return -1;
     int size = 1;
-    for (int k = 0; k < x->n_in && size <= MAX_TREE; k++) {
+    for (int k = 0; k < x->n_in; k++) {
         const jg_node *y = x->in[k];
         if (stays_buffer(st, y) || shared_view(st, y) ||
             ((y->op == JG_OP_SLICE || y->op == JG_OP_BROADCAST) && stays_buffer(st, y->in[0])))
             continue; /* a buffer, or a view of one: no op */
-        int sub = st->uses[y->id] == 1 ? tree_size(st, y) : -1;
+        int sub = st->uses[y->id] == 1 ? tree_size(st, y, budget - size) : -1;
         if (sub < 0)
             return -1;
         size += sub;
     }
-    return size <= MAX_TREE ? size : -1;
+    return size;
 }
 
 /* A fresh copy in g of old node x: copied expressions rebuilt op by op, shared views
@@ -153,7 +154,7 @@ bool pass_remat(pass_ctx *c)
     bool any = false;
     for (int id = 0; id < n; id++) { /* operands first: a copy's leaves are never copies */
         const jg_node *x = g->nodes[id];
-        st.copied[id] = uses[id] > 1 && st.inline_only[id] && tree_size(&st, x) > 0;
+        st.copied[id] = uses[id] > 1 && st.inline_only[id] && tree_size(&st, x, MAX_TREE) > 0;
         any |= st.copied[id] || (uses[id] > 0 && shared_view(&st, x));
     }
     changed = any && pass_rewrite(c, remat_rule, &st);

@@ -144,7 +144,7 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     return st;
 }
 
-/* Whether reading node n reads v's buffer: n is it (or a reshape of it), or n is computed
+/* Whether reading node n reads v's buffer: n is it (or an alias of it), or n is computed
  * inline from something that does (a gathered GEMM operand of another group). */
 static bool reads_buffer(const jit_program *j, const jg_node *n, const jg_node *v)
 {

@@ -66,7 +66,7 @@ static LLVMValueRef exp_f32(emit_ctx *e, LLVMValueRef x)
     r = fmuladd(e, n, kf(e, 2.12194440e-4), r);
     LLVMValueRef p = fmuladd(e, horner(e, r, poly, 6), LLVMBuildFMul(b, r, r, ""), r);
     p = LLVMBuildFAdd(b, p, kf(e, 1.0), "");
-    /* n is an integer in [-150, 129] or NaN, made 0 for the conversion (a plain fptosi of
+    /* n is an integer in [-150, 128] or NaN, made 0 for the conversion (a plain fptosi of
      * NaN is poison; llvm.fptosi.sat would do, but x86 scalarises it lane by lane) */
     n = sel(e, fcmp(e, LLVMRealUNO, n, n), kf(e, 0.0), n);
     LLVMValueRef ni = LLVMBuildFPToSI(b, n, emit_vector_type(e, JG_I32), "");

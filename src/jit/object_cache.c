@@ -82,3 +82,16 @@ drop:
     pthread_mutex_unlock(&cache.lock);
     free(bytes);
 }
+
+void object_cache_remove(const uint8_t key[CACHE_KEY_SIZE])
+{
+    pthread_mutex_lock(&cache.lock);
+    int i = find(key);
+    if (i >= 0) {
+        cache.bytes -= cache.e[i].size;
+        free(cache.e[i].bytes);
+        memmove(cache.e + i, cache.e + i + 1, (size_t)(cache.n - i - 1) * sizeof *cache.e);
+        cache.n--;
+    }
+    pthread_mutex_unlock(&cache.lock);
+}

@@ -13,5 +13,7 @@
 HIDDEN LLVMMemoryBufferRef object_cache_find(const uint8_t key[CACHE_KEY_SIZE]);
 /* Stores a copy of obj's bytes under key (nothing when out of memory or already there). */
 HIDDEN void object_cache_put(const uint8_t key[CACHE_KEY_SIZE], LLVMMemoryBufferRef obj);
+/* Forgets the entry under key, if any (one that failed to link). */
+HIDDEN void object_cache_remove(const uint8_t key[CACHE_KEY_SIZE]);
 
 #endif

@@ -612,7 +612,11 @@ jg_status jit_batch_add(jit_batch *b, jit_module *m, LLVMValueRef fn, bool want_
                 x->info.disk_hit = s->cache_dir != NULL;
                 cache_add(s, x->key, x->addr);
             } else if (obj && !s->cache_dir) {
-                /* (cannot happen: linked before; a name of its own, compiled again) */
+                /* (linked in another program before; here its name may be taken, by a kernel
+                 * whose key starts alike) a name of its own, compiled again, entry dropped */
+                session_warn(s, "warning: kernel %s from the process's cache did not link "
+                             "(%.200s); recompiled\n", x->name, ignored);
+                object_cache_remove(x->key);
                 snprintf(x->name + strlen(x->name), sizeof x->name - strlen(x->name), "_r%d",
                          ++s->renames);
                 LLVMSetValueName2(fn, x->name, strlen(x->name));
