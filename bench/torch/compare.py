@@ -11,9 +11,11 @@ import json
 import statistics
 import sys
 
-# measurement -> (target ratio over tuned PyTorch, what it means)
+# measurement -> (target ratio over tuned PyTorch, what it means); the epoch's target is per
+# model (the convolution/recurrent issue: the MLP stays >= 5, the CNN >= 2, the LSTM >= 3)
 TARGETS = {"epoch": (2.0, "epoch time"), "step_b1": (10.0, "batch-1 step"),
            "peak_rss": (1.0, "peak RSS")}
+EPOCH_TARGETS = {"mlp": 5.0, "cnn": 2.0, "rnn": 3.0}
 MODELS = ("mlp", "cnn", "rnn")
 
 
@@ -37,6 +39,8 @@ def main():
     rows, absent = [], 0
     for model in MODELS:
         for what, (target, label) in TARGETS.items():
+            if what == "epoch":
+                target = EPOCH_TARGETS[model]
             bench = f"fashion_{model}_{what}"
             jg = runs.get((bench, "jitgrad"), [])
             tuned = runs.get((bench, "tuned"), [])
