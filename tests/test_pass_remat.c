@@ -19,14 +19,24 @@ static int kernels(jg_graph *g, jg_node *const *outs, int n, const char *off)
     return st.kernels;
 }
 
+/* Inputs x [5, 12] and w [12, 8] of the tests below, and values to bind them to. */
+static double xv[60], wv[96];
+static const jg_binding xw[2] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv } };
+
+static jg_node *matmul_of_inputs(jg_graph *g)
+{
+    for (int i = 0; i < 96; i++)
+        wv[i] = cos(0.7 * i), xv[i % 60] = sin(0.3 * i);
+    return jg_matmul(jg_input(g, "x", JG_F64, jg_shape(5, 12)),
+                     jg_input(g, "w", JG_F64, jg_shape(12, 8)));
+}
+
 /* The gates of an LSTM step: slices of one GEMM result, each read by two cell ops. */
 Test(pass_remat, shared_slices_of_a_buffer_are_read_inline)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(5, 12));
-    jg_node *w = jg_input(g, "w", JG_F64, jg_shape(12, 8));
     jg_node *v = jg_input(g, "v", JG_F64, jg_shape(4, 3));
-    jg_node *m = jg_matmul(x, w);
+    jg_node *m = matmul_of_inputs(g);
     jg_node *a = jg_slice(m, 1, 0, 4, 1), *b = jg_slice(m, 1, 4, 8, 1);
     jg_node *outs[4] = { jg_mul(jg_tanh(a), b), jg_add(a, jg_exp(b)), jg_matmul(a, v),
                          jg_sum(b, jg_axes(0), false) };
@@ -39,10 +49,10 @@ Test(pass_remat, shared_slices_of_a_buffer_are_read_inline)
     t_program_graph_free(&p);
     int with = kernels(g, outs, 4, NULL), without = kernels(g, outs, 4, "remat");
     cr_assert_lt(with, without, "kernels: %d with remat, %d without", with, without);
-    double xv[60], wv[96], vv[12];
-    for (int i = 0; i < 96; i++)
-        wv[i] = cos(0.7 * i), xv[i % 60] = sin(0.3 * i), vv[i % 12] = 0.1 * i;
-    jg_binding in[3] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv }, { "v", vv, sizeof vv } };
+    double vv[12];
+    for (int i = 0; i < 12; i++)
+        vv[i] = 0.1 * i;
+    jg_binding in[3] = { xw[0], xw[1], { "v", vv, sizeof vv } };
     t_assert_pass_neutral(g, outs, 4, "remat", in, 3, 0);
     jg_graph_free(g);
 }
@@ -67,9 +77,7 @@ Test(pass_remat, views_of_inline_values_stay_shared)
 Test(pass_remat, small_shared_expressions_are_computed_by_each_reader)
 {
     jg_graph *g = jg_graph_new();
-    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(5, 12));
-    jg_node *w = jg_input(g, "w", JG_F64, jg_shape(12, 8));
-    jg_node *m = jg_matmul(x, w);
+    jg_node *m = matmul_of_inputs(g);
     jg_node *cand = jg_shift(jg_scale(m, 2), -1), *t = jg_tanh(m);
     jg_node *outs[4] = { jg_mul(cand, m), jg_add(cand, jg_exp(m)), jg_mul(t, m), jg_neg(t) };
     t_program_graph p = t_lower(outs, 4, false);
@@ -80,11 +88,7 @@ Test(pass_remat, small_shared_expressions_are_computed_by_each_reader)
     t_program_graph_free(&p);
     int with = kernels(g, outs, 4, NULL), without = kernels(g, outs, 4, "remat");
     cr_assert_eq(with, without - 1, "kernels: %d with remat, %d without", with, without);
-    double xv[60], wv[96];
-    for (int i = 0; i < 96; i++)
-        wv[i] = cos(0.7 * i), xv[i % 60] = sin(0.3 * i);
-    jg_binding in[2] = { { "x", xv, sizeof xv }, { "w", wv, sizeof wv } };
-    t_assert_pass_neutral(g, outs, 4, "remat", in, 2, 0);
+    t_assert_pass_neutral(g, outs, 4, "remat", xw, 2, 0);
     /* read by a matmul too: it keeps its buffer */
     jg_node *outs2[2] = { jg_mul(cand, m), jg_matmul(jg_transpose(cand), m) };
     t_program_graph q = t_lower(outs2, 2, false);

@@ -25,6 +25,8 @@ typedef struct msum_state {
     const int *uses;     /* consumers of each old node */
     jg_node **consumer;  /* the only consumer when uses == 1 */
     jg_node **to;        /* old id -> its node in the new graph, as its consumers saw it */
+    const jg_node **t;   /* a sum's terms (MAX_TERMS, reused by every sum) */
+    jg_node **a, **b;    /* the stacked GEMM's left and right operands (MAX_TERMS each) */
 } msum_state;
 
 /* An add of two operands of its own shape (no broadcasting). */
@@ -86,13 +88,12 @@ static jg_node *msum_rule(void *state, jg_graph *g, const jg_node *n, jg_node *c
         st->to[n->in[k]->id] = in[k];
     if (!plain_add(n) || inner_add(st, n))
         return NULL;
-    const jg_node **t = malloc(MAX_TERMS * sizeof *t);
-    jg_node **a = malloc(MAX_TERMS * sizeof *a), **b = malloc(MAX_TERMS * sizeof *b);
-    jg_node *r = NULL;
+    const jg_node **t = st->t;
+    jg_node **a = st->a, **b = st->b;
     int n_t = 0, n_p = 0;
     bool all_transposed = true;
-    if (!t || !a || !b || !terms_of(st, n, t, &n_t))
-        goto done;
+    if (!terms_of(st, n, t, &n_t))
+        return NULL;
     for (int i = 0; i < n_t; i++) {
         if (product(st, t[i])) {
             all_transposed &= transposed(t[i]->in[0]);
@@ -100,7 +101,7 @@ static jg_node *msum_rule(void *state, jg_graph *g, const jg_node *n, jg_node *c
         }
     }
     if (n_p < MIN_TERMS)
-        goto done;
+        return NULL;
     int j = 0;
     for (int i = 0; i < n_t; i++) {
         if (!product(st, t[i]))
@@ -112,14 +113,10 @@ static jg_node *msum_rule(void *state, jg_graph *g, const jg_node *n, jg_node *c
     jg_node *left = jg_concat_(n->at, a, n_p, all_transposed ? 0 : 1);
     if (all_transposed)
         left = jg_permute_(n->at, left, jg_axes(1, 0));
-    r = jg_matmul_(n->at, left, jg_concat_(n->at, b, n_p, 0));
+    jg_node *r = jg_matmul_(n->at, left, jg_concat_(n->at, b, n_p, 0));
     for (int i = 0; i < n_t; i++)
         if (!product(st, t[i]))
             r = jg_add_(n->at, r, st->to[t[i]->id]);
-done:
-    free(t);
-    free(a);
-    free(b);
     return r;
 }
 
@@ -129,9 +126,12 @@ bool pass_matmul_sum(pass_ctx *c)
     int *uses = pass_use_counts(c);
     jg_node **consumer = uses ? pass_consumers(c, uses) : NULL;
     msum_state st = { .uses = uses, .consumer = consumer,
-                      .to = calloc((size_t)n + 1, sizeof *st.to) };
+                      .to = calloc((size_t)n + 1, sizeof *st.to),
+                      .t = malloc(MAX_TERMS * sizeof *st.t),
+                      .a = malloc(MAX_TERMS * sizeof *st.a),
+                      .b = malloc(MAX_TERMS * sizeof *st.b) };
     bool changed = false;
-    if (!uses || !consumer || !st.to) {
+    if (!uses || !consumer || !st.to || !st.t || !st.a || !st.b) {
         c->status = JG_ERR_NOMEM;
         snprintf(c->errmsg, sizeof c->errmsg, "matmul_sum: out of memory");
         goto done;
@@ -147,5 +147,8 @@ done:
     free(uses);
     free(consumer);
     free(st.to);
+    free(st.t);
+    free(st.a);
+    free(st.b);
     return changed;
 }

@@ -611,28 +611,21 @@ jg_status jit_batch_add(jit_batch *b, jit_module *m, LLVMValueRef fn, bool want_
                 x->info.cache_hit = true;
                 x->info.disk_hit = s->cache_dir != NULL;
                 cache_add(s, x->key, x->addr);
-            } else if (obj && !s->cache_dir) {
-                /* (linked in another program before; here its name may be taken, by a kernel
-                 * whose key starts alike) a name of its own, compiled again, entry dropped */
-                session_warn(s, "warning: kernel %s from the process's cache did not link "
-                             "(%.200s); recompiled\n", x->name, ignored);
-                object_cache_remove(x->key);
-                snprintf(x->name + strlen(x->name), sizeof x->name - strlen(x->name), "_r%d",
-                         ++s->renames);
-                LLVMSetValueName2(fn, x->name, strlen(x->name));
-                x->store = false;
-                x->pending = true;
             } else {
                 if (obj) {
                     /* The object may be linked even though its lookup failed: compiling the
                      * same name again would define it twice, so this kernel gets a name of
-                     * its own (and stays out of the disk cache, whose entries carry the usual
-                     * name). */
+                     * its own (and stays out of the caches, whose entries carry the usual
+                     * name); its entry goes, and the next compile stores a good one. */
                     session_warn(s, "warning: cached kernel %s did not link (%.200s); "
                                  "recompiled and its entry removed\n", x->name, ignored);
-                    char path[1024];
-                    disk_path(s, x->key, path, sizeof path);
-                    unlink(path); /* the next compile writes a good one */
+                    if (s->cache_dir) {
+                        char path[1024];
+                        disk_path(s, x->key, path, sizeof path);
+                        unlink(path);
+                    } else {
+                        object_cache_remove(x->key);
+                    }
                     snprintf(x->name + strlen(x->name), sizeof x->name - strlen(x->name),
                              "_r%d", ++s->renames);
                     LLVMSetValueName2(fn, x->name, strlen(x->name));
