@@ -1,8 +1,9 @@
 /* The kernel caches: without a disk cache, a second program of the process links the kernels
- * the first compiled (jit/object_cache.c). The disk cache and its trust model (jit/session.c):
- * a second compile is served from disk; a damaged, planted or foreign entry, a FIFO or a symlink in its place, and a directory
- * other users could write each end in a warning on the program and the right result, never a
- * crash, a hang or foreign code run. */
+ * the first compiled (jit/object_cache.c). The disk cache and its trust model
+ * (jit/session.c): a second compile is served from disk; a damaged, planted or foreign
+ * entry, a FIFO or a symlink in its place, and a directory other users could write each end
+ * in a warning on the program and the right result, never a crash, a hang or foreign code
+ * run. */
 #include "support/support.h"
 
 #include <dirent.h>

@@ -187,7 +187,8 @@ static LLVMValueRef unary(emit_ctx *e, const jg_node *n, LLVMValueRef v)
                        LLVMBuildFMul(b, v, k(e, t, a0), ""));
     case JG_OP_ELU:
         return select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, 0), ""), v,
-                       LLVMBuildFMul(b, emit_libm_per_lane(e, "expm1f", "expm1", t, v), k(e, t, a0), ""));
+                       LLVMBuildFMul(b, emit_libm_per_lane(e, "expm1f", "expm1", t, v),
+                                     k(e, t, a0), ""));
     case JG_OP_CLAMP: {
         LLVMValueRef hi = select_(e, LLVMBuildFCmp(b, LLVMRealOGT, v, k(e, t, a1), ""), k(e, t, a1), v);
         return select_(e, LLVMBuildFCmp(b, LLVMRealOLT, v, k(e, t, a0), ""), k(e, t, a0), hi);

@@ -60,8 +60,8 @@ static LLVMValueRef exp_f32(emit_ctx *e, LLVMValueRef x)
     x = sel(e, fcmp(e, LLVMRealOLT, x, kf(e, -104.0)), kf(e, -104.0), x);
     /* round to nearest by adding and subtracting 1.5 * 2^23 (no SSE4.1 round needed) */
     LLVMValueRef magic = kf(e, 12582912.0);
-    LLVMValueRef n = LLVMBuildFSub(b, LLVMBuildFAdd(b, LLVMBuildFMul(b, x, kf(e, 1.44269504088896341), ""),
-                                                    magic, ""), magic, "");
+    LLVMValueRef scaled = LLVMBuildFMul(b, x, kf(e, 1.44269504088896341), ""); /* x / ln 2 */
+    LLVMValueRef n = LLVMBuildFSub(b, LLVMBuildFAdd(b, scaled, magic, ""), magic, "");
     LLVMValueRef r = fmuladd(e, n, kf(e, -0.693359375), x);
     r = fmuladd(e, n, kf(e, 2.12194440e-4), r);
     LLVMValueRef p = fmuladd(e, horner(e, r, poly, 6), LLVMBuildFMul(b, r, r, ""), r);
@@ -87,11 +87,11 @@ static LLVMValueRef log_f32(emit_ctx *e, LLVMValueRef x)
     LLVMValueRef tiny = fcmp(e, LLVMRealOLT, x, kf(e, 1.17549435e-38));
     LLVMValueRef xs = sel(e, tiny, LLVMBuildFMul(b, x, kf(e, 8388608.0), ""), x);
     LLVMValueRef bits = LLVMBuildBitCast(b, xs, i32, "");
-    LLVMValueRef k = LLVMBuildSub(b, LLVMBuildAnd(b, LLVMBuildLShr(b, bits, ki(e, 23), ""), ki(e, 255), ""),
-                                  ki(e, 126), "");
+    LLVMValueRef biased = LLVMBuildAnd(b, LLVMBuildLShr(b, bits, ki(e, 23), ""), ki(e, 255), "");
+    LLVMValueRef k = LLVMBuildSub(b, biased, ki(e, 126), "");
     k = LLVMBuildSub(b, k, sel(e, tiny, ki(e, 23), ki(e, 0)), "");
-    LLVMValueRef m = LLVMBuildBitCast(
-        b, LLVMBuildOr(b, LLVMBuildAnd(b, bits, ki(e, 0x007fffff), ""), ki(e, 0x3f000000), ""), f32, "");
+    LLVMValueRef mantissa = LLVMBuildAnd(b, bits, ki(e, 0x007fffff), "");
+    LLVMValueRef m = LLVMBuildBitCast(b, LLVMBuildOr(b, mantissa, ki(e, 0x3f000000), ""), f32, "");
     LLVMValueRef low = fcmp(e, LLVMRealOLT, m, kf(e, 0.707106781186547524));
     k = LLVMBuildSub(b, k, sel(e, low, ki(e, 1), ki(e, 0)), "");
     LLVMValueRef f = LLVMBuildFSub(b, sel(e, low, LLVMBuildFAdd(b, m, m, ""), m), kf(e, 1.0), "");
@@ -119,8 +119,8 @@ static LLVMValueRef tanh_f32(emit_ctx *e, LLVMValueRef x)
     LLVMValueRef s = LLVMBuildFMul(b, x, x, "");
     LLVMValueRef small = fmuladd(e, LLVMBuildFMul(b, horner(e, s, poly, 5), s, ""), x, x);
     LLVMValueRef ex = exp_f32(e, LLVMBuildFAdd(b, ax, ax, ""));
-    LLVMValueRef big = LLVMBuildFSub(b, kf(e, 1.0),
-                                     LLVMBuildFDiv(b, kf(e, 2.0), LLVMBuildFAdd(b, ex, kf(e, 1.0), ""), ""), "");
+    LLVMValueRef share = LLVMBuildFDiv(b, kf(e, 2.0), LLVMBuildFAdd(b, ex, kf(e, 1.0), ""), "");
+    LLVMValueRef big = LLVMBuildFSub(b, kf(e, 1.0), share, "");
     LLVMValueRef args[2] = { big, x };
     big = emit_intrinsic(e, "llvm.copysign", &t, 1, args, 2);
     return sel(e, fcmp(e, LLVMRealOGE, ax, kf(e, 0.625)), big, small);

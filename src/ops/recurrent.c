@@ -267,7 +267,8 @@ static jg_node *direction(jg_loc at, jg_graph *g, jg_rnn_kind kind, const cell_w
      * contiguous slice is an alias of its buffer, fuse.c). The gradients of the slices are
      * disjoint zero-padded pieces, which pass unslice_sum turns into one concat, so the
      * weight's gradient is one GEMM too. */
-    jg_node *time_major = jg_reshape_(at, jg_permute_(at, xs, jg_axes(1, 0, 2)), jg_shape(T * B, I));
+    jg_node *time_major = jg_reshape_(at, jg_permute_(at, xs, jg_axes(1, 0, 2)),
+                                      jg_shape(T * B, I));
     jg_node *gi_all = jg_add_(at, jg_matmul_(at, time_major, w->w_ih), w->b);
     for (int64_t s = 0; s < T; s++) {
         int64_t step = reverse_steps ? T - 1 - s : s;
