@@ -6,6 +6,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 TestSuite(conv, .timeout = 60);
 
@@ -403,6 +404,80 @@ Test(conv, jit_matches_reference_pool_transpose)
     jg_node *m = jg_max_pool2d(h, 3, 3, 2, 2, 1, 1);
     jit_vs_reference(g, jg_global_avg_pool(jg_mul(m, m)), (jg_node *[]){ w, b, x }, 3, xs);
     jg_graph_free(g);
+}
+
+/* The values of outs on the executor in f64, with x bound; with keep_text, *runs says
+ * whether some kernel copies an im2col by its index runs (the global im2col_runs). */
+static double *run64(jg_graph *g, jg_node *const *outs, int n, jg_executor ex, const double *x,
+                     size_t xbytes, int64_t *total, bool *runs)
+{
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .executor = ex, .keep_text = runs });
+    cr_assert(p, "compile failed: %s", jg_errmsg(g));
+    cr_assert_eq(jg_program_set(p, "x", x, xbytes), JG_OK, "%s", jg_errmsg(p));
+    cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+    jg_program_stats st;
+    jg_program_stats_get(p, &st);
+    for (int k = 0; runs && k < st.kernels; k++) {
+        const char *ir = jg_program_kernel_ir(p, k);
+        *runs |= ir && strstr(ir, "im2col_runs");
+    }
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += jg_shape_numel(jg_program_output_shape(p, i));
+    double *all = malloc((size_t)sum * sizeof *all);
+    for (int i = 0, at = 0; i < n; i++) {
+        int64_t m = jg_shape_numel(jg_program_output_shape(p, i));
+        cr_assert_eq(jg_program_get(p, i, all + at, (size_t)m * sizeof *all), JG_OK);
+        at += (int)m;
+    }
+    jg_program_free(p);
+    *total = sum;
+    return all;
+}
+
+/* Stride-1 convolutions, whose im2col the GEMMs copy by runs of consecutive indices (vector
+ * loads, the padding lanes taking the fill), against the reference executor in f64: odd
+ * channel counts, 1x1 to 28x28 images, padding 0/1/2, dilation 2, groups 2 and depthwise;
+ * the forward, the weight and the input gradient. Strided ones keep the element gather. */
+Test(conv, jit_copies_stride_1_im2col_by_runs)
+{
+    struct {
+        int n, c, o, h, w, k, pad, dil, groups, stride;
+        bool runs;
+    } cs[] = {
+        { 2, 1, 4, 28, 28, 3, 1, 1, 1, 1, true },   { 3, 3, 5, 7, 7, 3, 0, 1, 1, 1, true },
+        { 2, 15, 17, 7, 7, 3, 2, 1, 1, 1, true },   { 2, 17, 3, 1, 1, 1, 0, 1, 1, 1, false },
+        { 2, 4, 6, 9, 11, 3, 1, 2, 2, 1, true },    { 2, 5, 5, 8, 8, 3, 1, 1, 5, 1, true },
+        { 2, 3, 4, 13, 13, 5, 2, 1, 1, 1, true },   { 2, 3, 4, 14, 14, 3, 1, 1, 1, 2, false },
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        jg_graph *g = jg_graph_new();
+        jg_shape xs = jg_shape(cs[c].n, cs[c].c, cs[c].h, cs[c].w);
+        jg_node *x = jg_input(g, "x", JG_F64, xs);
+        jg_node *w = jg_param_as(g, "w", JG_F64,
+                                 jg_shape(cs[c].o, cs[c].c / cs[c].groups, cs[c].k, cs[c].k),
+                                 jg_normal(0, 1));
+        jg_node *y = jg_conv2d(x, w, NULL, &(jg_conv_opts){
+            .pad_h = cs[c].pad, .pad_w = cs[c].pad, .dilation_h = cs[c].dil,
+            .dilation_w = cs[c].dil, .groups = cs[c].groups, .stride_h = cs[c].stride,
+            .stride_w = cs[c].stride });
+        jg_node *outs[3] = { y };
+        cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, y), JG_ALL_AXES, false), (jg_node *[]){ w, x },
+                             2, outs + 1), JG_OK, "%s", jg_errmsg(g));
+        int64_t nx = jg_shape_numel(xs), n1, n2;
+        double *xv = malloc((size_t)nx * sizeof *xv);
+        for (int64_t i = 0; i < nx; i++)
+            xv[i] = sin(0.37 * (double)i + 0.1);
+        bool runs = false;
+        double *ref = run64(g, outs, 3, JG_EXEC_REFERENCE, xv, (size_t)nx * sizeof *xv, &n1, NULL);
+        double *jit = run64(g, outs, 3, JG_EXEC_JIT, xv, (size_t)nx * sizeof *xv, &n2, &runs);
+        cr_assert_eq(n1, n2);
+        t_assert_close(jit, ref, n1, 1e-11);
+        cr_assert_eq(runs, cs[c].runs, "case %zu: copied by runs %d, expected %d", c, runs,
+                     cs[c].runs);
+        free(ref), free(jit), free(xv);
+        jg_graph_free(g);
+    }
 }
 
 /* ---------------------------------------------------------------- misuse */

@@ -4,6 +4,7 @@
  * epilogue, batch dimensions summed into C, vector widths 16, 8 and 1, f32 and f64, whole
  * and split outer ranges. */
 #include "jit/gemm.h"
+#include "jit/index_runs.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
@@ -391,4 +392,38 @@ Test(gemm, empty_m)
     void *bufs[3] = { NULL, NULL, NULL };
     cr_assert_eq(((jit_kernel_fn)addr)(bufs, 0, 0, NULL), 0);
     jit_session_free(s);
+}
+
+/* The runs a gathered operand is copied by (index_runs.h): consecutive indices share a run
+ * of at most w positions, positions reading the fill join any run, a break in the sequence
+ * starts a new run, and a table of short runs is refused. */
+Test(gemm, index_runs_split_a_padded_im2col_table)
+{
+    /* rows of 3 outputs with the fill (9) before and after: 9 0 1 | 2 3 9 | ... */
+    double ids[12] = { 9, 0, 1, 9, 9, 5, 6, 7, 9, 2, 3, 4 };
+    index_run *r;
+    int64_t fill;
+    int64_t n = index_runs(ids, 12, 4, 1, &r, &fill);
+    cr_assert_eq(fill, 9);
+    cr_assert_eq(n, 3, "%lld runs", (long long)n);
+    /* 9 0 1 9 -> base -1, lanes 1 and 2; 9 5 6 7 -> base 4, lanes 1-3; 9 2 3 4 -> base 1 */
+    index_run want[3] = { { 0, -1, 0x6, 4 }, { 4, 4, 0xe, 4 }, { 8, 1, 0xe, 4 } };
+    for (int i = 0; i < 3; i++)
+        cr_assert(r[i].dst == want[i].dst && r[i].src == want[i].src &&
+                      r[i].lanes == want[i].lanes && r[i].len == want[i].len,
+                  "run %d: %d %d %x %d", i, r[i].dst, r[i].src, r[i].lanes, r[i].len);
+    free(r);
+    /* 32 lanes: the last lane is bit 31 */
+    double wide[40];
+    for (int i = 0; i < 40; i++)
+        wide[i] = 100 + i;
+    cr_assert_eq(index_runs(wide, 40, 32, 4, &r, &fill), 2);
+    cr_assert(r[0].len == 32 && r[0].lanes == 0xffffffffu && r[1].dst == 32 && r[1].len == 8);
+    free(r);
+    /* a stride-2 table: runs of one position, not worth copying by runs */
+    double strided[16];
+    for (int i = 0; i < 16; i++)
+        strided[i] = 2 * i;
+    cr_assert_eq(index_runs(strided, 16, 8, 4, &r, &fill), 0);
+    cr_assert_null(r);
 }

@@ -14,8 +14,8 @@
  *   an RNN step's block of a projection computed for all steps at once (its GEMM reads the
  *   block in place, and every step's kernel is the same code);
  * - a matmul reads buffers, possibly through permute/broadcast views (strides), and its second
- *   operand may be a gathered one (with `gather`): a reshape of a take along its source's
- *   last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
+ *   operand may be a gathered one (with `gather`): a take (or a reshape of one) along its
+ *   source's last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
  *   its scratch, so the gathered matrix never exists in memory; it joins its
  *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
  *   elementwise over the matmul's own shape, and at most one matmul per kernel; a matmul
@@ -112,15 +112,16 @@ static bool gatherable_take(const jg_node *t)
     return n > 0;
 }
 
-/* A reshape of a gatherable take whose matrices ([..., K, N]) each hold whole rows of the
- * take's output (K*N a multiple of the index count): a GEMM operand it can gather by batch. */
+/* A gatherable take, or a reshape of one, whose matrices ([..., K, N]) each hold whole rows
+ * of the take's output (K*N a multiple of the index count): a GEMM operand it can gather by
+ * batch. (A convolution with one input channel per group has no reshape: simplify drops it.) */
 static bool gather_operand(const state *s, const jg_node *r)
 {
-    if (!s->gather || r->op != JG_OP_RESHAPE || r->shape.ndim < 2 ||
-        !gatherable_take(r->in[0]))
+    const jg_node *t = r->op == JG_OP_RESHAPE ? r->in[0] : r;
+    if (!s->gather || r->shape.ndim < 2 || !gatherable_take(t))
         return false;
     int64_t block = r->shape.dim[r->shape.ndim - 1] * r->shape.dim[r->shape.ndim - 2];
-    return block > 0 && block % jg_shape_numel(r->in[0]->in[1]->shape) == 0;
+    return block > 0 && block % jg_shape_numel(t->in[1]->shape) == 0;
 }
 
 /* The element offset of slice n in its operand when the slice is one contiguous run of it

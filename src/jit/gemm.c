@@ -16,7 +16,9 @@
  * loops: contiguous lanes are vector loads, contiguous k is an in-register transpose, anything
  * else a gather. */
 #include "jit/gemm.h"
+#include "jit/index_runs.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -43,6 +45,10 @@ typedef struct gen {
     LLVMValueRef sa, sb;     /* packed A block, packed B panel (T*, 64-byte aligned) */
     LLVMValueRef gb;         /* a gathered B's current batch block (T*), or NULL */
     LLVMValueRef gb_at, gb_lo; /* i64 allocas: the virtual offset and first element in gb */
+    LLVMValueRef runs, run_at; /* a gathered B's index runs (index_runs.h; i32 dst, src,
+                                  lanes, len per run) and, per w positions, the run holding
+                                  the first; NULL: gathered element by element */
+    int64_t n_runs, fill;      /* the runs, the table's fill index (-1: none) */
     LLVMValueRef acc[MAX_MR][MAX_NV]; /* allocas of <w x T>, promoted to registers */
     LLVMValueRef bidx[JG_MAX_DIMS];   /* batch indices of the current tile */
     LLVMValueRef c_off;      /* element offset of C[b] */
@@ -521,40 +527,18 @@ static size_t scratch_bytes(const gemm_plan *p, const gemm_desc *d, int64_t esiz
     return (size_t)(64 + b + a_block_elems(p, pack_a) * esize + round_up(d->b.block * esize, 64));
 }
 
-/* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
- * block at virtual offset voff, gathering them unless they are already there. A tile whose
- * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
- * own rows of the block, so each element is gathered once per row block; otherwise the whole
- * block, once per batch (its tiles come one after another; with summed batches, once per
- * tile and summed index). */
-static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi)
+/* One row of a gathered B, element by element: gb[base + i] = from[ids[i]] for i in
+ * [i0, i1). */
+static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef i0,
+                       LLVMValueRef i1)
 {
     emit_ctx *e = g->e;
     LLVMBuilderRef b = g->b;
-    const gemm_operand *o = &g->d->b;
-    LLVMValueRef same = LLVMBuildAnd(
-        b, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_at, ""), voff, ""),
-        LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_lo, ""), lo, ""), "");
-    LLVMBasicBlockRef cont = if_begin(g, LLVMBuildNot(b, same, ""));
-    LLVMBuildStore(b, voff, g->gb_at);
-    LLVMBuildStore(b, lo, g->gb_lo);
     int w = g->p.w;
     LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx), vi32 = LLVMVectorType(i32, (unsigned)w);
     LLVMTypeRef vi64 = LLVMVectorType(g->i64, (unsigned)w);
-    LLVMValueRef ids = emit_slot_ptr(e, o->ids_slot, JG_I32);
-    LLVMValueRef src = emit_slot_ptr(e, o->slot, g->d->dtype);
-    LLVMValueRef r0 = LLVMBuildUDiv(b, voff, c64(g, o->nidx), "");
-    LLVMValueRef nidx = c64(g, o->nidx);
-    loop lr, li;
-    LLVMValueRef r_end = LLVMBuildUDiv(b, add(g, hi, c64(g, o->nidx - 1)), nidx, "");
-    loop_begin(e, &lr, LLVMBuildUDiv(b, lo, nidx, ""), r_end, c64(g, 1), "grow");
-    LLVMValueRef base = mul(g, lr.i, o->nidx);
-    /* this row's part of [lo, hi): [i0, i1) */
-    LLVMValueRef i0 = LLVMBuildSub(b, lo, base, "");
-    i0 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, i0, c64(g, 0), ""), c64(g, 0), i0, "");
-    LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
-    i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
-    LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
+    LLVMValueRef ids = emit_slot_ptr(e, g->d->b.ids_slot, JG_I32);
+    loop li;
     loop_begin(e, &li, i0, i1, c64(g, w), "gi");
     LLVMValueRef left = LLVMBuildSub(b, i1, li.i, "");
     LLVMValueRef all = LLVMBuildICmp(b, LLVMIntSGE, left, c64(g, w), "");
@@ -574,8 +558,159 @@ static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRe
                               c32(g, (int)g->esize), mask };
     emit_intrinsic(e, "llvm.masked.store", ovs, 2, sargs, 4);
     loop_end(e, &li);
+}
+
+/* Element i of the i32 table t, as an i64. */
+static LLVMValueRef table_at(gen *g, LLVMValueRef t, LLVMValueRef i)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(g->e->m->ctx);
+    LLVMValueRef v = LLVMBuildLoad2(g->b, i32, LLVMBuildGEP2(g->b, i32, t, &i, 1, ""), "");
+    return LLVMBuildSExt(g->b, v, g->i64, "");
+}
+
+/* One row of a gathered B by its index runs: each run that meets [i0, i1) is one masked load
+ * of consecutive elements (its fill lanes take the row's fill element) and one masked store
+ * of the positions in [i0, i1). */
+static void copy_runs(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef i0,
+                      LLVMValueRef i1)
+{
+    emit_ctx *e = g->e;
+    LLVMBuilderRef b = g->b;
+    int w = g->p.w;
+    LLVMContextRef cx = e->m->ctx;
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(cx);
+    LLVMTypeRef iw = LLVMIntTypeInContext(cx, (unsigned)w);
+    LLVMTypeRef vi1 = LLVMVectorType(LLVMInt1TypeInContext(cx), (unsigned)w);
+    LLVMValueRef fill = LLVMConstNull(g->vt);
+    if (g->fill >= 0) {
+        LLVMValueRef f = LLVMBuildLoad2(b, g->et, elem_ptr(g, from, c64(g, g->fill)), "");
+        fill = emit_splat(e, f);
+    }
+    /* the runs from the one holding i0 to the one after the one holding the start of the
+     * w positions after i1 - 1: a superset, the store masks drop what is outside */
+    LLVMValueRef s0 = table_at(g, g->run_at, LLVMBuildUDiv(b, i0, c64(g, w), ""));
+    LLVMValueRef last = LLVMBuildUDiv(b, LLVMBuildSub(b, i1, c64(g, 1), ""), c64(g, w), "");
+    LLVMValueRef s1 = add(g, table_at(g, g->run_at, add(g, last, c64(g, 1))), c64(g, 1));
+    LLVMValueRef lane_c[MAX_LANES];
+    for (int l = 0; l < w; l++)
+        lane_c[l] = LLVMConstInt(i32, (unsigned long long)l, 0);
+    LLVMValueRef lane = LLVMConstVector(lane_c, (unsigned)w);
+    LLVMValueRef lo = emit_splat(e, LLVMBuildTrunc(b, i0, i32, ""));
+    LLVMValueRef hi = emit_splat(e, LLVMBuildTrunc(b, i1, i32, ""));
+    loop ls;
+    loop_begin(e, &ls, s0, s1, c64(g, 1), "run");
+    LLVMValueRef at = mul(g, ls.i, 4);
+    LLVMValueRef dst = table_at(g, g->runs, at);
+    LLVMValueRef rsrc = table_at(g, g->runs, add(g, at, c64(g, 1)));
+    LLVMValueRef bits = table_at(g, g->runs, add(g, at, c64(g, 2)));
+    LLVMValueRef len = table_at(g, g->runs, add(g, at, c64(g, 3)));
+    LLVMValueRef pos = LLVMBuildAdd(
+        b, emit_splat(e, LLVMBuildTrunc(b, dst, i32, "")), lane, "");
+    LLVMValueRef in_run = LLVMBuildICmp(
+        b, LLVMIntSLT, lane, emit_splat(e, LLVMBuildTrunc(b, len, i32, "")), "");
+    LLVMValueRef in_range = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, pos, lo, ""),
+                                         LLVMBuildICmp(b, LLVMIntSLT, pos, hi, ""), "");
+    LLVMValueRef store = LLVMBuildAnd(b, in_run, in_range, "");
+    LLVMValueRef read = LLVMBuildAnd(
+        b, store, LLVMBuildBitCast(b, LLVMBuildTrunc(b, bits, iw, ""), vi1, ""), "");
+    LLVMTypeRef ov[2] = { g->vt, LLVMPointerType(g->vt, 0) };
+    LLVMValueRef largs[4] = { as_vec_ptr(g, elem_ptr(g, from, rsrc), g->vt),
+                              c32(g, (int)g->esize), read, fill };
+    LLVMValueRef v = emit_intrinsic(e, "llvm.masked.load", ov, 2, largs, 4);
+    LLVMValueRef sargs[4] = { v, as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, dst)), g->vt),
+                              c32(g, (int)g->esize), store };
+    emit_intrinsic(e, "llvm.masked.store", ov, 2, sargs, 4);
+    loop_end(e, &ls);
+}
+
+/* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
+ * block at virtual offset voff, gathering them unless they are already there. A tile whose
+ * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
+ * own rows of the block, so each element is gathered once per row block; otherwise the whole
+ * block, once per batch (its tiles come one after another; with summed batches, once per
+ * tile and summed index). */
+static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi)
+{
+    emit_ctx *e = g->e;
+    LLVMBuilderRef b = g->b;
+    const gemm_operand *o = &g->d->b;
+    LLVMValueRef same = LLVMBuildAnd(
+        b, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_at, ""), voff, ""),
+        LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_lo, ""), lo, ""), "");
+    LLVMBasicBlockRef cont = if_begin(g, LLVMBuildNot(b, same, ""));
+    LLVMBuildStore(b, voff, g->gb_at);
+    LLVMBuildStore(b, lo, g->gb_lo);
+    LLVMValueRef src = emit_slot_ptr(e, o->slot, g->d->dtype);
+    LLVMValueRef r0 = LLVMBuildUDiv(b, voff, c64(g, o->nidx), "");
+    LLVMValueRef nidx = c64(g, o->nidx);
+    loop lr;
+    LLVMValueRef r_end = LLVMBuildUDiv(b, add(g, hi, c64(g, o->nidx - 1)), nidx, "");
+    loop_begin(e, &lr, LLVMBuildUDiv(b, lo, nidx, ""), r_end, c64(g, 1), "grow");
+    LLVMValueRef base = mul(g, lr.i, o->nidx);
+    /* this row's part of [lo, hi): [i0, i1) */
+    LLVMValueRef i0 = LLVMBuildSub(b, lo, base, "");
+    i0 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, i0, c64(g, 0), ""), c64(g, 0), i0, "");
+    LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
+    i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
+    LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
+    if (g->runs)
+        copy_runs(g, from, base, i0, i1);
+    else
+        gather_row(g, from, base, i0, i1);
     loop_end(e, &lr);
     if_end(g, cont);
+}
+
+/* A constant i32 array as a private global of the kernel's module (NULL: no memory). */
+static LLVMValueRef const_table(gen *g, const int32_t *v, int64_t n, const char *name)
+{
+    LLVMTypeRef i32 = LLVMInt32TypeInContext(g->e->m->ctx);
+    LLVMValueRef *c = malloc((size_t)n * sizeof *c);
+    if (!c)
+        return NULL;
+    for (int64_t i = 0; i < n; i++)
+        c[i] = LLVMConstInt(i32, (unsigned long long)(uint32_t)v[i], 0);
+    LLVMValueRef t = LLVMAddGlobal(g->e->m->mod, LLVMArrayType(i32, (unsigned)n), name);
+    LLVMSetInitializer(t, LLVMConstArray(i32, c, (unsigned)n));
+    LLVMSetGlobalConstant(t, 1);
+    LLVMSetLinkage(t, LLVMPrivateLinkage);
+    LLVMSetUnnamedAddress(t, LLVMGlobalUnnamedAddr);
+    free(c);
+    return LLVMBuildBitCast(g->b, t, LLVMPointerType(i32, 0), "");
+}
+
+/* A gathered B whose index table splits into runs of 4 or more positions on average (a
+ * stride-1 convolution's) is copied run by run (copy_runs): the runs and, per w positions,
+ * the run holding the first, as constant tables of the kernel. Else g->runs stays NULL. */
+static void runs_tables(gen *g)
+{
+    const gemm_operand *o = &g->d->b;
+    index_run *r;
+    int w = g->p.w;
+    g->n_runs = index_runs(o->ids_val, o->nidx, w, 4, &r, &g->fill);
+    if (g->n_runs == 0)
+        return;
+    int64_t n_chunks = cdiv(o->nidx, w);
+    int32_t *at = malloc((size_t)(n_chunks + 1) * sizeof *at);
+    int32_t *flat = malloc((size_t)g->n_runs * 4 * sizeof *flat);
+    if (at && flat) {
+        for (int64_t i = 0, c = 0; i < g->n_runs; i++) {
+            for (; c < n_chunks && c * w < (int64_t)r[i].dst + r[i].len; c++)
+                at[c] = (int32_t)i;
+            flat[4 * i] = r[i].dst;
+            flat[4 * i + 1] = r[i].src;
+            flat[4 * i + 2] = (int32_t)r[i].lanes;
+            flat[4 * i + 3] = r[i].len;
+        }
+        at[n_chunks] = (int32_t)(g->n_runs - 1);
+        g->runs = const_table(g, flat, 4 * g->n_runs, "im2col_runs");
+        g->run_at = const_table(g, at, n_chunks + 1, "im2col_run_at");
+    }
+    if (!g->runs || !g->run_at)
+        g->runs = NULL;
+    free(at);
+    free(flat);
+    free(r);
 }
 
 LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,
@@ -631,6 +766,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
         g.gb_lo = LLVMBuildAlloca(g.b, g.i64, "gb_lo");
         LLVMBuildStore(g.b, c64(&g, -1), g.gb_at);
         LLVMBuildStore(g.b, c64(&g, -1), g.gb_lo);
+        runs_tables(&g);
     }
 
     loop lu;

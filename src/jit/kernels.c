@@ -86,13 +86,15 @@ static void operand_of(jit_program *j, const jg_node *mm, int which, gemm_operan
     int64_t bstrides[JG_MAX_DIMS];
     shape_strides(v->shape, bstrides);
     op->block = 0;
-    if (v->op == JG_OP_RESHAPE && j->fus.role[v->id] == ROLE_INLINE) {
+    if ((v->op == JG_OP_RESHAPE || v->op == JG_OP_TAKE) && j->fus.role[v->id] == ROLE_INLINE) {
         /* a gathered operand (fuse.c): v's contiguous strides address the take's output */
-        const jg_node *take = v->in[0], *from = take->in[0], *ids = take->in[1];
+        const jg_node *take = v->op == JG_OP_TAKE ? v : v->in[0];
+        const jg_node *from = take->in[0], *ids = take->in[1];
         op->slot = local_slot(j, j->slot_of[from->id]);
         op->ids_slot = local_slot(j, j->slot_of[ids->id]);
         op->row = from->shape.dim[from->shape.ndim - 1];
         op->nidx = jg_shape_numel(ids->shape);
+        op->ids_val = ids->attr.data;
         op->block = v->shape.dim[v->shape.ndim - 1] * v->shape.dim[v->shape.ndim - 2];
     } else {
         op->slot = j->kslot[v->id];
