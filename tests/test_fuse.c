@@ -200,7 +200,8 @@ Test(fuse, a_matmul_summed_over_its_batch_is_one_gemm)
 
 /* A convolution's im2col (a take by a constant index table) feeds only GEMMs: the forward's
  * and the weight gradient's. Both gather it themselves, batch by batch, into their scratch,
- * so it has no kernel and no buffer (pass "gather"); the values are those of the
+ * so it has no kernel and no buffer (pass "gather"), nor has the input's padding by a fill
+ * element, which only the im2col reads; the values are those of the
  * reference executor, for strides, dilation, groups, padding and odd sizes. */
 Test(fuse, gemms_gather_an_im2col_operand)
 {
@@ -240,8 +241,9 @@ Test(fuse, gemms_gather_an_im2col_operand)
         }
         jg_program_free(p);
     }
-    cr_assert_eq(kernels[0], kernels[1] - 1, "the im2col's own kernel is gone (%d vs %d)",
-                 kernels[0], kernels[1]);
+    cr_assert_eq(kernels[0], kernels[1] - 2,
+                 "the im2col's own kernel and its padding's are gone (%d vs %d)", kernels[0],
+                 kernels[1]);
     for (int e = 0; e < 2; e++)
         for (int k = 0; k < 3; k++) {
             t_assert_close(got[e][k], got[2][k], n[k], 1e-12);
@@ -250,6 +252,48 @@ Test(fuse, gemms_gather_an_im2col_operand)
     for (int k = 0; k < 3; k++)
         free(got[2][k]);
     jg_graph_free(g);
+}
+
+/* A take of a padded tensor that only the take reads: the GEMM reads the unpadded buffer and
+ * the indices past its rows read the pad value (here 2.5), both when the indices form runs
+ * (copied by vector loads) and when they are scattered (gathered one by one). */
+Test(fuse, a_gathered_operand_reads_the_pad_value_past_its_rows)
+{
+    int32_t runs[12] = { 6, 0, 1, 2, 3, 6, 1, 2, 3, 4, 5, 6 }, scattered[12];
+    for (int i = 0; i < 12; i++)
+        scattered[i] = (i * 5) % 7;
+    const int32_t *tables[2] = { runs, scattered };
+    for (int c = 0; c < 2; c++) {
+        jg_graph *g = jg_graph_new();
+        jg_node *x = jg_input(g, "x", JG_F64, jg_shape(2, 3, 6));
+        jg_node *xp = jg_pad(x, jg_shape(0, 0, 0), jg_shape(0, 0, 1), 2.5); /* [2,3,7] */
+        jg_node *ids = jg_const(g, JG_I32, jg_shape(2, 6), tables[c]);
+        jg_node *r = jg_reshape(jg_take(xp, ids, 2), jg_shape(2, 6, 6));
+        jg_node *a = jg_param_as(g, "a", JG_F64, jg_shape(5, 6), jg_normal(0, 1));
+        jg_node *y = jg_matmul(a, r);
+        double xv[36], *got[2];
+        for (int i = 0; i < 36; i++)
+            xv[i] = cos(0.7 * i);
+        int kernels = 0;
+        for (int e = 0; e < 2; e++) {
+            jg_program *p = jg_compile(g, &y, 1, &(jg_opts){
+                .executor = e ? JG_EXEC_REFERENCE : JG_EXEC_JIT });
+            cr_assert(p, "%s", jg_errmsg(g));
+            jg_program_stats st;
+            jg_program_stats_get(p, &st);
+            kernels = e ? kernels : st.kernels;
+            jg_program_set(p, "x", xv, sizeof xv);
+            cr_assert_eq(jg_program_run(p), JG_OK, "%s", jg_errmsg(p));
+            got[e] = malloc(60 * sizeof(double));
+            jg_program_get(p, 0, got[e], 60 * sizeof(double));
+            jg_program_free(p);
+        }
+        cr_assert_eq(kernels, 1, "the GEMM alone: no pad, no take kernel (%d)", kernels);
+        t_assert_close(got[0], got[1], 60, 1e-13);
+        free(got[0]);
+        free(got[1]);
+        jg_graph_free(g);
+    }
 }
 
 /* Where the gathered operand cannot be: a take that is also an output keeps its buffer and

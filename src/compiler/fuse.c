@@ -16,7 +16,8 @@
  * - a matmul reads buffers, possibly through permute/broadcast views (strides), and its second
  *   operand may be a gathered one (with `gather`): a take (or a reshape of one) along its
  *   source's last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
- *   its scratch, so the gathered matrix never exists in memory; it joins its
+ *   its scratch, so the gathered matrix never exists in memory (nor the source's padding by
+ *   elements appended to its rows, when only the take reads it); it joins its
  *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
  *   elementwise over the matmul's own shape, and at most one matmul per kernel; a matmul
  *   whose single consumer sums over batch dimensions only (a broadcast weight's gradient)
@@ -112,6 +113,20 @@ static bool gatherable_take(const jg_node *t)
     return n > 0;
 }
 
+/* A pad that only appends elements to the last axis, read by nothing but a gathered take:
+ * the GEMM reads the unpadded buffer, and the indices past its rows read the pad value, so
+ * the padded copy is never made (a convolution's fill element). */
+static bool elided_pad(const state *s, const jg_node *p)
+{
+    if (p->op != JG_OP_PAD || s->uses[p->id] != 1 || s->is_root[p->id] || s->need_buffer[p->id])
+        return false;
+    int last = p->shape.ndim - 1;
+    for (int k = 0; k < p->shape.ndim; k++)
+        if (p->attr.list[k] != 0 || (k != last && p->attr.step[k] != 0))
+            return false;
+    return true;
+}
+
 /* A gatherable take, or a reshape of one, whose matrices ([..., K, N]) each hold whole rows
  * of the take's output (K*N a multiple of the index count): a GEMM operand it can gather by
  * batch. (A convolution with one input channel per group has no reshape: simplify drops it.) */
@@ -170,13 +185,21 @@ static void decide(state *s, jg_node *n)
         !s->need_buffer[id] &&
         (n->op != JG_OP_RESHAPE || (s->uses[n->in[0]->id] == 1 && !s->is_root[n->in[0]->id]))) {
         /* (the take must be inline too: the GEMM reads the take's operands, not its buffer) */
-        /* a gathered operand (the reshape), then its take: computed inside the GEMMs */
+        /* a gathered operand (the reshape), then its take and the take's elided pad:
+         * computed inside the GEMMs */
         role[id] = ROLE_INLINE;
         s->top[id] = s->top[s->consumer[id]->id];
-        if (n->op == JG_OP_RESHAPE)
+        if (n->op == JG_OP_RESHAPE) {
             s->gather_uses[n->in[0]->id] = s->uses[n->in[0]->id] == 1;
-        else
-            s->need_buffer[n->in[0]->id] = s->need_buffer[n->in[1]->id] = true;
+        } else if (n->op == JG_OP_PAD) {
+            s->need_buffer[n->in[0]->id] = true;
+        } else {
+            s->need_buffer[n->in[1]->id] = true;
+            if (elided_pad(s, n->in[0]))
+                s->gather_uses[n->in[0]->id] = 1;
+            else
+                s->need_buffer[n->in[0]->id] = true;
+        }
         return;
     }
     if (is_leaf(n)) {

@@ -56,6 +56,7 @@ HIDDEN bool pass_constfold(pass_ctx *c);
 HIDDEN bool pass_cse(pass_ctx *c);
 HIDDEN bool pass_unslice_sum(pass_ctx *c);
 HIDDEN bool pass_matmul_sum(pass_ctx *c);
+HIDDEN bool pass_conv_dgrad(pass_ctx *c);
 HIDDEN bool pass_bn_fold(pass_ctx *c);
 HIDDEN bool pass_linear_fold(pass_ctx *c);
 HIDDEN bool pass_bn_relu(pass_ctx *c);

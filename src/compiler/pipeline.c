@@ -24,6 +24,7 @@ static const pass_def PIPELINE[] = {
     { "cse",         pass_cse,         FOR_ALL },
     { "unslice_sum", pass_unslice_sum, FOR_ALL }, /* sliced reads' gradients: one concat */
     { "matmul_sum",  pass_matmul_sum,  FOR_ALL }, /* a sum of GEMMs: one GEMM */
+    { "conv_dgrad",  pass_conv_dgrad,  FOR_ALL }, /* col2im read backwards: a gathering GEMM */
     { "bn_fold",     pass_bn_fold,     FOR_EVAL },
     { "linear_fold", pass_linear_fold, FOR_EVAL },
     { "bn_relu",     pass_bn_relu,     FOR_TRAIN }, /* one-pass batch statistics */

@@ -527,8 +527,20 @@ static size_t scratch_bytes(const gemm_plan *p, const gemm_desc *d, int64_t esiz
     return (size_t)(64 + b + a_block_elems(p, pack_a) * esize + round_up(d->b.block * esize, 64));
 }
 
-/* One row of a gathered B, element by element: gb[base + i] = from[ids[i]] for i in
- * [i0, i1). */
+/* A gathered B whose indices may reach past its rows, into an elided pad (unknown indices
+ * may). */
+static bool padded(const gemm_operand *o)
+{
+    if (!o->ids_val)
+        return true;
+    for (int64_t i = 0; i < o->nidx; i++)
+        if (o->ids_val[i] >= (double)o->valid)
+            return true;
+    return false;
+}
+
+/* One row of a gathered B, element by element: gb[base + i] = from[ids[i]] (or the pad)
+ * for i in [i0, i1). */
 static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef i0,
                        LLVMValueRef i1)
 {
@@ -551,7 +563,13 @@ static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRe
                                      vi64, "");
     LLVMValueRef ptrs = LLVMBuildGEP2(b, g->et, from, &idx, 1, "");
     LLVMTypeRef ovg[2] = { g->vt, LLVMTypeOf(ptrs) };
-    LLVMValueRef gargs[4] = { ptrs, c32(g, (int)g->esize), mask, LLVMConstNull(g->vt) };
+    LLVMValueRef read = mask, pad = LLVMConstNull(g->vt);
+    if (padded(&g->d->b)) { /* indices into the elided pad read its value */
+        LLVMValueRef v = emit_splat(e, c64(g, g->d->b.valid));
+        read = LLVMBuildAnd(b, mask, LLVMBuildICmp(b, LLVMIntSLT, idx, v, ""), "");
+        pad = emit_splat_const(e, g->d->dtype, g->d->b.pad);
+    }
+    LLVMValueRef gargs[4] = { ptrs, c32(g, (int)g->esize), read, pad };
     LLVMValueRef v = emit_intrinsic(e, "llvm.masked.gather", ovg, 2, gargs, 4);
     LLVMTypeRef ovs[2] = { g->vt, LLVMPointerType(g->vt, 0) };
     LLVMValueRef sargs[4] = { v, as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, li.i)), g->vt),
@@ -582,7 +600,9 @@ static void copy_runs(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef
     LLVMTypeRef iw = LLVMIntTypeInContext(cx, (unsigned)w);
     LLVMTypeRef vi1 = LLVMVectorType(LLVMInt1TypeInContext(cx), (unsigned)w);
     LLVMValueRef fill = LLVMConstNull(g->vt);
-    if (g->fill >= 0) {
+    if (g->fill >= g->d->b.valid) {
+        fill = emit_splat_const(e, g->d->dtype, g->d->b.pad);
+    } else if (g->fill >= 0) {
         LLVMValueRef f = LLVMBuildLoad2(b, g->et, elem_ptr(g, from, c64(g, g->fill)), "");
         fill = emit_splat(e, f);
     }
@@ -690,6 +710,11 @@ static void runs_tables(gen *g)
     g->n_runs = index_runs(o->ids_val, o->nidx, w, 4, &r, &g->fill);
     if (g->n_runs == 0)
         return;
+    for (int64_t i = 0; i < g->n_runs; i++) /* only the fill may index the elided pad */
+        if (r[i].lanes && (int64_t)r[i].src + 31 - __builtin_clz(r[i].lanes) >= o->valid) {
+            free(r);
+            return;
+        }
     int64_t n_chunks = cdiv(o->nidx, w);
     int32_t *at = malloc((size_t)(n_chunks + 1) * sizeof *at);
     int32_t *flat = malloc((size_t)g->n_runs * 4 * sizeof *flat);

@@ -16,10 +16,13 @@ typedef struct gemm_operand {
      * bufs[slot][r * row + bufs[ids_slot][i]] (i32 indices, all in [0, row)). Each batch's
      * operand is the `block` elements of V from its offset (a multiple of nidx), gathered
      * into the kernel's scratch before its first tile of that batch. block 0: not gathered.
-     * ids_val: the indices' values, known when the kernel is emitted (they are a constant),
-     * or NULL; runs of consecutive indices are then copied by vector loads. */
+     * Indices from `valid` on read `pad` instead (a padding appended to the rows and never
+     * stored; valid = row: none). ids_val: the indices' values, known when the kernel is
+     * emitted (they are a constant), or NULL; runs of consecutive indices are then copied by
+     * vector loads. */
     int ids_slot;
-    int64_t row, nidx, block;
+    int64_t row, nidx, block, valid;
+    double pad;
     const double *ids_val;
 } gemm_operand;
 

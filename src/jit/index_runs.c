@@ -57,10 +57,10 @@ int64_t index_runs(const double *ids, int64_t n, int w, int min_len, index_run *
         int k = 0;
         for (; k < w && i + k < n; k++) {
             int64_t v = (int64_t)ids[i + k];
-            if (base != INT64_MIN && v == base + k)
-                lanes |= 1u << k;
-            else if (v == f)
+            if (v == f) /* first: the fill may lie past the source's rows (an elided pad) */
                 continue;
+            else if (base != INT64_MIN && v == base + k)
+                lanes |= 1u << k;
             else if (base == INT64_MIN)
                 base = v - k, lanes |= 1u << k;
             else

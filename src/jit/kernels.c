@@ -90,9 +90,14 @@ static void operand_of(jit_program *j, const jg_node *mm, int which, gemm_operan
         /* a gathered operand (fuse.c): v's contiguous strides address the take's output */
         const jg_node *take = v->op == JG_OP_TAKE ? v : v->in[0];
         const jg_node *from = take->in[0], *ids = take->in[1];
+        op->pad = 0;
+        if (from->op == JG_OP_PAD && j->fus.role[from->id] == ROLE_INLINE) { /* elided */
+            op->pad = from->attr.scalar[0];
+            from = from->in[0];
+        }
         op->slot = local_slot(j, j->slot_of[from->id]);
         op->ids_slot = local_slot(j, j->slot_of[ids->id]);
-        op->row = from->shape.dim[from->shape.ndim - 1];
+        op->row = op->valid = from->shape.dim[from->shape.ndim - 1];
         op->nidx = jg_shape_numel(ids->shape);
         op->ids_val = ids->attr.data;
         op->block = v->shape.dim[v->shape.ndim - 1] * v->shape.dim[v->shape.ndim - 2];
