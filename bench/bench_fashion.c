@@ -9,8 +9,8 @@
  *                                  f32, the precision the benchmark trains in
  *   options: --steps N (30) --warmup N (5) --threads T (2) --vector-bits B (0: the widest)
  *            --passes-off LIST (jg_opts.passes_off: e.g. "epilogue,siblings")
- *            --profile 1 (each kernel's group and time, slowest first, on stderr after each run; the clock
- *            reads slow the steps a little)
+ *            --profile 1 (each kernel's group and its time over the timed steps, slowest first, on
+ *            stderr after each run; the clock reads slow the steps a little)
  *
  * Per model, one graph holds the model twice over shared parameters: at batch 128 and at
  * batch 1, each with its own training program (jg_compile_train, Adam at the examples' rate,
@@ -144,12 +144,15 @@ static int step(trainer *t)
 }
 
 /* The median seconds of `steps` steps after `warmup` untimed ones; -1 on failure. */
-static double median_step(trainer *t, int warmup, int steps)
+/* The median time of `steps` steps after `warmup` untimed ones; with profile, the kernels
+ * are timed over the timed steps only (the first run faults the arena's pages in). */
+static double median_step(trainer *t, int warmup, int steps, bool profile)
 {
     double *s = malloc((size_t)steps * sizeof *s);
     int status = !s;
     for (int i = 0; i < warmup && !status; i++)
         status = step(t);
+    jg_program_profile(t->p, profile);
     for (int i = 0; i < steps && !status; i++) {
         double t0 = bu_now();
         status = step(t);
@@ -206,13 +209,11 @@ static int bench_model(const model *m, const options *o)
         fprintf(stderr, "bench_fashion: %s: %s\n", m->name, jg_errmsg(g));
     if (!status) {
         synthetic(x, y, N_BATCHES * BATCH, 42);
-        jg_program_profile(p[0], o->profile);
-        jg_program_profile(p[1], o->profile);
         trainer t = { .p = p[0], .xname = "x", .yname = "y", .batch = BATCH, .x = x, .y = y };
-        double s128 = median_step(&t, o->warmup, o->steps);
+        double s128 = median_step(&t, o->warmup, o->steps, o->profile);
         float loss128 = t.loss;
         trainer t1 = { .p = p[1], .xname = "x1", .yname = "y1", .batch = 1, .x = x, .y = y };
-        double s1 = median_step(&t1, 4 * o->warmup, 4 * o->steps);
+        double s1 = median_step(&t1, 4 * o->warmup, 4 * o->steps, o->profile);
         for (int k = 0; k < 2 && o->profile; k++) {
             fprintf(stderr, "bench_fashion: %s, batch %d: the kernels' groups, then their times, "
                     "slowest first\n", m->name, batches[k]);

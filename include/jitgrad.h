@@ -681,7 +681,9 @@ JG_API void jg_program_dot(const jg_program *p, FILE *out);
 JG_API const char *jg_program_kernel_ir(const jg_program *p, int i);
 JG_API const char *jg_program_kernel_asm(const jg_program *p, int i);
 /* Per-kernel timing over the following runs (off by default: it costs a clock read per
- * kernel); jg_program_profile_dump prints a table, slowest first. */
+ * kernel; switching it on starts the times afresh, so untimed warm-up runs, whose first
+ * faults the arena's pages in, can be left out); jg_program_profile_dump prints a table,
+ * slowest first. */
 JG_API void jg_program_profile(jg_program *p, bool on);
 JG_API void jg_program_profile_dump(const jg_program *p, FILE *out);
 

@@ -106,6 +106,15 @@ Test(fuse, the_program_shows_its_kernels)
     fclose(f);
     cr_assert(strstr(prof, "reduce") && strstr(prof, "       3 "), "%s", prof);
     free(prof);
+    /* switched off and on again: the runs counted are the ones after */
+    jg_program_profile(p, false);
+    jg_program_profile(p, true);
+    cr_assert_eq(jg_program_run(p), JG_OK);
+    f = open_memstream(&prof, &len);
+    jg_program_profile_dump(p, f);
+    fclose(f);
+    cr_assert(strstr(prof, "       1 ") && !strstr(prof, "       4 "), "%s", prof);
+    free(prof);
     jg_program_free(p);
     jg_graph_free(g);
 }

@@ -123,8 +123,12 @@ const char *jg_program_kernel_asm(const jg_program *p, int i)
 
 void jg_program_profile(jg_program *p, bool on)
 {
-    if (p && p->jit)
-        p->jit->profile = on;
+    if (!p || !p->jit)
+        return;
+    if (on && !p->jit->profile) /* the times of the following runs only */
+        for (int i = 0; i < p->jit->n_kernels; i++)
+            p->jit->kernels[i].total_ms = 0, p->jit->kernels[i].runs = 0;
+    p->jit->profile = on;
 }
 
 static int slower_first(const void *a, const void *b, void *ctx)
