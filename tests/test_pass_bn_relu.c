@@ -154,6 +154,26 @@ Test(pass_bn_relu, forward_and_backward_stream_the_data_three_times)
     jg_graph_free(b.g);
 }
 
+/* After a convolution, batchnorm's input is the GEMM's result read through a reshape (an
+ * alias): its statistics are still one pass, not one reduction kernel per sum. */
+Test(pass_bn_relu, statistics_of_a_convolution_are_one_pass)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(4, 3, 6, 6));
+    jg_node *w = jg_param(g, "w", jg_shape(5, 3, 3, 3), jg_he_normal());
+    jg_node *c = jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_h = 1, .pad_w = 1 });
+    jg_node *y = jg_relu(jg_batchnorm("bn", c, 0.1, 1e-5));
+    jg_node *dw;
+    cr_assert_eq(jg_grad(g, jg_sum(jg_square(y), JG_ALL_AXES, false), &w, 1, &dw), JG_OK);
+    jg_program *p = jg_compile(g, &dw, 1, &(jg_opts){ .mode = JG_MODE_TRAIN });
+    cr_assert(p, "%s", jg_errmsg(g));
+    int with;
+    int n = streaming_kernels(p, jg_shape(4, 5, 6, 6), 2, false, &with);
+    cr_assert_eq(with, 1, "sum(x - k) with sum((x - k)^2) (%d streaming kernels)", n);
+    jg_program_free(p);
+    jg_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- values */
 
 static void fill(void *data, jg_dtype t, int64_t n, uint64_t seed, double scale, double offset)

@@ -113,11 +113,11 @@ static void shape_inputs(const jg_graph *g, const fusion *f, jg_shape s, int *bu
             node_role r = f->role[in->id];
             if (f->group_of[in->id] == gi && r == ROLE_INLINE)
                 continue;
-            if (r == ROLE_ALIAS && f->alias_offset[in->id] == 0 &&
-                jg_shape_numel(in->shape) == jg_shape_numel(f->alias_of[in->id]->shape))
-                in = f->alias_of[in->id]; /* a reshape: its base's bytes */
             if ((r != ROLE_LEAF && r != ROLE_ROOT && r != ROLE_ALIAS) || !shape_eq(in->shape, s))
                 continue;
+            if (r == ROLE_ALIAS && f->alias_offset[in->id] == 0 &&
+                jg_shape_numel(in->shape) == jg_shape_numel(f->alias_of[in->id]->shape))
+                in = f->alias_of[in->id]; /* a reshape (a conv's GEMM result): its base's bytes */
             int *b = &bufs[gi * SHARED_MAX];
             for (int j = 0; j < SHARED_MAX; j++)
                 if (b[j] == in->id || b[j] < 0) {
