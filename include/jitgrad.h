@@ -549,7 +549,9 @@ typedef struct jg_opts {
     bool no_fusion;           /* every op a kernel of its own (for experiments) */
     int vector_bits;          /* 0: the widest the CPU has (512 with AVX-512, 256 with AVX2);
                                  256, 128, or 32 for scalar code */
-    int opt_level;            /* 0: O3; 1..3: that level; -1: O0 */
+    int opt_level;            /* 0: jitgrad's passes (a short function pipeline: kernels come
+                                 vectorised) and O3 code generation; 1..3: LLVM's default<On>
+                                 and that code generation level; -1: O0 */
     const char *cpu;          /* NULL: the host's; else an LLVM CPU name ("haswell"), used
                                  for scheduling: the features stay the host's unless
                                  cpu_features removes some; a name LLVM does not know

@@ -44,11 +44,21 @@ typedef struct cache_entry {
     void *addr;
 } cache_entry;
 
+/* The default optimisation passes. Kernels arrive vectorised, their loops written as they
+ * should run, so LLVM's O3 spends most of its time (loop and SLP vectorisers, the inliner's
+ * SCC walk) finding nothing: these passes clean up what emission leaves (allocas, repeated
+ * address arithmetic, invariant loads, branches) and unroll short loops, in ~1/5 of O3's
+ * time; compiles take ~25% less, steps the same (bench_fashion, all three models). */
+#define KERNEL_PIPELINE                                                                   \
+    "function(sroa,early-cse<memssa>,instcombine,simplifycfg,loop-mssa(licm),loop(indvars)," \
+    "gvn,instcombine,loop-unroll<O3>,instcombine,simplifycfg,adce)"
+
 struct jit_session {
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* ours: passes and object emission (LLJIT owns another) */
     char *cpu, *features;
-    int opt_level, vector_bits;
+    int opt_level, vector_bits; /* opt_level: the code generator's, 0..3 */
+    char pipeline[192];         /* the optimisation passes (LLVMRunPasses' syntax) */
     char *cache_dir;      /* NULL: no disk cache (none given, or not trusted) */
     bool process_cache;   /* no disk cache: the process's object cache instead */
     pthread_mutex_t lock;
@@ -246,6 +256,10 @@ jit_session *jit_session_new(const jit_target *t, char *err, size_t size)
     LLVMDisposeMessage(host_features);
     int level = t ? t->opt_level : 0;
     s->opt_level = level == 0 ? 3 : level < 0 ? 0 : level > 3 ? 3 : level;
+    if (level == 0)
+        snprintf(s->pipeline, sizeof s->pipeline, "%s", KERNEL_PIPELINE);
+    else
+        snprintf(s->pipeline, sizeof s->pipeline, "default<O%d>", s->opt_level);
     if (!s->cpu || !s->features)
         goto nomem;
     if (t && (t->cpu || t->features) && !names_known(s, err, size))
@@ -345,8 +359,9 @@ void jit_module_dispose(jit_module *m)
 static void kernel_key(const jit_session *s, LLVMModuleRef mod, uint8_t key[KEY_SIZE])
 {
     LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(mod);
-    char version[64];
-    snprintf(version, sizeof version, "llvm %s O%d", LLVM_VERSION_STRING, s->opt_level);
+    char version[256];
+    snprintf(version, sizeof version, "llvm %s O%d %s", LLVM_VERSION_STRING, s->opt_level,
+             s->pipeline);
     struct sha256_ctx c;
     sha256_init(&c);
     sha256_update(&c, LLVMGetBufferSize(bc), (const uint8_t *)LLVMGetBufferStart(bc));
@@ -663,10 +678,8 @@ static void compile_entry(jit_session *s, LLVMTargetMachineRef tm, batch_entry *
     LLVMDisposeMessage(msg);
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    char pipeline[32];
-    snprintf(pipeline, sizeof pipeline, "default<O%d>", s->opt_level);
     LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(m->mod, pipeline, tm, opts);
+    LLVMErrorRef e = LLVMRunPasses(m->mod, s->pipeline, tm, opts);
     LLVMDisposePassBuilderOptions(opts);
     if (e) {
         take_error(e, "LLVM passes", x->err, sizeof x->err);
