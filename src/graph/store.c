@@ -38,11 +38,10 @@ static void fans(jg_shape s, double *fan_in, double *fan_out)
     }
 }
 
-/* Draws value i of the initialiser; uniform and normal draws use distinct counters. */
-static double init_value(jg_init init, jg_shape s, uint64_t key, uint64_t i)
+/* Draws value i of the initialiser for a tensor of the given fans; uniform and normal draws
+ * use distinct counters. */
+static double init_value(jg_init init, double fan_in, double fan_out, uint64_t key, uint64_t i)
 {
-    double fan_in, fan_out;
-    fans(s, &fan_in, &fan_out);
     switch (init.kind) {
     case JG_INIT_ZEROS: return 0;
     case JG_INIT_CONSTANT: return init.a;
@@ -81,12 +80,20 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
     if (!data)
         goto nomem;
     uint64_t key = init.seed ? init.seed : rng_u64(g->seed, rng_hash_str(param->name));
-    for (int64_t i = 0; i < numel; i++) {
-        double v = init_value(init, param->shape, key, (uint64_t)i);
-        if (param->dtype == JG_F64)
-            ((double *)data)[i] = v;
-        else
-            ((float *)data)[i] = (float)v;
+    double fan_in, fan_out;
+    fans(param->shape, &fan_in, &fan_out);
+    if (init.kind == JG_INIT_ZEROS) { /* optimiser states: millions of elements per model */
+        memset(data, 0, (size_t)numel * jg_dtype_size(param->dtype));
+    } else {
+        for (int64_t i = 0; i < numel; i++) {
+            double v = init.kind == JG_INIT_CONSTANT
+                           ? init.a
+                           : init_value(init, fan_in, fan_out, key, (uint64_t)i);
+            if (param->dtype == JG_F64)
+                ((double *)data)[i] = v;
+            else
+                ((float *)data)[i] = (float)v;
+        }
     }
     param->param = g->n_params;
     g->params[g->n_params++] = (graph_param){ .node = param, .data = data, .init = init.kind };
