@@ -112,9 +112,12 @@ static jg_node *dgrad_rule(void *state, jg_graph *g, const jg_node *n, jg_node *
         holes |= inv[i] == p;
     jg_node *ti = jg_const_(n->at, g, JG_I32, jg_shape(kk, len), inv);
     free(inv);
+    /* A' stored transposed, [(o, kk), c]: the GEMM reads a transposed A in place, where a
+     * row-major one is packed again for every sample's tile */
     jg_node *ap = jg_reshape_(n->at, a, jg_shape(ga, cg, kk, og));
-    ap = jg_reshape_(n->at, jg_permute_(n->at, ap, jg_axes(0, 1, 3, 2)),
-                     jg_shape(ga, cg, og * kk));
+    ap = jg_reshape_(n->at, jg_permute_(n->at, ap, jg_axes(0, 3, 2, 1)),
+                     jg_shape(ga, og * kk, cg));
+    ap = jg_permute_(n->at, ap, jg_axes(0, 2, 1));
     jg_node *bp = holes ? jg_pad_(n->at, b, jg_shape(0, 0, 0, 0), jg_shape(0, 0, 0, 1), 0) : b;
     bp = jg_reshape_(n->at, jg_take_(n->at, bp, ti, 3), jg_shape(nb, grp, og * kk, len));
     return jg_reshape_(n->at, jg_matmul_(n->at, ap, bp), n->shape);
