@@ -49,6 +49,7 @@ typedef struct gen {
                                   lanes, len per run) and, per w positions, the run holding
                                   the first; NULL: gathered element by element */
     int64_t n_runs, fill;      /* the runs, the table's fill index (-1: none) */
+    index_run *run_list;       /* the runs themselves when few enough to unroll, or NULL */
     LLVMValueRef acc[MAX_MR][MAX_NV]; /* allocas of <w x T>, promoted to registers */
     LLVMValueRef bidx[JG_MAX_DIMS];   /* batch indices of the current tile */
     LLVMValueRef c_off;      /* element offset of C[b] */
@@ -643,6 +644,46 @@ static void copy_runs(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef
     loop_end(e, &ls);
 }
 
+/* At most this many runs are copied by straight-line code: the whole block's rows, each run
+ * a constant-offset masked load and store (a 3x3 conv on 14x14: 126 runs), not a loop that
+ * reads the table and builds masks (~2x the instructions). */
+enum { UNROLL_RUNS = 512 };
+
+/* One whole row of a gathered B by its runs, unrolled (see UNROLL_RUNS). */
+static void copy_runs_unrolled(gen *g, LLVMValueRef from, LLVMValueRef base)
+{
+    emit_ctx *e = g->e;
+    int w = g->p.w;
+    LLVMValueRef fill = LLVMConstNull(g->vt);
+    if (g->fill >= g->d->b.valid) {
+        fill = emit_splat_const(e, g->d->dtype, g->d->b.pad);
+    } else if (g->fill >= 0) {
+        LLVMValueRef f = LLVMBuildLoad2(g->b, g->et, elem_ptr(g, from, c64(g, g->fill)), "");
+        fill = emit_splat(e, f);
+    }
+    LLVMTypeRef i1 = LLVMInt1TypeInContext(e->m->ctx);
+    LLVMTypeRef ov[2] = { g->vt, LLVMPointerType(g->vt, 0) };
+    for (int64_t i = 0; i < g->n_runs; i++) {
+        const index_run *r = &g->run_list[i];
+        LLVMValueRef store_bits[MAX_LANES], read_bits[MAX_LANES];
+        for (int l = 0; l < w; l++) {
+            store_bits[l] = LLVMConstInt(i1, l < r->len, 0);
+            read_bits[l] = LLVMConstInt(i1, l < r->len && (r->lanes >> l & 1), 0);
+        }
+        LLVMValueRef dst = as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, c64(g, r->dst))), g->vt);
+        LLVMValueRef v = fill;
+        if (r->lanes) {
+            LLVMValueRef largs[4] = { as_vec_ptr(g, elem_ptr(g, from, c64(g, r->src)), g->vt),
+                                      c32(g, (int)g->esize),
+                                      LLVMConstVector(read_bits, (unsigned)w), fill };
+            v = emit_intrinsic(e, "llvm.masked.load", ov, 2, largs, 4);
+        }
+        LLVMValueRef sargs[4] = { v, dst, c32(g, (int)g->esize),
+                                  LLVMConstVector(store_bits, (unsigned)w) };
+        emit_intrinsic(e, "llvm.masked.store", ov, 2, sargs, 4);
+    }
+}
+
 /* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
  * block at virtual offset voff, gathering them unless they are already there. A tile whose
  * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
@@ -673,7 +714,9 @@ static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRe
     LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
     i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
     LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
-    if (g->runs)
+    if (g->run_list && LLVMIsConstant(lo) && LLVMIsConstant(hi)) /* whole rows */
+        copy_runs_unrolled(g, from, base);
+    else if (g->runs)
         copy_runs(g, from, base, i0, i1);
     else
         gather_row(g, from, base, i0, i1);
@@ -735,7 +778,10 @@ static void runs_tables(gen *g)
         g->runs = NULL;
     free(at);
     free(flat);
-    free(r);
+    if (g->runs && g->n_runs <= UNROLL_RUNS)
+        g->run_list = r; /* freed by gemm_emit */
+    else
+        free(r);
 }
 
 LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,
@@ -865,5 +911,6 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     loop_end(e, &lk);
     loop_end(e, &lu);
     emit_kernel_end(e);
+    free(g.run_list);
     return fn;
 }
