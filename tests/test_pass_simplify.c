@@ -59,6 +59,10 @@ RULE_TEST(reshape_round_trip, jg_exp(jg_reshape(jg_reshape(x, jg_shape(24)), jg_
 RULE_TEST(moved_constant, jg_mul(x, jg_broadcast_to(jg_fill(g, JG_F32, jg_shape(6), 2), jg_shape(4, 6))),
           jg_mul(ex, jg_fill(e, JG_F32, jg_shape(4, 6), 2)))
 RULE_TEST(zero_times_constant, jg_add(x, jg_mul(F(g, 0), F(g, 5))), ex)
+/* a batch-1 weight gradient x^T dy: one product per element */
+RULE_TEST(outer_product,
+          jg_exp(jg_matmul(jg_transpose(jg_slice(x, 0, 0, 1, 1)), jg_slice(x, 0, 1, 2, 1))),
+          jg_exp(jg_mul(jg_transpose(jg_slice(ex, 0, 0, 1, 1)), jg_slice(ex, 0, 1, 2, 1))))
 
 Test(pass_simplify, leaves_what_is_not_an_identity)
 {
@@ -70,6 +74,8 @@ Test(pass_simplify, leaves_what_is_not_an_identity)
     /* a unit of another dtype would change the result's dtype: kept */
     jg_node *i = jg_input(g, "i", JG_I32, jg_shape(4, 6));
     check_untouched(jg_neg(jg_neg(i)));
+    /* a product over two terms is a sum: a GEMM */
+    check_untouched(jg_matmul(jg_slice(x, 1, 0, 2, 1), jg_slice(x, 0, 0, 2, 1)));
     jg_graph_free(g);
 }
 
@@ -81,6 +87,9 @@ Test(pass_simplify, same_values_and_gradients_with_the_pass_off)
                                                                  jg_fill(g, JG_F64, jg_shape(5, 7), 0))))));
     jg_node *loss = jg_sum(jg_tanh(jg_reshape(jg_reshape(y, jg_shape(35)), jg_shape(7, 5))),
                            JG_ALL_AXES, false);
+    /* and an outer product, as a batch-1 weight gradient is */
+    loss = jg_add(loss, jg_sum(jg_tanh(jg_matmul(jg_transpose(jg_slice(x, 0, 0, 1, 1)),
+                                                jg_slice(x, 0, 2, 3, 1))), JG_ALL_AXES, false));
     jg_node *outs[2] = { loss, NULL };
     cr_assert_eq(jg_grad(g, loss, &x, 1, &outs[1]), JG_OK, "%s", jg_errmsg(g));
     t_assert_pass_neutral(g, outs, 2, "simplify", NULL, 0, 1e-12);

@@ -13,10 +13,15 @@
  *   reshape chain               reshape(reshape(x))         one reshape, or x
  *   trivial view                reshape/broadcast to the    x
  *                               same shape, identity permute
+ *   outer product               matmul(a [.., M, 1],        a * b, broadcast (one product
+ *                               b [.., 1, N])               per element: a batch-1 weight
+ *                                                           gradient, which then joins the
+ *                                                           optimiser's update kernels)
  *
  * Deliberately not folded: x - x (NaN for an infinite or NaN x, not 0), x / x, x * 0 for a
  * non-constant x. Each rule applies where it matches the dtype as well as the shape, so a
- * fold never changes what the program computes. */
+ * fold never changes what the program computes (the outer product's zeros aside: the GEMM
+ * adds each product to +0, so a -0 product came out +0). */
 #include "compiler/pass.h"
 
 static bool is_fill(const jg_node *n, double v)
@@ -82,6 +87,13 @@ static jg_node *simplify_rule(void *state, jg_graph *g, const jg_node *n, jg_nod
         return NULL;
     case JG_OP_SUB:
         return is_fill(in[1], 0) && same_type(in[0], n) ? in[0] : NULL;
+    case JG_OP_MATMUL: {
+        const jg_node *a = in[0];
+        if (a->shape.ndim < 2 || a->shape.dim[a->shape.ndim - 1] != 1)
+            return NULL;
+        jg_node *r = jg_mul_(n->at, in[0], in[1]);
+        return same_type(r, n) ? r : NULL;
+    }
     default:
         return NULL;
     }
