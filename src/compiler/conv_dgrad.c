@@ -58,6 +58,16 @@ static bool scatter_run(const dgrad_state *st, const jg_node *n, int64_t *start,
            ids->attr.data && ids->shape.ndim == 2;
 }
 
+/* A permute that swaps the last two axes and keeps the others. */
+static bool last_two_swapped(const jg_node *p)
+{
+    int nd = p->shape.ndim;
+    for (int d = 0; d < nd - 2; d++)
+        if (p->attr.list[d] != d)
+            return false;
+    return nd >= 2 && p->attr.list[nd - 2] == nd - 1 && p->attr.list[nd - 1] == nd - 2;
+}
+
 /* T' (see the top): for each tap, the source of each kept pixel, or `fill`; false when a
  * kept pixel has two sources in one tap. */
 static bool invert(const double *t, int64_t kk, int64_t p, int64_t start, int64_t len,
@@ -113,11 +123,17 @@ static jg_node *dgrad_rule(void *state, jg_graph *g, const jg_node *n, jg_node *
     jg_node *ti = jg_const_(n->at, g, JG_I32, jg_shape(kk, len), inv);
     free(inv);
     /* A' stored transposed, [(o, kk), c]: the GEMM reads a transposed A in place, where a
-     * row-major one is packed again for every sample's tile */
-    jg_node *ap = jg_reshape_(n->at, a, jg_shape(ga, cg, kk, og));
-    ap = jg_reshape_(n->at, jg_permute_(n->at, ap, jg_axes(0, 3, 2, 1)),
-                     jg_shape(ga, og * kk, cg));
-    ap = jg_permute_(n->at, ap, jg_axes(0, 2, 1));
+     * row-major one is packed again for every sample's tile. A is usually the transpose of
+     * the forward's weights [.., Og, Cg*KK]: then one copy of those makes it. */
+    jg_node *ap;
+    if (a->op == JG_OP_PERMUTE && last_two_swapped(a)) {
+        ap = jg_reshape_(n->at, a->in[0], jg_shape(ga, og, cg, kk));
+        ap = jg_permute_(n->at, ap, jg_axes(0, 1, 3, 2));
+    } else {
+        ap = jg_reshape_(n->at, a, jg_shape(ga, cg, kk, og));
+        ap = jg_permute_(n->at, ap, jg_axes(0, 3, 2, 1));
+    }
+    ap = jg_permute_(n->at, jg_reshape_(n->at, ap, jg_shape(ga, og * kk, cg)), jg_axes(0, 2, 1));
     jg_node *bp = holes ? jg_pad_(n->at, b, jg_shape(0, 0, 0, 0), jg_shape(0, 0, 0, 1), 0) : b;
     bp = jg_reshape_(n->at, jg_take_(n->at, bp, ti, 3), jg_shape(nb, grp, og * kk, len));
     return jg_reshape_(n->at, jg_matmul_(n->at, ap, bp), n->shape);
