@@ -143,9 +143,9 @@ static int step(trainer *t)
     return 0;
 }
 
-/* The median seconds of `steps` steps after `warmup` untimed ones; -1 on failure. */
-/* The median time of `steps` steps after `warmup` untimed ones; with profile, the kernels
- * are timed over the timed steps only (the first run faults the arena's pages in). */
+/* The median seconds of `steps` steps after `warmup` untimed ones, -1 on failure; with
+ * profile, the kernels are timed over the timed steps only (the first run faults the arena's
+ * pages in). */
 static double median_step(trainer *t, int warmup, int steps, bool profile)
 {
     double *s = malloc((size_t)steps * sizeof *s);

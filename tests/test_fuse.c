@@ -264,8 +264,8 @@ Test(fuse, gemms_gather_an_im2col_operand)
 }
 
 /* A take of a padded tensor that only the take reads: the GEMM reads the unpadded buffer and
- * the indices past its rows read the pad value (here 2.5), both when the indices form runs
- * (copied by vector loads) and when they are scattered (gathered one by one). */
+ * the indices past its rows read the pad value (here 2.5), both for indices that form runs
+ * (copied by vector loads with 4 or more lanes) and scattered ones (gathered one by one). */
 Test(fuse, a_gathered_operand_reads_the_pad_value_past_its_rows)
 {
     int32_t runs[12] = { 6, 0, 1, 2, 3, 6, 1, 2, 3, 4, 5, 6 }, scattered[12];

@@ -82,6 +82,35 @@ Test(pass_conv_dgrad, padding_dilation_groups_and_depthwise)
     check((conv_case){ 1, 4, 7, 7, 3, 2, 1, 1, 1 }, true);   /* one channel, padding 2 */
 }
 
+/* A 1-D convolution as conv2d (one row, a 1x3 kernel, padding on W only): the scatter's fill
+ * column would also qualify on its own; the rewrite happens at the slice that drops it. */
+Test(pass_conv_dgrad, a_one_row_convolution_is_rewritten_at_its_slice)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(N, 3, 1, 8));
+    jg_node *w = jg_param_as(g, "w", JG_F64, jg_shape(4, 3, 1, 3), jg_normal(0, 1));
+    jg_node *y = jg_conv2d(x, w, NULL, &(jg_conv_opts){ .pad_w = 1 });
+    jg_node *dy = jg_input(g, "dy", JG_F64, jg_node_shape(y));
+    jg_node *dx;
+    cr_assert_eq(jg_grad(g, jg_sum(jg_mul(y, dy), JG_ALL_AXES, false), &x, 1, &dx), JG_OK);
+    t_program_graph p = t_lower(&dx, 1, false);
+    pass_simplify(&p.c);
+    pass_dce(&p.c);
+    cr_assert(pass_conv_dgrad(&p.c));
+    pass_dce(&p.c);
+    cr_assert_eq(t_count_op(&p, JG_OP_SCATTER_ADD), 0);
+    cr_assert_eq(t_count_op(&p, JG_OP_SLICE), 0, "the gathering GEMM makes the 8 kept columns");
+    t_program_graph_free(&p);
+    double xv[N * 3 * 8], dyv[N * 4 * 8];
+    for (int i = 0; i < N * 3 * 8; i++)
+        xv[i] = sin(0.3 * i);
+    for (int i = 0; i < N * 4 * 8; i++)
+        dyv[i] = cos(0.2 * i);
+    jg_binding in[2] = { { "x", xv, sizeof xv }, { "dy", dyv, sizeof dyv } };
+    t_assert_pass_neutral(g, &dx, 1, "conv_dgrad", in, 2, 1e-12);
+    jg_graph_free(g);
+}
+
 Test(pass_conv_dgrad, strided_convolutions_keep_the_scatter)
 {
     check((conv_case){ 3, 4, 14, 14, 3, 1, 1, 1, 2 }, false);

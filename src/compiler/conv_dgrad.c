@@ -14,8 +14,8 @@
  *
  * which is the full convolution of the output gradient by the flipped kernel, and its
  * gathered operand is never stored (pass "gather"), copied by index runs for stride 1. Only
- * where every input pixel the slice keeps has at most one source per tap, where the slice,
- * the scatter, its reshape and the GEMM have no other consumer, and where the gathered GEMM
+ * where every input pixel the slice keeps has at most one source per tap, where the scatter,
+ * its reshape and the GEMM have no other consumer, and where the gathered GEMM
  * does at most 5/4 of the arithmetic (stride 1: the same; stride 2 would do 4x). The sum's
  * order changes, so values may differ in the last bits. */
 #include "compiler/pass.h"
@@ -24,7 +24,8 @@
 #include <stdlib.h>
 
 typedef struct dgrad_state {
-    const int *uses;    /* consumers of each old node */
+    const int *uses;          /* consumers of each old node */
+    jg_node *const *consumer; /* the only consumer when uses == 1 */
 } dgrad_state;
 
 /* n (old graph) is a scatter_add over a reshaped GEMM that only it reads, or a slice that
@@ -32,7 +33,7 @@ typedef struct dgrad_state {
  * of the scatter's last axis that n keeps. */
 static bool scatter_run(const dgrad_state *st, const jg_node *n, int64_t *start, int64_t *len)
 {
-    if (n->dtype != JG_F32 && n->dtype != JG_F64)
+    if ((n->dtype != JG_F32 && n->dtype != JG_F64) || n->shape.ndim != 3)
         return false;
     const jg_node *sc = n;
     int last = n->shape.ndim - 1;
@@ -49,7 +50,12 @@ static bool scatter_run(const dgrad_state *st, const jg_node *n, int64_t *start,
                 return false;
         *start = n->attr.list[last];
     }
-    if (sc->op != JG_OP_SCATTER_ADD || n->shape.ndim != 3 || sc->attr.axis != last)
+    if (sc->op != JG_OP_SCATTER_ADD || sc->attr.axis != last)
+        return false;
+    /* a scatter whose slice qualifies is rewritten there: the slice keeps fewer columns */
+    int64_t s0, l0;
+    if (n == sc && st->uses[n->id] == 1 && st->consumer[n->id] &&
+        st->consumer[n->id]->op == JG_OP_SLICE && scatter_run(st, st->consumer[n->id], &s0, &l0))
         return false;
     const jg_node *r = sc->in[0], *ids = sc->in[1];
     if (r->op == JG_OP_RESHAPE && st->uses[r->id] == 1) /* none with one channel a group */
@@ -94,6 +100,8 @@ static jg_node *dgrad_rule(void *state, jg_graph *g, const jg_node *n, jg_node *
     if (!scatter_run(st, n, &start, &len))
         return NULL;
     /* the scatter's operand in the new graph (its copy's, for a slice): the GEMM's reshape */
+    if (n->op == JG_OP_SLICE && in[0]->op != JG_OP_SCATTER_ADD)
+        return NULL;
     jg_node *r = n->op == JG_OP_SLICE ? in[0]->in[0] : in[0];
     jg_node *mm = r->op == JG_OP_MATMUL ? r : r->in[0], *a = mm->in[0], *b = mm->in[1];
     const jg_node *ids = n->op == JG_OP_SLICE ? n->in[0]->in[1] : n->in[1];
@@ -102,6 +110,7 @@ static jg_node *dgrad_rule(void *state, jg_graph *g, const jg_node *n, jg_node *
     /* mm: [N, G, Cg*KK, P] = A [.., Cg*KK, Og] x B [N, G, Og, P] */
     if (mm->shape.ndim != 4 || b->shape.ndim != 4 || mm->shape.dim[0] != nb ||
         mm->shape.dim[3] != p || b->shape.dim[0] != nb || b->shape.dim[3] != p ||
+        b->shape.dim[1] != mm->shape.dim[1] ||
         mm->shape.dim[2] % kk != 0 || mm->shape.dim[1] * mm->shape.dim[2] != c * kk ||
         r->shape.ndim != 4 || r->shape.dim[2] != kk)
         return NULL;
@@ -110,7 +119,7 @@ static jg_node *dgrad_rule(void *state, jg_graph *g, const jg_node *n, jg_node *
     for (int k = 0; k + 3 < a->shape.ndim; k++) /* A's batch: [.., G or 1] */
         if (a->shape.dim[k] != 1)
             return NULL;
-    if ((ga != 1 && ga != grp) || 4 * len > 5 * p || (int64_t)INT32_MAX < p)
+    if ((ga != 1 && ga != grp) || 4 * len > 5 * p || kk * len > (int64_t)INT32_MAX)
         return NULL;
     int32_t *inv = malloc((size_t)(kk * len) * sizeof *inv);
     if (!inv || !invert(ids->attr.data, kk, p, start, len, p, inv)) {
@@ -147,7 +156,14 @@ bool pass_conv_dgrad(pass_ctx *c)
         snprintf(c->errmsg, sizeof c->errmsg, "conv_dgrad: out of memory");
         return false;
     }
-    dgrad_state st = { .uses = uses };
+    jg_node **consumer = pass_consumers(c, uses);
+    if (!consumer) {
+        free(uses);
+        c->status = JG_ERR_NOMEM;
+        snprintf(c->errmsg, sizeof c->errmsg, "conv_dgrad: out of memory");
+        return false;
+    }
+    dgrad_state st = { .uses = uses, .consumer = consumer };
     bool any = false;
     for (int id = 0; id < c->g->n_nodes && !any; id++) {
         int64_t start, len;
@@ -155,5 +171,6 @@ bool pass_conv_dgrad(pass_ctx *c)
     }
     bool changed = any && pass_rewrite(c, dgrad_rule, &st);
     free(uses);
+    free(consumer);
     return changed;
 }

@@ -15,9 +15,9 @@
  *   block in place, and every step's kernel is the same code);
  * - a matmul reads buffers, possibly through permute/broadcast views (strides), and its second
  *   operand may be a gathered one (with `gather`): a take (or a reshape of one) along its
- *   source's last axis by constant, in-range indices (im2col), which the GEMM gathers per batch into
- *   its scratch, so the gathered matrix never exists in memory (nor the source's padding by
- *   elements appended to its rows, when only the take reads it); it joins its
+ *   source's last axis by constant, in-range indices (im2col), which the GEMM gathers per
+ *   batch into its scratch, so the gathered matrix never exists in memory (nor the source's
+ *   padding by elements appended to its rows, when only the take reads it); it joins its
  *   single consumer's kernel as an epilogue when every node from it to that kernel's root is
  *   elementwise over the matmul's own shape, and at most one matmul per kernel; a matmul
  *   whose single consumer sums over batch dimensions only (a broadcast weight's gradient)

@@ -167,6 +167,7 @@ static LLVMValueRef madd(gen *g, LLVMValueRef a, LLVMValueRef i, int64_t c)
     return c == 0 ? a : add(g, a, mul(g, i, c));
 }
 
+/* Not inbounds: an index run's masked load may start before its row (index_runs.h). */
 static LLVMValueRef elem_ptr(gen *g, LLVMValueRef p, LLVMValueRef at)
 {
     return LLVMBuildGEP2(g->b, g->et, p, &at, 1, "");
@@ -535,7 +536,7 @@ static bool padded(const gemm_operand *o)
     if (!o->ids_val)
         return true;
     for (int64_t i = 0; i < o->nidx; i++)
-        if (o->ids_val[i] >= (double)o->valid)
+        if (o->ids_val[i] >= (double)o->row)
             return true;
     return false;
 }
@@ -566,7 +567,7 @@ static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRe
     LLVMTypeRef ovg[2] = { g->vt, LLVMTypeOf(ptrs) };
     LLVMValueRef read = mask, pad = LLVMConstNull(g->vt);
     if (padded(&g->d->b)) { /* indices into the elided pad read its value */
-        LLVMValueRef v = emit_splat(e, c64(g, g->d->b.valid));
+        LLVMValueRef v = emit_splat(e, c64(g, g->d->b.row));
         read = LLVMBuildAnd(b, mask, LLVMBuildICmp(b, LLVMIntSLT, idx, v, ""), "");
         pad = emit_splat_const(e, g->d->dtype, g->d->b.pad);
     }
@@ -577,6 +578,17 @@ static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRe
                               c32(g, (int)g->esize), mask };
     emit_intrinsic(e, "llvm.masked.store", ovs, 2, sargs, 4);
     loop_end(e, &li);
+}
+
+/* The value of a row's fill positions (index_runs.h) as a vector: the elided pad's value,
+ * or the row's element at the fill index. */
+static LLVMValueRef row_fill(gen *g, LLVMValueRef from)
+{
+    if (g->fill >= g->d->b.row)
+        return emit_splat_const(g->e, g->d->dtype, g->d->b.pad);
+    if (g->fill < 0)
+        return LLVMConstNull(g->vt);
+    return emit_splat(g->e, LLVMBuildLoad2(g->b, g->et, elem_ptr(g, from, c64(g, g->fill)), ""));
 }
 
 /* Element i of the i32 table t, as an i64. */
@@ -600,13 +612,7 @@ static void copy_runs(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef
     LLVMTypeRef i32 = LLVMInt32TypeInContext(cx);
     LLVMTypeRef iw = LLVMIntTypeInContext(cx, (unsigned)w);
     LLVMTypeRef vi1 = LLVMVectorType(LLVMInt1TypeInContext(cx), (unsigned)w);
-    LLVMValueRef fill = LLVMConstNull(g->vt);
-    if (g->fill >= g->d->b.valid) {
-        fill = emit_splat_const(e, g->d->dtype, g->d->b.pad);
-    } else if (g->fill >= 0) {
-        LLVMValueRef f = LLVMBuildLoad2(b, g->et, elem_ptr(g, from, c64(g, g->fill)), "");
-        fill = emit_splat(e, f);
-    }
+    LLVMValueRef fill = row_fill(g, from);
     /* the runs from the one holding i0 to the one after the one holding the start of the
      * w positions after i1 - 1: a superset, the store masks drop what is outside */
     LLVMValueRef s0 = table_at(g, g->run_at, LLVMBuildUDiv(b, i0, c64(g, w), ""));
@@ -654,13 +660,7 @@ static void copy_runs_unrolled(gen *g, LLVMValueRef from, LLVMValueRef base)
 {
     emit_ctx *e = g->e;
     int w = g->p.w;
-    LLVMValueRef fill = LLVMConstNull(g->vt);
-    if (g->fill >= g->d->b.valid) {
-        fill = emit_splat_const(e, g->d->dtype, g->d->b.pad);
-    } else if (g->fill >= 0) {
-        LLVMValueRef f = LLVMBuildLoad2(g->b, g->et, elem_ptr(g, from, c64(g, g->fill)), "");
-        fill = emit_splat(e, f);
-    }
+    LLVMValueRef fill = row_fill(g, from);
     LLVMTypeRef i1 = LLVMInt1TypeInContext(e->m->ctx);
     LLVMTypeRef ov[2] = { g->vt, LLVMPointerType(g->vt, 0) };
     for (int64_t i = 0; i < g->n_runs; i++) {
@@ -690,7 +690,8 @@ static void copy_runs_unrolled(gen *g, LLVMValueRef from, LLVMValueRef base)
  * own rows of the block, so each element is gathered once per row block; otherwise the whole
  * block, once per batch (its tiles come one after another; with summed batches, once per
  * tile and summed index). */
-static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi)
+static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi,
+                         bool whole_rows)
 {
     emit_ctx *e = g->e;
     LLVMBuilderRef b = g->b;
@@ -714,7 +715,7 @@ static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRe
     LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
     i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
     LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
-    if (g->run_list && LLVMIsConstant(lo) && LLVMIsConstant(hi)) /* whole rows */
+    if (g->run_list && whole_rows) /* every row whole: [lo, hi) is the whole block */
         copy_runs_unrolled(g, from, base);
     else if (g->runs)
         copy_runs(g, from, base, i0, i1);
@@ -742,19 +743,20 @@ static LLVMValueRef const_table(gen *g, const int32_t *v, int64_t n, const char 
     return LLVMBuildBitCast(g->b, t, LLVMPointerType(i32, 0), "");
 }
 
-/* A gathered B whose index table splits into runs of 4 or more positions on average (a
- * stride-1 convolution's) is copied run by run (copy_runs): the runs and, per w positions,
- * the run holding the first, as constant tables of the kernel. Else g->runs stays NULL. */
+/* A gathered B whose index table splits into runs of 4 or more positions on average (2 for
+ * vectors of 4 lanes or fewer; a stride-1 convolution's) is copied run by run (copy_runs):
+ * the runs and, per w positions, the run holding the first, as constant tables of the kernel.
+ * Else g->runs stays NULL. */
 static void runs_tables(gen *g)
 {
     const gemm_operand *o = &g->d->b;
     index_run *r;
     int w = g->p.w;
-    g->n_runs = index_runs(o->ids_val, o->nidx, w, 4, &r, &g->fill);
+    g->n_runs = index_runs(o->ids_val, o->nidx, w, w >= 8 ? 4 : 2, &r, &g->fill);
     if (g->n_runs == 0)
         return;
     for (int64_t i = 0; i < g->n_runs; i++) /* only the fill may index the elided pad */
-        if (r[i].lanes && (int64_t)r[i].src + 31 - __builtin_clz(r[i].lanes) >= o->valid) {
+        if (r[i].lanes && (int64_t)r[i].src + 31 - __builtin_clz(r[i].lanes) >= o->row) {
             free(r);
             return;
         }
@@ -885,7 +887,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
             hi = add(&g, mul(&g, add(&g, j0, LLVMBuildSub(g.b, cols, c64(&g, 1), "")), d->b.cs),
                      c64(&g, (d->k - 1) * d->b.rs + 1));
         }
-        gather_block(&g, step_b, lo, hi);
+        gather_block(&g, step_b, lo, hi, d->b.cs <= d->b.rs && d->b.block % d->b.nidx == 0);
         b_src = g.gb;
         step_b = c64(&g, 0);
     }

@@ -13,15 +13,15 @@ typedef struct gemm_operand {
     int64_t bstride[JG_MAX_DIMS];  /* element stride per batch dimension (0 where broadcast) */
     /* B only: a gathered operand (an im2col that is never stored). The strides above then
      * address a virtual buffer V whose row r (of `nidx` elements) is V[r][i] =
-     * bufs[slot][r * row + bufs[ids_slot][i]] (i32 indices, all in [0, row)). Each batch's
-     * operand is the `block` elements of V from its offset (a multiple of nidx), gathered
-     * into the kernel's scratch before its first tile of that batch. block 0: not gathered.
-     * Indices from `valid` on read `pad` instead (a padding appended to the rows and never
-     * stored; valid = row: none). ids_val: the indices' values, known when the kernel is
+     * bufs[slot][r * row + bufs[ids_slot][i]] (i32 indices, non-negative; one at or past
+     * `row` reads `pad` instead: a padding appended to the rows and never stored). Each
+     * batch's operand is the `block` elements of V from its offset (block and the offset
+     * multiples of nidx), gathered into the kernel's scratch before its first tile of that
+     * batch. block 0: not gathered. ids_val: the indices' values, known when the kernel is
      * emitted (they are a constant), or NULL; runs of consecutive indices are then copied by
      * vector loads. */
     int ids_slot;
-    int64_t row, nidx, block, valid;
+    int64_t row, nidx, block;
     double pad;
     const double *ids_val;
 } gemm_operand;

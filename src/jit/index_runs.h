@@ -12,7 +12,9 @@
 
 typedef struct index_run {
     int32_t dst;   /* first position of the segment */
-    int32_t src;   /* index read at lane l is src + l where bit l of `lanes` is set */
+    int32_t src;   /* index read at lane l is src + l where bit l of `lanes` is set; may be
+                      negative (down to 1 - w) when the run starts with fill positions: a
+                      masked load from src reads only the set lanes */
     uint32_t lanes; /* bit l: position dst + l reads src + l, else it reads the fill index */
     int32_t len;   /* positions in the segment, 1 ... w */
 } index_run;

@@ -97,7 +97,7 @@ static void operand_of(jit_program *j, const jg_node *mm, int which, gemm_operan
         }
         op->slot = local_slot(j, j->slot_of[from->id]);
         op->ids_slot = local_slot(j, j->slot_of[ids->id]);
-        op->row = op->valid = from->shape.dim[from->shape.ndim - 1];
+        op->row = from->shape.dim[from->shape.ndim - 1];
         op->nidx = jg_shape_numel(ids->shape);
         op->ids_val = ids->attr.data;
         op->block = v->shape.dim[v->shape.ndim - 1] * v->shape.dim[v->shape.ndim - 2];

@@ -20,7 +20,8 @@
 typedef struct jit_target {
     const char *cpu;      /* NULL: the host's */
     const char *features; /* NULL: the host's; e.g. "-avx512f" to stay on AVX2 */
-    int opt_level;        /* 1..3: default<Ox> and codegen level; 0 means 3; -1 means O0 */
+    int opt_level;        /* 1..3: default<Ox> and codegen level; 0: KERNEL_PIPELINE
+                             (session.c) and O3 codegen; -1: O0 */
     int vector_bits;      /* 0: widest the features allow; 512, 256, 128, or 32 (scalar) */
     const char *cache_dir; /* NULL: no disk cache; used only when trusted (session.c) */
     bool fresh;           /* without a disk cache, do not use the process's (object_cache.h) */

@@ -67,7 +67,8 @@ static bool settings_ok(jg_graph *g, const jg_opts *o)
         bad = "vector_bits", snprintf(why, sizeof why, "%d (must be 0, 32, 128, 256 or 512)",
                                       o->vector_bits);
     else if (o->opt_level < -1 || o->opt_level > 3)
-        bad = "opt_level", snprintf(why, sizeof why, "%d (must be -1 for O0, 0 for the default, or 1..3)",
+        bad = "opt_level", snprintf(why, sizeof why,
+                                    "%d (must be -1 for O0, 0 for the default, or 1..3)",
                                     o->opt_level);
     else if (o->cpu && (!*o->cpu || strspn(o->cpu, "abcdefghijklmnopqrstuvwxyz0123456789-_.") !=
                                         strlen(o->cpu)))
