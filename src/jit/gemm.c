@@ -15,53 +15,11 @@
  * masked stores; packing zero-pads them. Operand strides are constants handled by the packing
  * loops: contiguous lanes are vector loads, contiguous k is an in-register transpose, anything
  * else a gather. */
-#include "jit/gemm.h"
-#include "jit/index_runs.h"
+#include "jit/gemm_ir.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-enum { MAX_MR = 16, MAX_NV = 2, MAX_LANES = 64 };
-
-/* Tile sizes, all in elements. */
-typedef struct gemm_plan {
-    int w, nv, nr, mr;          /* lanes, vectors per micro-tile row, NR = nv * w, MR */
-    int64_t kc, kc_last, n_kb;  /* K blocks: n_kb - 1 of kc, the last of kc_last */
-    int64_t mc, n_ib, nc, n_jb; /* row and column blocks of a tile */
-    int64_t n_batch;            /* batch indices with a C of their own: tiles */
-    int64_t n_red;              /* batch indices summed into each C (1 without batch_sum) */
-} gemm_plan;
-
-/* The emitter's state. */
-typedef struct gen {
-    emit_ctx *e;
-    LLVMBuilderRef b;
-    const gemm_desc *d;
-    gemm_plan p;
-    LLVMTypeRef i64, et, vt; /* i64, T, <w x T> */
-    int64_t esize;
-    LLVMValueRef A, B, C;    /* T* */
-    LLVMValueRef sa, sb;     /* packed A block, packed B panel (T*, 64-byte aligned) */
-    LLVMValueRef gb;         /* a gathered B's current batch block (T*), or NULL */
-    LLVMValueRef gb_at, gb_lo; /* i64 allocas: the virtual offset and first element in gb */
-    LLVMValueRef runs, run_at; /* a gathered B's index runs (index_runs.h; i32 dst, src,
-                                  lanes, len per run) and, per w positions, the run holding
-                                  the first; NULL: gathered element by element */
-    int64_t n_runs, fill;      /* the runs, the table's fill index (-1: none) */
-    index_run *run_list;       /* the runs themselves when few enough to unroll, or NULL */
-    LLVMValueRef acc[MAX_MR][MAX_NV]; /* allocas of <w x T>, promoted to registers */
-    LLVMValueRef bidx[JG_MAX_DIMS];   /* batch indices of the current tile */
-    LLVMValueRef c_off;      /* element offset of C[b] */
-    LLVMValueRef pc;         /* the current step (summed batch index, K block) */
-    int64_t n_steps;         /* n_red * n_kb */
-    bool pack_a;             /* A is packed; else the micro-kernel reads it in place */
-    int64_t a_rs, a_ps;      /* element strides of the micro-kernel's A: row, k */
-    LLVMValueRef a_k;        /* element offset of A[b][0][k0] */
-} gen;
-
-static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-static int64_t round_up(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 
 /* Splits `len` into about `blocks` blocks, each a multiple of `unit`; sets the block size
  * and the resulting number of blocks. */
@@ -139,71 +97,6 @@ static void make_plan(gemm_plan *p, const gemm_desc *d, int w)
         p->mc = p->mr, p->nc = p->nr, p->n_ib = p->n_jb = 0;
 }
 
-/* ---- small IR helpers ---------------------------------------------------------------- */
-
-static LLVMValueRef c64(gen *g, int64_t v)
-{
-    return LLVMConstInt(g->i64, (unsigned long long)v, 1);
-}
-
-static LLVMValueRef c32(gen *g, int v)
-{
-    return LLVMConstInt(LLVMInt32TypeInContext(g->e->m->ctx), (unsigned long long)v, 0);
-}
-
-static LLVMValueRef add(gen *g, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildAdd(g->b, a, b, "");
-}
-
-static LLVMValueRef mul(gen *g, LLVMValueRef a, int64_t c)
-{
-    return c == 1 ? a : LLVMBuildMul(g->b, a, c64(g, c), "");
-}
-
-/* a + i * c, for an i64 value i and a constant c. */
-static LLVMValueRef madd(gen *g, LLVMValueRef a, LLVMValueRef i, int64_t c)
-{
-    return c == 0 ? a : add(g, a, mul(g, i, c));
-}
-
-/* Not inbounds: an index run's masked load may start before its row (index_runs.h). */
-static LLVMValueRef elem_ptr(gen *g, LLVMValueRef p, LLVMValueRef at)
-{
-    return LLVMBuildGEP2(g->b, g->et, p, &at, 1, "");
-}
-
-static LLVMTypeRef lanes_type(gen *g, int n) { return LLVMVectorType(g->et, (unsigned)n); }
-
-static LLVMValueRef as_vec_ptr(gen *g, LLVMValueRef p, LLVMTypeRef vt)
-{
-    return LLVMBuildBitCast(g->b, p, LLVMPointerType(vt, 0), "");
-}
-
-static LLVMValueRef load_vec(gen *g, LLVMTypeRef vt, LLVMValueRef p, LLVMValueRef at,
-                             unsigned align)
-{
-    LLVMValueRef v = LLVMBuildLoad2(g->b, vt, as_vec_ptr(g, elem_ptr(g, p, at), vt), "");
-    LLVMSetAlignment(v, align);
-    return v;
-}
-
-static void store_vec(gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef at, unsigned align)
-{
-    LLVMValueRef s = LLVMBuildStore(g->b, v, as_vec_ptr(g, elem_ptr(g, p, at), LLVMTypeOf(v)));
-    LLVMSetAlignment(s, align);
-}
-
-/* <n x i1>: lane < valid. */
-static LLVMValueRef const_mask(gen *g, int n, int valid)
-{
-    LLVMValueRef bits[MAX_LANES];
-    LLVMTypeRef i1 = LLVMInt1TypeInContext(g->e->m->ctx);
-    for (int i = 0; i < n; i++)
-        bits[i] = LLVMConstInt(i1, i < valid, 0);
-    return LLVMConstVector(bits, (unsigned)n);
-}
-
 /* n lanes from p[at + l * stride], lanes >= valid zero. */
 static LLVMValueRef load_lanes(gen *g, LLVMValueRef p, LLVMValueRef at, int64_t stride, int n,
                                int valid)
@@ -244,22 +137,6 @@ static LLVMValueRef load_lanes(gen *g, LLVMValueRef p, LLVMValueRef at, int64_t 
     args[2] = const_mask(g, n, valid);
     args[3] = zero;
     return emit_intrinsic(g->e, "llvm.masked.gather", ov, 2, args, 4);
-}
-
-/* if (cond) { ... }: returns the continuation block; the builder is left in the `then` block. */
-static LLVMBasicBlockRef if_begin(gen *g, LLVMValueRef cond)
-{
-    LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(g->e->m->ctx, g->e->fn, "then");
-    LLVMBasicBlockRef cont = LLVMAppendBasicBlockInContext(g->e->m->ctx, g->e->fn, "endif");
-    LLVMBuildCondBr(g->b, cond, then, cont);
-    LLVMPositionBuilderAtEnd(g->b, then);
-    return cont;
-}
-
-static void if_end(gen *g, LLVMBasicBlockRef cont)
-{
-    LLVMBuildBr(g->b, cont);
-    LLVMPositionBuilderAtEnd(g->b, cont);
 }
 
 /* ---- packing ------------------------------------------------------------------------- */
@@ -529,264 +406,6 @@ static size_t scratch_bytes(const gemm_plan *p, const gemm_desc *d, int64_t esiz
     return (size_t)(64 + b + a_block_elems(p, pack_a) * esize + round_up(d->b.block * esize, 64));
 }
 
-/* A gathered B whose indices may reach past its rows, into an elided pad (unknown indices
- * may). */
-static bool padded(const gemm_operand *o)
-{
-    if (!o->ids_val)
-        return true;
-    for (int64_t i = 0; i < o->nidx; i++)
-        if (o->ids_val[i] >= (double)o->row)
-            return true;
-    return false;
-}
-
-/* One row of a gathered B, element by element: gb[base + i] = from[ids[i]] (or the pad)
- * for i in [i0, i1). */
-static void gather_row(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef i0,
-                       LLVMValueRef i1)
-{
-    emit_ctx *e = g->e;
-    LLVMBuilderRef b = g->b;
-    int w = g->p.w;
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(e->m->ctx), vi32 = LLVMVectorType(i32, (unsigned)w);
-    LLVMTypeRef vi64 = LLVMVectorType(g->i64, (unsigned)w);
-    LLVMValueRef ids = emit_slot_ptr(e, g->d->b.ids_slot, JG_I32);
-    loop li;
-    loop_begin(e, &li, i0, i1, c64(g, w), "gi");
-    LLVMValueRef left = LLVMBuildSub(b, i1, li.i, "");
-    LLVMValueRef all = LLVMBuildICmp(b, LLVMIntSGE, left, c64(g, w), "");
-    LLVMValueRef mask = LLVMBuildSelect(b, all, const_mask(g, w, w), emit_lane_mask(e, left), "");
-    LLVMValueRef ip = LLVMBuildBitCast(b, LLVMBuildGEP2(b, i32, ids, &li.i, 1, ""),
-                                       LLVMPointerType(vi32, 0), "");
-    LLVMTypeRef ovl[2] = { vi32, LLVMPointerType(vi32, 0) };
-    LLVMValueRef largs[4] = { ip, c32(g, 4), mask, LLVMConstNull(vi32) };
-    LLVMValueRef idx = LLVMBuildSExt(b, emit_intrinsic(e, "llvm.masked.load", ovl, 2, largs, 4),
-                                     vi64, "");
-    LLVMValueRef ptrs = LLVMBuildGEP2(b, g->et, from, &idx, 1, "");
-    LLVMTypeRef ovg[2] = { g->vt, LLVMTypeOf(ptrs) };
-    LLVMValueRef read = mask, pad = LLVMConstNull(g->vt);
-    if (padded(&g->d->b)) { /* indices into the elided pad read its value */
-        LLVMValueRef v = emit_splat(e, c64(g, g->d->b.row));
-        read = LLVMBuildAnd(b, mask, LLVMBuildICmp(b, LLVMIntSLT, idx, v, ""), "");
-        pad = emit_splat_const(e, g->d->dtype, g->d->b.pad);
-    }
-    LLVMValueRef gargs[4] = { ptrs, c32(g, (int)g->esize), read, pad };
-    LLVMValueRef v = emit_intrinsic(e, "llvm.masked.gather", ovg, 2, gargs, 4);
-    LLVMTypeRef ovs[2] = { g->vt, LLVMPointerType(g->vt, 0) };
-    LLVMValueRef sargs[4] = { v, as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, li.i)), g->vt),
-                              c32(g, (int)g->esize), mask };
-    emit_intrinsic(e, "llvm.masked.store", ovs, 2, sargs, 4);
-    loop_end(e, &li);
-}
-
-/* The value of a row's fill positions (index_runs.h) as a vector: the elided pad's value,
- * or the row's element at the fill index. */
-static LLVMValueRef row_fill(gen *g, LLVMValueRef from)
-{
-    if (g->fill >= g->d->b.row)
-        return emit_splat_const(g->e, g->d->dtype, g->d->b.pad);
-    if (g->fill < 0)
-        return LLVMConstNull(g->vt);
-    return emit_splat(g->e, LLVMBuildLoad2(g->b, g->et, elem_ptr(g, from, c64(g, g->fill)), ""));
-}
-
-/* Element i of the i32 table t, as an i64. */
-static LLVMValueRef table_at(gen *g, LLVMValueRef t, LLVMValueRef i)
-{
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(g->e->m->ctx);
-    LLVMValueRef v = LLVMBuildLoad2(g->b, i32, LLVMBuildGEP2(g->b, i32, t, &i, 1, ""), "");
-    return LLVMBuildSExt(g->b, v, g->i64, "");
-}
-
-/* One row of a gathered B by its index runs: each run that meets [i0, i1) is one masked load
- * of consecutive elements (its fill lanes take the row's fill element) and one masked store
- * of the positions in [i0, i1). */
-static void copy_runs(gen *g, LLVMValueRef from, LLVMValueRef base, LLVMValueRef i0,
-                      LLVMValueRef i1)
-{
-    emit_ctx *e = g->e;
-    LLVMBuilderRef b = g->b;
-    int w = g->p.w;
-    LLVMContextRef cx = e->m->ctx;
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(cx);
-    LLVMTypeRef iw = LLVMIntTypeInContext(cx, (unsigned)w);
-    LLVMTypeRef vi1 = LLVMVectorType(LLVMInt1TypeInContext(cx), (unsigned)w);
-    LLVMValueRef fill = row_fill(g, from);
-    /* the runs from the one holding i0 to the one after the one holding the start of the
-     * w positions after i1 - 1: a superset, the store masks drop what is outside */
-    LLVMValueRef s0 = table_at(g, g->run_at, LLVMBuildUDiv(b, i0, c64(g, w), ""));
-    LLVMValueRef last = LLVMBuildUDiv(b, LLVMBuildSub(b, i1, c64(g, 1), ""), c64(g, w), "");
-    LLVMValueRef s1 = add(g, table_at(g, g->run_at, add(g, last, c64(g, 1))), c64(g, 1));
-    LLVMValueRef lane_c[MAX_LANES];
-    for (int l = 0; l < w; l++)
-        lane_c[l] = LLVMConstInt(i32, (unsigned long long)l, 0);
-    LLVMValueRef lane = LLVMConstVector(lane_c, (unsigned)w);
-    LLVMValueRef lo = emit_splat(e, LLVMBuildTrunc(b, i0, i32, ""));
-    LLVMValueRef hi = emit_splat(e, LLVMBuildTrunc(b, i1, i32, ""));
-    loop ls;
-    loop_begin(e, &ls, s0, s1, c64(g, 1), "run");
-    LLVMValueRef at = mul(g, ls.i, 4);
-    LLVMValueRef dst = table_at(g, g->runs, at);
-    LLVMValueRef rsrc = table_at(g, g->runs, add(g, at, c64(g, 1)));
-    LLVMValueRef bits = table_at(g, g->runs, add(g, at, c64(g, 2)));
-    LLVMValueRef len = table_at(g, g->runs, add(g, at, c64(g, 3)));
-    LLVMValueRef pos = LLVMBuildAdd(
-        b, emit_splat(e, LLVMBuildTrunc(b, dst, i32, "")), lane, "");
-    LLVMValueRef in_run = LLVMBuildICmp(
-        b, LLVMIntSLT, lane, emit_splat(e, LLVMBuildTrunc(b, len, i32, "")), "");
-    LLVMValueRef in_range = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSGE, pos, lo, ""),
-                                         LLVMBuildICmp(b, LLVMIntSLT, pos, hi, ""), "");
-    LLVMValueRef store = LLVMBuildAnd(b, in_run, in_range, "");
-    LLVMValueRef read = LLVMBuildAnd(
-        b, store, LLVMBuildBitCast(b, LLVMBuildTrunc(b, bits, iw, ""), vi1, ""), "");
-    LLVMTypeRef ov[2] = { g->vt, LLVMPointerType(g->vt, 0) };
-    LLVMValueRef largs[4] = { as_vec_ptr(g, elem_ptr(g, from, rsrc), g->vt),
-                              c32(g, (int)g->esize), read, fill };
-    LLVMValueRef v = emit_intrinsic(e, "llvm.masked.load", ov, 2, largs, 4);
-    LLVMValueRef sargs[4] = { v, as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, dst)), g->vt),
-                              c32(g, (int)g->esize), store };
-    emit_intrinsic(e, "llvm.masked.store", ov, 2, sargs, 4);
-    loop_end(e, &ls);
-}
-
-/* At most this many runs are copied by straight-line code: the whole block's rows, each run
- * a constant-offset masked load and store (a 3x3 conv on 14x14: 126 runs), not a loop that
- * reads the table and builds masks (~2x the instructions). More costs compile time: the
- * CNN's 28x28 layer (504 runs) unrolled made its cold compile 440 -> 650 ms. */
-enum { UNROLL_RUNS = 192 };
-
-/* One whole row of a gathered B by its runs, unrolled (see UNROLL_RUNS). */
-static void copy_runs_unrolled(gen *g, LLVMValueRef from, LLVMValueRef base)
-{
-    emit_ctx *e = g->e;
-    int w = g->p.w;
-    LLVMValueRef fill = row_fill(g, from);
-    LLVMTypeRef i1 = LLVMInt1TypeInContext(e->m->ctx);
-    LLVMTypeRef ov[2] = { g->vt, LLVMPointerType(g->vt, 0) };
-    for (int64_t i = 0; i < g->n_runs; i++) {
-        const index_run *r = &g->run_list[i];
-        LLVMValueRef store_bits[MAX_LANES], read_bits[MAX_LANES];
-        for (int l = 0; l < w; l++) {
-            store_bits[l] = LLVMConstInt(i1, l < r->len, 0);
-            read_bits[l] = LLVMConstInt(i1, l < r->len && (r->lanes >> l & 1), 0);
-        }
-        LLVMValueRef dst = as_vec_ptr(g, elem_ptr(g, g->gb, add(g, base, c64(g, r->dst))), g->vt);
-        LLVMValueRef v = fill;
-        if (r->lanes) {
-            LLVMValueRef largs[4] = { as_vec_ptr(g, elem_ptr(g, from, c64(g, r->src)), g->vt),
-                                      c32(g, (int)g->esize),
-                                      LLVMConstVector(read_bits, (unsigned)w), fill };
-            v = emit_intrinsic(e, "llvm.masked.load", ov, 2, largs, 4);
-        }
-        LLVMValueRef sargs[4] = { v, dst, c32(g, (int)g->esize),
-                                  LLVMConstVector(store_bits, (unsigned)w) };
-        emit_intrinsic(e, "llvm.masked.store", ov, 2, sargs, 4);
-    }
-}
-
-/* A gathered B (see gemm_operand): makes elements [lo, hi) of g->gb hold those of the batch
- * block at virtual offset voff, gathering them unless they are already there. A tile whose
- * columns are B's outer stride (a transposed view: a weight gradient's im2col) needs only its
- * own rows of the block, so each element is gathered once per row block; otherwise the whole
- * block, once per batch (its tiles come one after another; with summed batches, once per
- * tile and summed index). */
-static void gather_block(gen *g, LLVMValueRef voff, LLVMValueRef lo, LLVMValueRef hi,
-                         bool whole_rows)
-{
-    emit_ctx *e = g->e;
-    LLVMBuilderRef b = g->b;
-    const gemm_operand *o = &g->d->b;
-    LLVMValueRef same = LLVMBuildAnd(
-        b, LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_at, ""), voff, ""),
-        LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildLoad2(b, g->i64, g->gb_lo, ""), lo, ""), "");
-    LLVMBasicBlockRef cont = if_begin(g, LLVMBuildNot(b, same, ""));
-    LLVMBuildStore(b, voff, g->gb_at);
-    LLVMBuildStore(b, lo, g->gb_lo);
-    LLVMValueRef src = emit_slot_ptr(e, o->slot, g->d->dtype);
-    LLVMValueRef r0 = LLVMBuildUDiv(b, voff, c64(g, o->nidx), "");
-    LLVMValueRef nidx = c64(g, o->nidx);
-    loop lr;
-    LLVMValueRef r_end = LLVMBuildUDiv(b, add(g, hi, c64(g, o->nidx - 1)), nidx, "");
-    loop_begin(e, &lr, LLVMBuildUDiv(b, lo, nidx, ""), r_end, c64(g, 1), "grow");
-    LLVMValueRef base = mul(g, lr.i, o->nidx);
-    /* this row's part of [lo, hi): [i0, i1) */
-    LLVMValueRef i0 = LLVMBuildSub(b, lo, base, "");
-    i0 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSLT, i0, c64(g, 0), ""), c64(g, 0), i0, "");
-    LLVMValueRef i1 = LLVMBuildSub(b, hi, base, "");
-    i1 = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntSGT, i1, nidx, ""), nidx, i1, "");
-    LLVMValueRef from = elem_ptr(g, src, mul(g, add(g, r0, lr.i), o->row));
-    if (g->run_list && whole_rows) /* every row whole: [lo, hi) is the whole block */
-        copy_runs_unrolled(g, from, base);
-    else if (g->runs)
-        copy_runs(g, from, base, i0, i1);
-    else
-        gather_row(g, from, base, i0, i1);
-    loop_end(e, &lr);
-    if_end(g, cont);
-}
-
-/* A constant i32 array as a private global of the kernel's module (NULL: no memory). */
-static LLVMValueRef const_table(gen *g, const int32_t *v, int64_t n, const char *name)
-{
-    LLVMTypeRef i32 = LLVMInt32TypeInContext(g->e->m->ctx);
-    LLVMValueRef *c = malloc((size_t)n * sizeof *c);
-    if (!c)
-        return NULL;
-    for (int64_t i = 0; i < n; i++)
-        c[i] = LLVMConstInt(i32, (unsigned long long)(uint32_t)v[i], 0);
-    LLVMValueRef t = LLVMAddGlobal(g->e->m->mod, LLVMArrayType(i32, (unsigned)n), name);
-    LLVMSetInitializer(t, LLVMConstArray(i32, c, (unsigned)n));
-    LLVMSetGlobalConstant(t, 1);
-    LLVMSetLinkage(t, LLVMPrivateLinkage);
-    LLVMSetUnnamedAddress(t, LLVMGlobalUnnamedAddr);
-    free(c);
-    return LLVMBuildBitCast(g->b, t, LLVMPointerType(i32, 0), "");
-}
-
-/* A gathered B whose index table splits into runs of 4 or more positions on average (2 for
- * vectors of 4 lanes or fewer; a stride-1 convolution's) is copied run by run (copy_runs):
- * the runs and, per w positions, the run holding the first, as constant tables of the kernel.
- * Else g->runs stays NULL. */
-static void runs_tables(gen *g)
-{
-    const gemm_operand *o = &g->d->b;
-    index_run *r;
-    int w = g->p.w;
-    g->n_runs = index_runs(o->ids_val, o->nidx, w, w >= 8 ? 4 : 2, &r, &g->fill);
-    if (g->n_runs == 0)
-        return;
-    for (int64_t i = 0; i < g->n_runs; i++) /* only the fill may index the elided pad */
-        if (r[i].lanes && (int64_t)r[i].src + 31 - __builtin_clz(r[i].lanes) >= o->row) {
-            free(r);
-            return;
-        }
-    int64_t n_chunks = cdiv(o->nidx, w);
-    int32_t *at = malloc((size_t)(n_chunks + 1) * sizeof *at);
-    int32_t *flat = malloc((size_t)g->n_runs * 4 * sizeof *flat);
-    if (at && flat) {
-        for (int64_t i = 0, c = 0; i < g->n_runs; i++) {
-            for (; c < n_chunks && c * w < (int64_t)r[i].dst + r[i].len; c++)
-                at[c] = (int32_t)i;
-            flat[4 * i] = r[i].dst;
-            flat[4 * i + 1] = r[i].src;
-            flat[4 * i + 2] = (int32_t)r[i].lanes;
-            flat[4 * i + 3] = r[i].len;
-        }
-        at[n_chunks] = (int32_t)(g->n_runs - 1);
-        g->runs = const_table(g, flat, 4 * g->n_runs, "im2col_runs");
-        g->run_at = const_table(g, at, n_chunks + 1, "im2col_run_at");
-    }
-    if (!g->runs || !g->run_at)
-        g->runs = NULL;
-    free(at);
-    free(flat);
-    if (g->runs && g->n_runs <= UNROLL_RUNS)
-        g->run_list = r; /* freed by gemm_emit */
-    else
-        free(r);
-}
-
 LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *outer,
                        int64_t *align, size_t *scratch)
 {
@@ -840,7 +459,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
         g.gb_lo = LLVMBuildAlloca(g.b, g.i64, "gb_lo");
         LLVMBuildStore(g.b, c64(&g, -1), g.gb_at);
         LLVMBuildStore(g.b, c64(&g, -1), g.gb_lo);
-        runs_tables(&g);
+        gemm_runs_tables(&g);
     }
 
     loop lu;
@@ -888,7 +507,7 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
             hi = add(&g, mul(&g, add(&g, j0, LLVMBuildSub(g.b, cols, c64(&g, 1), "")), d->b.cs),
                      c64(&g, (d->k - 1) * d->b.rs + 1));
         }
-        gather_block(&g, step_b, lo, hi, d->b.cs <= d->b.rs && d->b.block % d->b.nidx == 0);
+        gemm_gather_block(&g, step_b, lo, hi, d->b.cs <= d->b.rs && d->b.block % d->b.nidx == 0);
         b_src = g.gb;
         step_b = c64(&g, 0);
     }
