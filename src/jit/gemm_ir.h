@@ -96,7 +96,8 @@ static inline LLVMValueRef load_vec(gen *g, LLVMTypeRef vt, LLVMValueRef p, LLVM
     return v;
 }
 
-static inline void store_vec(gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef at, unsigned align)
+static inline void store_vec(gen *g, LLVMValueRef v, LLVMValueRef p, LLVMValueRef at,
+                             unsigned align)
 {
     LLVMValueRef s = LLVMBuildStore(g->b, v, as_vec_ptr(g, elem_ptr(g, p, at), LLVMTypeOf(v)));
     LLVMSetAlignment(s, align);
