@@ -88,8 +88,10 @@ static jg_node *simplify_rule(void *state, jg_graph *g, const jg_node *n, jg_nod
     case JG_OP_SUB:
         return is_fill(in[1], 0) && same_type(in[0], n) ? in[0] : NULL;
     case JG_OP_MATMUL: {
-        const jg_node *a = in[0]; /* floats: the JIT has no i32 GEMM, nor should it seem to */
-        if (a->shape.ndim < 2 || a->shape.dim[a->shape.ndim - 1] != 1 || n->dtype == JG_I32)
+        /* floats: the JIT has no i32 GEMM, nor should it seem to; a 1-D b is a vector */
+        const jg_node *a = in[0];
+        if (a->shape.ndim < 2 || a->shape.dim[a->shape.ndim - 1] != 1 || n->dtype == JG_I32 ||
+            in[1]->shape.ndim < 2)
             return NULL;
         jg_node *r = jg_mul_(n->at, in[0], in[1]);
         return same_type(r, n) ? r : NULL;

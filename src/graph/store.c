@@ -86,9 +86,7 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
         memset(data, 0, (size_t)numel * jg_dtype_size(param->dtype));
     } else {
         for (int64_t i = 0; i < numel; i++) {
-            double v = init.kind == JG_INIT_CONSTANT
-                           ? init.a
-                           : init_value(init, fan_in, fan_out, key, (uint64_t)i);
+            double v = init_value(init, fan_in, fan_out, key, (uint64_t)i);
             if (param->dtype == JG_F64)
                 ((double *)data)[i] = v;
             else
