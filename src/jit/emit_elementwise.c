@@ -3,7 +3,8 @@
  * last dimension W lanes at a time, or the last few as one run when every value read is whole
  * or constant along them (per-channel values of NCHW data: runs of H * W). Either way full
  * vectors are unmasked and only the tail is masked. The pool splits the outer range
- * (elements, or rows). */
+ * (elements, or rows). A pointwise multi-output kernel (sibling groups of one shape) is the
+ * same loop nest storing several roots at each point. */
 #include "jit/emit_loops.h"
 #include "jit/loops.h"
 
@@ -16,11 +17,12 @@ static bool buffer_fits_flat(const emit_ctx *e, const jg_node *n, int64_t numel)
     return m == numel || m == 1;
 }
 
-/* Flat when members are pointwise ops only and every buffer read is full size or scalar. */
-static bool can_flatten(const emit_ctx *e, const jg_graph *g, const jg_node *root)
+/* Flat when members are pointwise ops only and every buffer read is full size or scalar;
+ * members come before the last root. */
+static bool can_flatten(const emit_ctx *e, const jg_graph *g, const jg_node *root, int last)
 {
     int64_t numel = jg_shape_numel(root->shape);
-    for (int id = 0; id <= root->id; id++) {
+    for (int id = 0; id <= last; id++) {
         if (!e->member[id])
             continue;
         const jg_node *n = g->nodes[id];
@@ -92,15 +94,44 @@ int loops_collapsed_from(const emit_ctx *e, int n_nodes, const jg_node *const *r
     return t;
 }
 
-/* Stores the root's value for the lanes at linear output offset `at`. */
-static void store_root(emit_ctx *e, const jg_node *root, int out_slot, LLVMValueRef at,
-                       const kidx *idx)
+/* The roots a kernel stores: one, or the parts of a pointwise multi-output kernel (slot < 0:
+ * a part only the others read). */
+typedef struct roots {
+    const jg_node *const *node;
+    const int *slot;
+    int n, n_nodes;
+} roots;
+
+/* Stores the roots' values for the lanes at linear output offset `at`. All values are
+ * computed before the first store, so a root written in place over a buffer another root
+ * reads at the same point (an optimiser's state) is read first; the memo computes what the
+ * roots share once. */
+static void store_roots(emit_ctx *e, const roots *r, LLVMValueRef at, const kidx *idx)
 {
-    LLVMValueRef v = emit_value(e, root, idx);
-    emit_store(e, emit_slot_ptr(e, out_slot, root->dtype), root->dtype, at, v);
+    LLVMValueRef v[64], *memo = NULL;
+    if (r->n > 1) {
+        memo = calloc((size_t)r->n_nodes + 1, sizeof *memo);
+        e->memo = memo; /* NULL when out of memory: shared values are computed again */
+        e->memo_shape = r->node[0]->shape;
+        e->memo_idx = idx;
+    }
+    for (int i = 0; i < r->n; i++)
+        v[i] = emit_value(e, r->node[i], idx);
+    e->memo = NULL;
+    free(memo);
+    bool aligned = e->aligned_stores;
+    for (int i = 0; i < r->n; i++) {
+        if (r->slot[i] < 0)
+            continue;
+        e->streaming_stores = node_bytes_over(r->node[i], STREAM_BYTES);
+        e->aligned_stores = aligned && (r->n == 1 || r->node[i]->dtype == r->node[0]->dtype);
+        jg_dtype t = r->node[i]->dtype;
+        emit_store(e, emit_slot_ptr(e, r->slot[i], t), t, at, v[i]);
+    }
+    e->aligned_stores = aligned;
 }
 
-static void flat_body(emit_ctx *e, const jg_node *root, int out_slot)
+static void flat_body(emit_ctx *e, const roots *r)
 {
     int64_t w = e->width;
     /* full vectors: i from begin while i + W <= end */
@@ -109,7 +140,7 @@ static void flat_body(emit_ctx *e, const jg_node *root, int out_slot)
     loop_begin(e, &l, begin_arg(e), last_full, i64c(e, w), "i");
     kidx idx = { l.i, 1 };
     e->prefetch_bytes = PREFETCH_BYTES;
-    store_root(e, root, out_slot, l.i, &idx);
+    store_roots(e, r, l.i, &idx);
     e->prefetch_bytes = 0;
     loop_end(e, &l);
     /* the tail: fewer than W elements left, masked */
@@ -120,31 +151,31 @@ static void flat_body(emit_ctx *e, const jg_node *root, int out_slot)
     LLVMPositionBuilderAtEnd(e->b, tail);
     e->mask = emit_lane_mask(e, rest);
     kidx tidx = { l.phi, 1 };
-    store_root(e, root, out_slot, l.phi, &tidx);
+    store_roots(e, r, l.phi, &tidx);
     e->mask = NULL;
     LLVMBuildBr(e->b, done);
     LLVMPositionBuilderAtEnd(e->b, done);
 }
 
 /* One row of the last dimension: full vectors, then a masked tail known at compile time. */
-static void row_body(emit_ctx *e, const jg_node *root, int out_slot, kidx *idx,
-                     LLVMValueRef row_offset, int64_t d)
+static void row_body(emit_ctx *e, const roots *r, kidx *idx, LLVMValueRef row_offset,
+                     int64_t d)
 {
-    int nd = root->shape.ndim;
+    int nd = r->node[0]->shape.ndim;
     int64_t w = e->width, full = d - d % w;
     if (full > 0) {
         loop l;
         loop_begin(e, &l, i64c(e, 0), i64c(e, full), i64c(e, w), "j");
         idx[nd - 1] = (kidx){ l.i, 1 };
         e->prefetch_bytes = PREFETCH_BYTES;
-        store_root(e, root, out_slot, LLVMBuildAdd(e->b, row_offset, l.i, ""), idx);
+        store_roots(e, r, LLVMBuildAdd(e->b, row_offset, l.i, ""), idx);
         e->prefetch_bytes = 0;
         loop_end(e, &l);
     }
     if (full < d) {
         e->mask = emit_lane_mask(e, i64c(e, d - full));
         idx[nd - 1] = (kidx){ i64c(e, full), 1 };
-        store_root(e, root, out_slot, LLVMBuildAdd(e->b, row_offset, i64c(e, full), ""), idx);
+        store_roots(e, r, LLVMBuildAdd(e->b, row_offset, i64c(e, full), ""), idx);
         e->mask = NULL;
     }
 }
@@ -212,48 +243,56 @@ static void interleaved_row(emit_ctx *e, const jg_node *root, int out_slot, kidx
 }
 
 LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
-                              const jg_node *root, int out_slot, int64_t *outer,
-                              int64_t *align)
+                              const jg_node *const *node, const int *slot, int n,
+                              int64_t *outer, int64_t *align)
 {
+    if (n < 1 || n > 64)
+        return NULL;
+    roots r = { node, slot, n, g->n_nodes };
+    const jg_node *root = node[0]; /* every root has its shape */
     emit_kernel_begin(e, m);
     jg_shape s = root->shape;
     if (s.ndim == 0)
         s = (jg_shape){ .ndim = 1, .dim = { 1 } };
-    e->flat = root->shape.ndim <= 1 || can_flatten(e, g, root);
-    e->streaming_stores = node_bytes_over(root, STREAM_BYTES);
+    int last = 0;
+    for (int i = 0; i < n; i++)
+        last = node[i]->id > last ? node[i]->id : last;
+    e->flat = root->shape.ndim <= 1 || can_flatten(e, g, root, last);
     if (e->flat) {
         *outer = jg_shape_numel(s);
         *align = e->width; /* each thread's part starts at a multiple of the width */
         e->aligned_stores = vectors_aligned(e, root->dtype, e->width);
-        flat_body(e, root, out_slot);
+        flat_body(e, &r);
     } else {
         /* rows of the trailing dims that can be walked as one (per-channel operands of
          * NCHW data: rows of H * W rather than W) */
-        int nd = s.ndim, t = loops_collapsed_from(e, g->n_nodes, &root, 1, s, 1);
+        int nd = s.ndim, t = loops_collapsed_from(e, g->n_nodes, node, n, s, 1);
         int64_t len = 1;
         for (int d = t; d < nd; d++)
             len *= s.dim[d];
         /* a few columns after a longer dim: rows of both, interleaved (see interleaved_row) */
-        bool columns = t == nd - 1 && nd >= 2 && s.dim[nd - 1] <= WINDOW_MAX &&
+        bool columns = n == 1 && t == nd - 1 && nd >= 2 && s.dim[nd - 1] <= WINDOW_MAX &&
                        s.dim[nd - 2] * 4 >= e->width;
         if (columns)
             t = nd - 2, len *= s.dim[nd - 2];
         *outer = jg_shape_numel(s) / len;
         *align = 1;
         e->aligned_stores = vectors_aligned(e, root->dtype, len);
-        loop r;
-        loop_begin(e, &r, begin_arg(e), end_arg(e), i64c(e, 1), "row");
+        loop l;
+        loop_begin(e, &l, begin_arg(e), end_arg(e), i64c(e, 1), "row");
         LLVMValueRef comps[JG_MAX_DIMS];
-        loops_delinearise(e, r.i, s.dim, t, comps);
+        loops_delinearise(e, l.i, s.dim, t, comps);
         kidx idx[JG_MAX_DIMS];
         for (int d = 0; d < nd - 1; d++)
             idx[d] = (kidx){ d < t ? comps[d] : i64c(e, 0), 0 };
-        LLVMValueRef row_offset = LLVMBuildMul(e->b, r.i, i64c(e, len), "");
-        if (columns)
-            interleaved_row(e, root, out_slot, idx, row_offset, s.dim[nd - 2], s.dim[nd - 1]);
-        else
-            row_body(e, root, out_slot, idx, row_offset, len);
-        loop_end(e, &r);
+        LLVMValueRef row_offset = LLVMBuildMul(e->b, l.i, i64c(e, len), "");
+        if (columns) {
+            e->streaming_stores = node_bytes_over(root, STREAM_BYTES);
+            interleaved_row(e, root, slot[0], idx, row_offset, s.dim[nd - 2], s.dim[nd - 1]);
+        } else {
+            row_body(e, &r, idx, row_offset, len);
+        }
+        loop_end(e, &l);
     }
     e->flat = e->aligned_stores = e->streaming_stores = false;
     emit_kernel_end(e);

@@ -253,11 +253,21 @@ static LLVMValueRef hoisted_value(emit_ctx *e, const jg_node *n)
     return e->hoisted[n->id] = v;
 }
 
+/* Whether idx is the memo's point (the same index values, dim by dim). */
+static bool at_memo_point(const emit_ctx *e, const kidx *idx)
+{
+    int nd = e->flat ? 1 : e->memo_shape.ndim;
+    for (int d = 0; d < nd; d++)
+        if (idx[d].base != e->memo_idx[d].base || idx[d].lane != e->memo_idx[d].lane)
+            return false;
+    return true;
+}
+
 LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
     if (e->hoisted && n != e->bound && n->op != JG_OP_RANDOM && jg_shape_numel(n->shape) == 1)
         return hoisted_value(e, n);
-    bool memo = e->memo && shape_eq(n->shape, e->memo_shape);
+    bool memo = e->memo && shape_eq(n->shape, e->memo_shape) && at_memo_point(e, idx);
     if (memo && e->memo[n->id])
         return e->memo[n->id];
     LLVMValueRef v = emit_uncached(e, n, idx);

@@ -13,11 +13,13 @@ static inline jg_dtype loops_acc_dtype(jg_op op, jg_dtype t)
     return op == JG_OP_SUM && t == JG_F32 ? JG_F64 : t;
 }
 
-/* The kernel writing root (an elementwise group's root) into out_slot; e->member and
- * e->slot_of describe the group. Sets the outer range and its split granularity. */
+/* The kernel writing roots[i] (elementwise groups' roots, all of one shape) into slots[i]
+ * (< 0: computed for the others only, not stored); n is 1, or the parts of a pointwise
+ * multi-output kernel (at most 64). e->member and e->slot_of describe the group(s). Sets the
+ * outer range and its split granularity. */
 HIDDEN LLVMValueRef emit_elementwise(emit_ctx *e, jit_module *m, const jg_graph *g,
-                                     const jg_node *root, int out_slot, int64_t *outer,
-                                     int64_t *align);
+                                     const jg_node *const *roots, const int *slots, int n,
+                                     int64_t *outer, int64_t *align);
 /* The kernel of a reduction (sum, max, min) whose operand is computed inline; *scratch: the
  * per-thread scratch bytes it needs (f64 accumulators of an f32 sum along a kept innermost
  * dim). */

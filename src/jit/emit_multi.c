@@ -81,6 +81,7 @@ static void run_point(emit_ctx *e, const run_plan *r, const kidx *idx)
     LLVMValueRef *memo = calloc((size_t)r->n_nodes + 1, sizeof *memo);
     e->memo = memo; /* NULL when out of memory: shared values are computed again */
     e->memo_shape = p->in;
+    e->memo_idx = idx;
     int64_t dlast = p->in.dim[p->in.ndim - 1];
     for (int i = 0; i < r->n_outs; i++) {
         const jg_node *out = r->outs[i];
@@ -306,6 +307,7 @@ LLVMValueRef emit_multi(emit_ctx *e, jit_module *m, int n_nodes, const jg_node *
     LLVMValueRef *memo = calloc((size_t)n_nodes + 1, sizeof *memo);
     e->memo = memo;
     e->memo_shape = p.in;
+    e->memo_idx = idx;
     e->prefetch_bytes = PREFETCH_BYTES;
     for (int i = 0; i < n_outs; i++) {
         const jg_node *out = outs[i];

@@ -200,6 +200,7 @@ void jit_program_free(jit_program *j)
     free(j->local_bufs);
     free(j->kslot);
     free(j->in_place);
+    free(j->internal_part);
     free(j->slot_of);
     fusion_free(&j->fus);
     lowered_free(&j->low);
@@ -290,7 +291,7 @@ jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t size)
         group_kind kind = j->fus.groups[k->group].kind;
         int64_t work = kind == GROUP_REDUCE || (kind == GROUP_MULTI && root->n_in == 1)
                            ? jg_shape_numel(root->in[0]->shape) : jg_shape_numel(root->shape);
-        if (kind == GROUP_MULTI)
+        if (kind == GROUP_MULTI && k->finish) /* a reducing multi kernel's space */
             for (int q = 0; q < j->fus.n_groups; q++)
                 if (jit_exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)
                     work = jg_shape_numel(j->fus.groups[q].root->in[0]->shape);

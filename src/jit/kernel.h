@@ -49,10 +49,13 @@ struct emit_ctx {
     const jg_node *bound;
     LLVMValueRef bound_value;
     const char *unsupported;    /* set when emit_value met an op it cannot lower */
-    /* Values of nodes of shape memo_shape at the current point, by node id, so a multi-output
-     * kernel computes what its outputs share once (NULL: no memo). */
+    /* Values of nodes of shape memo_shape at the current point memo_idx, by node id, so a
+     * multi-output kernel computes what its outputs share once (NULL: no memo). Only values
+     * at the point itself are kept: a part's view (a permute) may read a node of that shape
+     * elsewhere. */
     LLVMValueRef *memo;
     jg_shape memo_shape;
+    const kidx *memo_idx;
     /* Stores of whole vectors at offsets that are multiples of the width into 64-byte aligned
      * buffers: emit them aligned, and non-temporal (bypassing the caches, no read for
      * ownership) when the output is too large to be read back from cache anyway. */

@@ -16,9 +16,11 @@ static int lanes_for(const jit_program *j, const fuse_group *grp)
 {
     const jg_node *r = grp->root;
     jg_dtype t = grp->kind == GROUP_REDUCE ? r->in[0]->dtype : r->dtype;
-    if (grp->kind == GROUP_MULTI) /* the iteration space's dtype: any part's input */
+    int k = (int)(grp - j->fus.groups);
+    if (grp->kind == GROUP_MULTI && fuse_multi_reduces(&j->fus, k)) /* the space's dtype: any
+                                                                    * part's input */
         for (int gi = 0; gi < j->fus.n_groups; gi++)
-            if (jit_exec_of(j, gi) == grp - j->fus.groups && j->fus.groups[gi].root->n_in)
+            if (jit_exec_of(j, gi) == k && j->fus.groups[gi].root->n_in)
                 t = j->fus.groups[gi].root->in[0]->dtype;
     int w = jit_vector_bits(j->session) / (8 * (int)jg_dtype_size(t));
     return w < 1 ? 1 : w;
@@ -142,7 +144,7 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
     int out = j->kslot[root->id];
     switch (grp->kind) {
     case GROUP_ELEMENTWISE:
-        return emit_elementwise(e, m, j->low.g, root, out, &k->outer, &k->align);
+        return emit_elementwise(e, m, j->low.g, &root, &out, 1, &k->outer, &k->align);
     case GROUP_REDUCE:
         return emit_reduce(e, m, root, out, &k->outer, &k->align, &k->scratch);
     case GROUP_OPAQUE: {
@@ -187,6 +189,8 @@ static LLVMValueRef emit_group(jit_program *j, int gi, emit_ctx *e, jit_module *
             fn = emit_multi(e, m, j->low.g->n_nodes, outs, slots, partial, n, &k->outer,
                             &k->align);
             k->finish = true;
+        } else if (ok) { /* pointwise parts only: one elementwise loop storing each */
+            fn = emit_elementwise(e, m, j->low.g, outs, slots, n, &k->outer, &k->align);
         }
         free(outs);
         free(slots);
