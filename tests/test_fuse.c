@@ -7,14 +7,20 @@
 
 TestSuite(fuse);
 
-static int kernels_of(jg_graph *g, jg_node **outs, int n, bool fusion)
+static int kernels_off(jg_graph *g, jg_node **outs, int n, bool fusion, const char *off)
 {
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .no_fusion = !fusion, .num_threads = 1 });
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .no_fusion = !fusion, .num_threads = 1,
+                                                       .passes_off = off });
     cr_assert(p, "%s", jg_errmsg(g));
     jg_program_stats st;
     cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
     jg_program_free(p);
     return st.kernels;
+}
+
+static int kernels_of(jg_graph *g, jg_node **outs, int n, bool fusion)
+{
+    return kernels_off(g, outs, n, fusion, NULL);
 }
 
 static char *dump_of(jg_program *p, void (*fn)(const jg_program *, FILE *))
@@ -70,7 +76,9 @@ Test(fuse, shared_values_and_outputs_get_buffers)
     jg_node *x = jg_input(g, "x", JG_F32, jg_shape(10, 20));
     jg_node *e = jg_exp(x);                    /* used twice: materialised */
     jg_node *outs[2] = { jg_add(e, jg_scalar_like(e, 1)), jg_mul(e, e) };
-    cr_assert_eq(kernels_of(g, outs, 2, true), 3);
+    cr_assert_eq(kernels_off(g, outs, 2, true, "siblings"), 3);
+    /* sibling fusion then stores both outputs from one loop, exp in registers */
+    cr_assert_eq(kernels_of(g, outs, 2, true), 1);
     jg_graph_free(g);
 }
 

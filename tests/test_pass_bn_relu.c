@@ -101,8 +101,8 @@ static int op_count(const char *line, const char *op)
 }
 
 /* The kernels of a program that stream data of shape s (read or write it whole), from its
- * dump: reductions (here all of data of shape s), multi-output kernels and elementwise
- * kernels writing s. *with: how many of them hold
+ * dump: reductions (here all of data of shape s), multi-output kernels that sum and
+ * elementwise kernels writing s. *with: how many of them hold
  * at least n_sums sums and, when relu is set, a relu. */
 static int streaming_kernels(jg_program *p, jg_shape s, int n_sums, bool relu, int *with)
 {
@@ -120,8 +120,9 @@ static int streaming_kernels(jg_program *p, jg_shape s, int n_sums, bool relu, i
     int n = 0;
     *with = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        if (!strstr(line, "(multi)") && !strstr(line, "(reduce)") && !strstr(line, shape))
-            continue;
+        bool sums = strstr(line, "(multi)") && op_count(line, "sum") > 0;
+        if (!sums && !strstr(line, "(reduce)") && !strstr(line, shape))
+            continue; /* a pointwise multi kernel over per-channel values streams nothing */
         n++;
         *with += op_count(line, "sum") >= n_sums && (!relu || op_count(line, "relu") > 0);
     }

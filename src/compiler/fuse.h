@@ -49,9 +49,12 @@ HIDDEN jg_status pass_fuse(jg_graph *g, jg_node *const *roots, int n_roots, bool
 HIDDEN void fusion_free(fusion *f);
 /* Sibling fusion (fuse_siblings.c): merges reductions over some but not all axes with the
  * elementwise groups and reductions of their input's shape that feed them, consume them or
- * share their inputs, so one pass over memory writes all of them. Returns whether it merged
- * anything. */
+ * share their inputs, so one pass over memory writes all of them; then pointwise groups of
+ * one shape linked the same way. Returns whether it merged anything. */
 HIDDEN bool pass_fuse_siblings(jg_graph *g, fusion *f);
+/* Whether the GROUP_MULTI group k reduces (has partial rows to combine), or only stores
+ * pointwise parts (one elementwise loop). */
+HIDDEN bool fuse_multi_reduces(const fusion *f, int k);
 /* Writes the groups as text: one line per kernel with its member ops. */
 HIDDEN void fusion_dump(const jg_graph *g, const fusion *f, FILE *out);
 

@@ -31,22 +31,35 @@ int jit_exec_of(const jit_program *j, int gi)
  * output, is never stored. */
 bool jit_internal_part(const jit_program *j, int gi)
 {
-    const fuse_group *grp = &j->fus.groups[gi];
-    int k = jit_exec_of(j, gi);
-    if (j->fus.groups[k].kind != GROUP_MULTI || j->fus.is_output[grp->root->id] ||
-        grp->kind == GROUP_REDUCE)
-        return false;
+    return j->internal_part && j->internal_part[gi];
+}
+
+/* j->internal_part: every non-reducing, non-output part of a multi kernel, unless a node
+ * computed by another kernel (or an alias) reads its buffer. */
+static jg_status find_internal_parts(jit_program *j)
+{
     const jg_graph *g = j->low.g;
+    const fusion *f = &j->fus;
+    bool *internal = j->internal_part = calloc((size_t)f->n_groups + 1, sizeof *internal);
+    if (!internal)
+        return JG_ERR_NOMEM;
+    for (int gi = 0; gi < f->n_groups; gi++)
+        internal[gi] = f->groups[jit_exec_of(j, gi)].kind == GROUP_MULTI &&
+                       !f->is_output[f->groups[gi].root->id] &&
+                       f->groups[gi].kind != GROUP_REDUCE;
     for (int id = 0; id < g->n_nodes; id++) {
         const jg_node *n = g->nodes[id];
-        int owner = j->fus.group_of[id];
-        if (owner >= 0 && jit_exec_of(j, owner) == k)
+        int owner = f->group_of[id], k = owner >= 0 ? jit_exec_of(j, owner) : -1;
+        if (f->role[id] == ROLE_UNUSED)
             continue;
-        for (int i = 0; i < n->n_in; i++)
-            if (jit_storage_of(j, n->in[i]) == grp->root && j->fus.role[id] != ROLE_UNUSED)
-                return false;
+        for (int i = 0; i < n->n_in; i++) {
+            const jg_node *s = jit_storage_of(j, n->in[i]);
+            int gs = f->role[s->id] == ROLE_ROOT ? f->group_of[s->id] : -1;
+            if (gs >= 0 && jit_exec_of(j, gs) != k && f->groups[gs].root == s)
+                internal[gs] = false;
+        }
     }
-    return true;
+    return JG_OK;
 }
 
 /* Kernel gi reads node `in`: its buffer, or the buffers an inline node is computed from. */
@@ -231,12 +244,21 @@ void jit_plan_in_place(jit_program *j, exec_plan *p)
         const jg_node *v = j->low.map[p->updates[u].value->id];
         int gi = j->fus.group_of[v->id];
         if (!param || j->fus.role[v->id] != ROLE_ROOT || gi < 0 ||
-            j->fus.groups[gi].kind != GROUP_ELEMENTWISE || j->fus.groups[gi].leader >= 0 ||
             !shape_eq(v->shape, param->shape))
             continue;
+        int k = jit_exec_of(j, gi); /* where it runs */
+        bool pointwise_multi = j->fus.groups[k].kind == GROUP_MULTI &&
+                               !fuse_multi_reduces(&j->fus, k);
+        if (j->fus.groups[k].kind != GROUP_ELEMENTWISE && !pointwise_multi)
+            continue;
         bool ok = identity_reads(j, gi, v, param);
+        /* the other parts of its kernel may read param where they write (each point's values
+         * are computed before its stores, emit_elementwise.c) */
         for (int q = 0; q < j->fus.n_groups && ok; q++)
-            if (q != gi && jit_exec_of(j, q) >= gi)
+            if (q != gi && jit_exec_of(j, q) == k)
+                ok = identity_reads(j, q, j->fus.groups[q].root, param);
+        for (int q = 0; q < j->fus.n_groups && ok; q++)
+            if (q != gi && jit_exec_of(j, q) > k)
                 ok = !group_reads(j, q, param) && !can_fail(j, q);
         for (int o = 0; o < p->n_outputs && ok; o++)
             ok = jit_storage_of(j, j->low.map[p->outputs[o]->id]) != param;
@@ -257,7 +279,7 @@ jg_status jit_assign_slots(jit_program *j, exec_plan *p)
     /* leaves and roots, plus the partial buffers of multi-output kernels */
     j->bufs = calloc(2 * (size_t)g->n_nodes + 1, sizeof *j->bufs);
     j->consts = calloc((size_t)g->n_nodes + 1, sizeof *j->consts);
-    if (!j->slot_of || !j->bufs || !j->consts)
+    if (!j->slot_of || !j->bufs || !j->consts || find_internal_parts(j) != JG_OK)
         return JG_ERR_NOMEM;
     for (int id = 0; id < g->n_nodes; id++) {
         const jg_node *n = g->nodes[id];

@@ -55,6 +55,7 @@ struct jit_program {
     void **in_place;      /* by node id: the parameter's memory an update value is written
                              to directly (see jit_plan_in_place), or NULL */
     int n_in_place;
+    bool *internal_part;  /* by group: see jit_internal_part (jit_assign_slots) */
     char *arena;          /* every intermediate, planned by liveness */
     size_t arena_bytes;
     char *scratch;        /* n_threads * scratch_per_thread */
