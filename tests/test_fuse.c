@@ -70,6 +70,35 @@ Test(fuse, a_matmul_takes_its_bias_and_activation_into_its_store)
     jg_graph_free(g);
 }
 
+/* How many read prefetches (rw 0, locality 3, data) kernel 0's IR holds. */
+static int read_prefetches(jg_graph *g, jg_node *y)
+{
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .keep_text = true, .num_threads = 1 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    const char *ir = jg_program_kernel_ir(p, 0);
+    cr_assert(ir);
+    int n = 0;
+    for (const char *q = ir; (q = strstr(q, "@llvm.prefetch")); q++)
+        n += strncmp(strchr(q, ','), ", i32 0, i32 3, i32 1)", 22) == 0;
+    jg_program_free(p);
+    return n;
+}
+
+/* A large buffer the GEMM's epilogue adds (an LSTM's input projection) is fetched while the
+ * tile's k loop runs, not when the tile is stored. */
+Test(fuse, a_gemm_prefetches_what_its_epilogue_reads)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(128, 64));
+    jg_node *w = jg_input(g, "w", JG_F32, jg_shape(64, 256));
+    jg_node *d = jg_input(g, "d", JG_F32, jg_shape(128, 256)); /* 128 KiB: not L1's */
+    jg_node *bias = jg_input(g, "bias", JG_F32, jg_shape(256));
+    cr_assert_eq(read_prefetches(g, jg_add(jg_matmul(x, w), bias)), 0, "a bias stays cached");
+    cr_assert_eq(read_prefetches(g, jg_matmul(x, w)), 0, "nothing to read ahead");
+    cr_assert_gt(read_prefetches(g, jg_sigmoid(jg_add(d, jg_matmul(x, w)))), 0);
+    jg_graph_free(g);
+}
+
 Test(fuse, shared_values_and_outputs_get_buffers)
 {
     jg_graph *g = jg_graph_new();

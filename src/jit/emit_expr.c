@@ -38,6 +38,13 @@ static LLVMValueRef load_buffer(emit_ctx *e, const jg_node *n, const kidx *idx)
             lane += idx[d].lane * strides[d];
         }
     }
+    if (e->prefetch_only) {
+        /* contiguous lanes of a buffer too large to stay in L1 (a bias vector does): one
+         * line; a gather is not worth guessing */
+        if (lane == 1 && jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > 65536)
+            prefetch(e, p, n->dtype, base, 0);
+        return LLVMGetUndef(emit_vector_type(e, n->dtype));
+    }
     if (e->prefetch_bytes && lane == 1 &&
         jg_shape_numel(n->shape) * (int64_t)jg_dtype_size(n->dtype) > ((int64_t)16 << 20))
         prefetch(e, p, n->dtype, base, e->prefetch_bytes);

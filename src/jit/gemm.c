@@ -253,6 +253,19 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
             LLVMValueRef args[4] = { ptr, c32(g, 1), c32(g, 3), c32(g, 1) };
             emit_intrinsic(e, "llvm.prefetch", &i8p, 1, args, 4);
         }
+    kidx idx[JG_MAX_DIMS + 2];
+    for (int k = 0; k < d->batch_ndim; k++)
+        idx[k] = (kidx){ g->bidx[k], 0 };
+    /* So are the buffers the epilogue reads at the tile (an LSTM's input projection): read
+     * cold after the k loop, they stalled the store for longer than the loop took. */
+    for (int r = 0; d->epilogue && r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            idx[d->batch_ndim] = (kidx){ add(g, i, c64(g, r)), 0 };
+            idx[d->batch_ndim + 1] = (kidx){ add(g, j, c64(g, v * w)), 1 };
+            e->prefetch_only = true;
+            d->epilogue(d->epilogue_ctx, e, LLVMGetUndef(g->vt), idx);
+            e->prefetch_only = false;
+        }
     /* The k loop, unrolled by 4. */
     LLVMValueRef kc4 = LLVMBuildAnd(g->b, kc, c64(g, -4), "");
     loop lk;
@@ -286,9 +299,6 @@ static void micro_tile(gen *g, int mr, int nv, int last, LLVMValueRef pa, LLVMVa
         LLVMBuildCondBr(g->b, is_last, fin, raw);
         LLVMPositionBuilderAtEnd(g->b, fin);
     }
-    kidx idx[JG_MAX_DIMS + 2];
-    for (int k = 0; k < d->batch_ndim; k++)
-        idx[k] = (kidx){ g->bidx[k], 0 };
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < nv; v++) {
             MASK_FOR(v);
