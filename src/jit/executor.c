@@ -295,6 +295,8 @@ jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t size)
             for (int q = 0; q < j->fus.n_groups; q++)
                 if (jit_exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)
                     work = jg_shape_numel(j->fus.groups[q].root->in[0]->shape);
+        /* an element of a kernel of many ops (an LSTM cell's backward) is worth several */
+        work *= k->ops > 4 ? k->ops / 4 : 1;
         int64_t per_unit = k->outer ? work / k->outer : 1;
         if (j->fus.groups[k->group].kind == GROUP_MATMUL)
             per_unit = 1 << 14;

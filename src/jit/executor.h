@@ -23,6 +23,7 @@ typedef struct jit_kernel {
     int group;            /* its fused group */
     int ticket;           /* its result in the compile batch (kernels.c) */
     int64_t outer, align; /* the range the pool splits, and its granularity */
+    int64_t ops;          /* loop kernels: arithmetic ops per element, at least 1 */
     size_t scratch;       /* per-thread scratch bytes */
     bool finish;          /* call once more with begin < 0 after the parallel part */
     void **partials;      /* multi-output kernels: partial rows we own */

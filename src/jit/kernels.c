@@ -268,6 +268,9 @@ jg_status jit_compile_kernels(jit_program *j, bool keep_text, int threads, char 
             member[id] = owner >= 0 && jit_exec_of(j, owner) == gi && j->fus.role[id] != ROLE_ALIAS;
         }
         member[grp->root->id] = grp->kind != GROUP_OPAQUE;
+        k->ops = 1;
+        for (int id = 0; id < g->n_nodes; id++)
+            k->ops += member[id] && op_is_pointwise(g->nodes[id]);
         double t0 = jit_now_ms();
         number_slots(j, member, grp->root);
         jit_module m;
