@@ -26,7 +26,10 @@
  *   {"bench": "fashion_<m>_epoch", "value": s, "unit": "s", "impl": "jitgrad", ...,
  *    "useful_gflops": the step's useful arithmetic (see mlp_flops) per second,
  *    "peak_fraction": that over the FMA peak of the step's threads, measured in the run}
- *   {"bench": "fashion_<m>_step_b1", "value": ms, "unit": "ms", ...}
+ *   {"bench": "fashion_<m>_step_b1", "value": ms, "unit": "ms", ...,
+ *    "update_bound_ms": what Adam's memory traffic alone takes (28 bytes per trainable
+ *    element: w, g, m, v read, w, m, v written) at the bandwidth of a JIT-compiled triad
+ *    over arrays of the same size measured in the run, "of_update_bound": value over it}
  *   {"bench": "fashion_<m>_peak_rss", "value": MB, "unit": "MB", ...}
  *
  * --export DIR writes <param>.npy for every parameter (after initialisation), x.npy [128, 784]
@@ -170,6 +173,49 @@ static double peak_rss_mb(void)
     return (double)ru.ru_maxrss / 1024.0; /* kB on Linux */
 }
 
+/* Trainable elements: half of Adam's state (m and v per element) under the optimiser's
+ * name. */
+static int64_t trainable_elements(const jg_graph *g, const char *opt)
+{
+    int64_t n = 0;
+    size_t len = strlen(opt);
+    for (int i = 0; i < jg_param_count(g); i++) {
+        jg_node *p = jg_param_at(g, i);
+        const char *name = jg_node_name(p);
+        if (strncmp(name, opt, len) == 0 && name[len] == '.' && jg_node_shape(p).ndim > 0)
+            n += jg_shape_numel(jg_node_shape(p));
+    }
+    return n / 2;
+}
+
+static void run_program(void *arg)
+{
+    jg_program *p = arg;
+    if (jg_program_run(p) != JG_OK)
+        fprintf(stderr, "bench_fashion: triad: %s\n", jg_errmsg(p));
+}
+
+/* The time Adam's traffic over n elements takes at the bandwidth of a triad a = b + 3 c over
+ * n elements, JIT-compiled on the same threads (the plain C triad of bench_triad.h, SSE2,
+ * cannot stream cache-resident arrays as fast as the update does): 12 bytes an element
+ * there, 28 in the update. Seconds; -1 when it cannot be set up. */
+static double update_bound_s(int64_t n, int threads)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *b = jg_input(g, "b", JG_F32, jg_shape(n)), *c = jg_input(g, "c", JG_F32, jg_shape(n));
+    jg_node *a = jg_add(b, jg_scale(c, 3));
+    jg_program *p = jg_compile(g, &a, 1, &(jg_opts){ .num_threads = threads });
+    float *data = calloc((size_t)n, sizeof *data);
+    double s = -1;
+    if (p && data && jg_program_set(p, "b", data, (size_t)n * sizeof *data) == JG_OK &&
+        jg_program_set(p, "c", data, (size_t)n * sizeof *data) == JG_OK)
+        s = bu_time_median(run_program, p, 3, 31) * 28.0 / 12.0;
+    free(data);
+    jg_program_free(p);
+    jg_graph_free(g);
+    return s;
+}
+
 static void line_common(bu_line *l, const model *m, int batch, int threads)
 {
     bu_str(l, "impl", "jitgrad");
@@ -254,6 +300,11 @@ static int bench_model(const model *m, const options *o)
             line_common(&l, m, 1, st.threads);
             bu_int(&l, "timed_steps", 4 * o->steps);
             bu_num(&l, "compile_s", compile_s[1]);
+            double bound = update_bound_s(trainable_elements(g, "opt_b1"), st.threads);
+            if (bound > 0) {
+                bu_num(&l, "update_bound_ms", 1e3 * bound);
+                bu_num(&l, "of_update_bound", s1 / bound);
+            }
             bu_num(&l, "load_avg_1m", bu_loadavg());
             bu_end(&l);
             snprintf(name, sizeof name, "fashion_%s_peak_rss", m->name);
