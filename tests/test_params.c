@@ -189,3 +189,32 @@ Test(params, store_misuse_does_not_poison_the_graph)
     jg_program_free(p);
     jg_graph_free(g);
 }
+
+/* Zero tensors of a megabyte and more (optimiser states) are anonymous mappings, zeroed by
+ * the kernel when touched (store.c): they read as zeros, take values, and are unmapped with
+ * the graph (ASan/LeakSanitizer would report a mismatched free). */
+Test(params, large_zero_parameters_read_as_zeros_and_take_values)
+{
+    enum { N = 300 * 1024 }; /* 1.2 MB of f32 */
+    jg_graph *g = jg_graph_new();
+    jg_node *a = jg_param(g, "a", jg_shape(N), jg_zeros());
+    jg_node *b = jg_param(g, "b", jg_shape(N), jg_constant(0));
+    cr_assert(a && b, "%s", jg_errmsg(g));
+    float *v = malloc(N * sizeof *v);
+    cr_assert(v);
+    const char *names[2] = { "a", "b" };
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < N; i++)
+            v[i] = 1;
+        cr_assert_eq(jg_param_get(g, names[k], v, N * sizeof *v), JG_OK);
+        for (int i = 0; i < N; i += 4099)
+            cr_assert(v[i] == 0, "%s[%d] = %g", names[k], i, v[i]);
+        for (int i = 0; i < N; i++)
+            v[i] = (float)i;
+        cr_assert_eq(jg_param_set(g, names[k], v, N * sizeof *v), JG_OK);
+        cr_assert_eq(jg_param_get(g, names[k], v, N * sizeof *v), JG_OK);
+        cr_assert(v[N - 1] == (float)(N - 1));
+    }
+    free(v);
+    jg_graph_free(g);
+}

@@ -57,6 +57,8 @@ struct jg_node {
 typedef struct graph_param {
     jg_node *node;
     void *data;        /* numel values of node->dtype, 64-byte aligned */
+    size_t mapped;     /* bytes of an anonymous mapping data is (large zero tensors), or 0:
+                          from the heap */
     bool frozen;
     jg_init_kind init; /* how it was initialised (the advice looks at it) */
 } graph_param;

@@ -1,10 +1,15 @@
 /* The parameter store: each parameter's values, owned by the graph and shared by every
  * program compiled from it, and the initialisers that fill them. */
+#define _DEFAULT_SOURCE /* mmap(MAP_ANONYMOUS) */
 #include "graph/graph.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Zero tensors from this size on are anonymous mappings (see store_add). */
+#define MAP_MIN_BYTES ((size_t)1 << 20)
 
 graph_param *store_find(jg_graph *g, const char *name)
 {
@@ -76,14 +81,25 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
     int64_t numel = jg_shape_numel(param->shape);
     /* 64-byte aligned: fused updates write whole aligned vectors straight into it */
     size_t bytes = ((size_t)numel * jg_dtype_size(param->dtype) + 63) & ~(size_t)63;
-    void *data = aligned_alloc(64, bytes);
+    /* Large zero tensors (optimiser states: millions of elements per model) are anonymous
+     * mappings, which the kernel zeroes page by page when first touched: compiling a second
+     * training program does not fault in and clear its state up front. */
+    bool zeros = init.kind == JG_INIT_ZEROS ||
+                 (init.kind == JG_INIT_CONSTANT && init.a == 0 && !signbit(init.a));
+    bool map = zeros && bytes >= MAP_MIN_BYTES;
+    void *data = map ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0)
+                     : aligned_alloc(64, bytes);
+    if (map && data == MAP_FAILED)
+        data = NULL;
     if (!data)
         goto nomem;
     uint64_t key = init.seed ? init.seed : rng_u64(g->seed, rng_hash_str(param->name));
     double fan_in, fan_out;
     fans(param->shape, &fan_in, &fan_out);
-    if (init.kind == JG_INIT_ZEROS) { /* optimiser states: millions of elements per model */
-        memset(data, 0, (size_t)numel * jg_dtype_size(param->dtype));
+    if (zeros) {
+        if (!map)
+            memset(data, 0, (size_t)numel * jg_dtype_size(param->dtype));
     } else {
         for (int64_t i = 0; i < numel; i++) {
             double v = init_value(init, fan_in, fan_out, key, (uint64_t)i);
@@ -94,7 +110,8 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
         }
     }
     param->param = g->n_params;
-    g->params[g->n_params++] = (graph_param){ .node = param, .data = data, .init = init.kind };
+    g->params[g->n_params++] = (graph_param){ .node = param, .data = data, .init = init.kind,
+                                              .mapped = map ? bytes : 0 };
     return JG_OK;
 nomem:
     graph_error(g, param->at, JG_ERR_NOMEM, "jg_param: '%s': out of memory", param->name);
@@ -104,7 +121,10 @@ nomem:
 void store_free(jg_graph *g)
 {
     for (int i = 0; i < g->n_params; i++)
-        free(g->params[i].data);
+        if (g->params[i].mapped)
+            munmap(g->params[i].data, g->params[i].mapped);
+        else
+            free(g->params[i].data);
     free(g->params);
 }
 
