@@ -109,15 +109,16 @@ Test(passes, simplify_composes_permutes_and_cancels_negations)
 Test(passes, every_pass_has_a_name_in_pipeline_order)
 {
     const char *want[] = { "l2_decay", "simplify", "constfold", "cse", "dce", "fuse",
-                           "siblings", "inplace" };
-    int n = 0, at[8];
-    for (int k = 0; k < 8; k++)
+                           "siblings", "inplace", "concat" };
+    enum { N_WANT = sizeof want / sizeof *want };
+    int n = 0, at[N_WANT];
+    for (int k = 0; k < N_WANT; k++)
         at[k] = -1;
     for (const char *name; (name = jg_pass_name(n)); n++)
-        for (int k = 0; k < 8; k++)
+        for (int k = 0; k < N_WANT; k++)
             if (strcmp(name, want[k]) == 0)
                 at[k] = n;
-    for (int k = 0; k < 8; k++) {
+    for (int k = 0; k < N_WANT; k++) {
         cr_assert_geq(at[k], 0, "pass %s is not listed", want[k]);
         cr_assert(k == 0 || at[k] > at[k - 1], "%s comes before %s", want[k - 1], want[k]);
     }

@@ -27,6 +27,7 @@ typedef struct msum_state {
     jg_node **to;        /* old id -> its node in the new graph, as its consumers saw it */
     const jg_node **t;   /* a sum's terms (MAX_TERMS, reused by every sum) */
     jg_node **a, **b;    /* the stacked GEMM's left and right operands (MAX_TERMS each) */
+    const jg_graph *old; /* the graph being rewritten */
 } msum_state;
 
 /* An add of two operands of its own shape (no broadcasting). */
@@ -62,6 +63,32 @@ static jg_node *untransposed(const msum_state *st, jg_graph *g, const jg_node *a
         return st->to[a->in[0]->id];
     return jg_fill_(a->at, g, a->dtype, jg_shape(a->shape.dim[1], a->shape.dim[0]),
                     a->attr.scalar[0]);
+}
+
+/* The products p[0..n) in the order of an axis-0 concat of the old graph whose pieces are
+ * exactly their right operands (an RNN's gate gradients, stacked by unslice_sum for the
+ * input weights' gradient): stacked alike, the two concats are one buffer (jit/concat_place.c).
+ * Unchanged when there is none. */
+static void order_like_a_concat(const msum_state *st, const jg_node **p, int n)
+{
+    for (int id = 0; id < st->old->n_nodes; id++) {
+        const jg_node *c = st->old->nodes[id];
+        if (c->op != JG_OP_CONCAT || c->attr.axis != 0 || c->n_in != n || st->uses[id] == 0)
+            continue;
+        bool match = true;
+        for (int k = 0; k < n && match; k++) { /* move the product of piece k to place k */
+            int i = k;
+            while (i < n && p[i]->in[1] != c->in[k])
+                i++;
+            match = i < n;
+            if (match) {
+                const jg_node *x = p[k];
+                p[k] = p[i], p[i] = x;
+            }
+        }
+        if (match)
+            return;
+    }
 }
 
 /* The terms of the sum rooted at n (old nodes), in order. false past MAX_TERMS. */
@@ -102,21 +129,25 @@ static jg_node *msum_rule(void *state, jg_graph *g, const jg_node *n, jg_node *c
     }
     if (n_p < MIN_TERMS)
         return NULL;
+    /* the products first (the other terms are added after), in a concat's order if any */
     int j = 0;
-    for (int i = 0; i < n_t; i++) {
-        if (!product(st, t[i]))
-            continue;
-        const jg_node *ai = t[i]->in[0];
+    for (int i = 0; i < n_t; i++)
+        if (product(st, t[i])) {
+            const jg_node *x = t[j];
+            t[j++] = t[i], t[i] = x;
+        }
+    order_like_a_concat(st, t, n_p);
+    for (j = 0; j < n_p; j++) {
+        const jg_node *ai = t[j]->in[0];
         a[j] = all_transposed ? untransposed(st, g, ai) : st->to[ai->id];
-        b[j++] = st->to[t[i]->in[1]->id];
+        b[j] = st->to[t[j]->in[1]->id];
     }
     jg_node *left = jg_concat_(n->at, a, n_p, all_transposed ? 0 : 1);
     if (all_transposed)
         left = jg_permute_(n->at, left, jg_axes(1, 0));
     jg_node *r = jg_matmul_(n->at, left, jg_concat_(n->at, b, n_p, 0));
-    for (int i = 0; i < n_t; i++)
-        if (!product(st, t[i]))
-            r = jg_add_(n->at, r, st->to[t[i]->id]);
+    for (int i = n_p; i < n_t; i++)
+        r = jg_add_(n->at, r, st->to[t[i]->id]);
     return r;
 }
 
@@ -125,7 +156,7 @@ bool pass_matmul_sum(pass_ctx *c)
     int n = c->g->n_nodes;
     int *uses = pass_use_counts(c);
     jg_node **consumer = uses ? pass_consumers(c, uses) : NULL;
-    msum_state st = { .uses = uses, .consumer = consumer,
+    msum_state st = { .uses = uses, .consumer = consumer, .old = c->g,
                       .to = calloc((size_t)n + 1, sizeof *st.to),
                       .t = malloc(MAX_TERMS * sizeof *st.t),
                       .a = malloc(MAX_TERMS * sizeof *st.a),

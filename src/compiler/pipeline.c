@@ -35,6 +35,7 @@ static const pass_def PIPELINE[] = {
     { "gather",      NULL,             FOR_ALL }, /* GEMMs gather im2col operands */
     { "siblings",    NULL,             FOR_ALL }, /* multi-output kernels */
     { "inplace",     NULL,             FOR_ALL }, /* updates written into the store */
+    { "concat",      NULL,             FOR_ALL }, /* pieces written into their concat */
 };
 enum { N_PASSES = sizeof PIPELINE / sizeof *PIPELINE };
 

@@ -109,17 +109,27 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
     }
     for (int i = 0; i < n_keep; i++)
         last[jit_storage_of(j, keep[i])->id] = j->fus.n_groups;
+    /* a concat written in place lives from its first piece's kernel to the last reader of
+     * it or of any piece (concat_place.c) */
+    for (int id = 0; id < n; id++) {
+        const jg_node *c = j->piece_of[id];
+        if (!c)
+            continue;
+        first[c->id] = first[id] < first[c->id] ? first[id] : first[c->id];
+        last[c->id] = last[id] > last[c->id] ? last[id] : last[c->id];
+    }
     /* first fit by definition order; O(roots^2) is fine for graphs of this size */
     size_t top = 0;
     for (int gi = 0; gi < j->fus.n_groups; gi++) {
         const jg_node *r = j->fus.groups[gi].root;
-        bool none = j->in_place[r->id] || jit_internal_part(j, gi);
+        bool none = j->in_place[r->id] || jit_internal_part(j, gi) || j->piece_of[r->id];
         size_t bytes = none ? 0 : (jit_node_bytes(r) + 63) & ~(size_t)63, at = 0;
         for (bool moved = true; moved;) {
             moved = false;
             for (int gk = 0; gk < gi; gk++) {
                 const jg_node *o = j->fus.groups[gk].root;
-                bool o_none = j->in_place[o->id] || jit_internal_part(j, gk);
+                bool o_none = j->in_place[o->id] || jit_internal_part(j, gk) ||
+                              j->piece_of[o->id];
                 size_t ob = o_none ? 0 : (jit_node_bytes(o) + 63) & ~(size_t)63;
                 bool live_together = !(last[o->id] < first[r->id] || last[r->id] < first[o->id]);
                 if (live_together && at < offset[o->id] + ob && offset[o->id] < at + bytes) {
@@ -145,6 +155,12 @@ jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep)
         const jg_node *r = j->fus.groups[gi].root;
         j->bufs[j->slot_of[r->id]] = j->in_place[r->id] ? j->in_place[r->id]
                                                          : j->arena + offset[r->id];
+    }
+    for (int id = 0; st == JG_OK && id < n; id++) { /* pieces: after every concat's place */
+        const jg_node *c = j->piece_of[id];
+        if (c)
+            j->bufs[j->slot_of[id]] = j->arena + offset[c->id] +
+                                      j->piece_offset[id] * (int64_t)jg_dtype_size(c->dtype);
     }
     for (int id = 0; st == JG_OK && id < n; id++) {
         if (j->fus.role[id] != ROLE_ALIAS || !j->fus.alias_offset[id])

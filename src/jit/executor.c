@@ -111,6 +111,16 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
     if (st == JG_OK && r->ran)
         jit_plan_in_place(j, p);
     jit_record_end(r, j->n_in_place);
+    size_t n_nodes = (size_t)j->low.g->n_nodes + 1;
+    if (st == JG_OK && (!(j->piece_of = calloc(n_nodes, sizeof *j->piece_of)) ||
+                        !(j->piece_offset = calloc(n_nodes, sizeof *j->piece_offset)) ||
+                        !(j->placed_concat = calloc((size_t)j->fus.n_groups + 1,
+                                                    sizeof *j->placed_concat))))
+        st = JG_ERR_NOMEM;
+    r = jit_record(j, "concat", pass_enabled(o->passes_off, "concat"));
+    int placed = st == JG_OK && r->ran ? jit_plan_concats(j) : 0;
+    r->changed = placed > 0;
+    jit_record_end(r, placed);
     if (st == JG_OK)
         st = jit_plan_arena(j, roots, n_roots);
     free(roots);
@@ -201,6 +211,9 @@ void jit_program_free(jit_program *j)
     free(j->kslot);
     free(j->in_place);
     free(j->internal_part);
+    free(j->piece_of);
+    free(j->piece_offset);
+    free(j->placed_concat);
     free(j->slot_of);
     fusion_free(&j->fus);
     lowered_free(&j->low);

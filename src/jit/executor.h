@@ -57,6 +57,11 @@ struct jit_program {
                              to directly (see jit_plan_in_place), or NULL */
     int n_in_place;
     bool *internal_part;  /* by group: see jit_internal_part (jit_assign_slots) */
+    /* Concats written in place (concat_place.c): by node id, the concat a piece is written
+     * into and where (elements), or NULL; by group, whether a concat has no kernel. */
+    const jg_node **piece_of;
+    int64_t *piece_offset;
+    bool *placed_concat;
     char *arena;          /* every intermediate, planned by liveness */
     size_t arena_bytes;
     char *scratch;        /* n_threads * scratch_per_thread */
@@ -97,6 +102,8 @@ HIDDEN bool jit_internal_part(const jit_program *j, int gi);
 HIDDEN jg_status jit_assign_slots(jit_program *j, exec_plan *p);
 /* Updates written straight into the parameter store where nothing needs the old value. */
 HIDDEN void jit_plan_in_place(jit_program *j, exec_plan *p);
+/* concat_place.c: concats whose pieces their kernels write in place; returns how many. */
+HIDDEN int jit_plan_concats(jit_program *j);
 /* Arena offsets by liveness; keep[] live to the end. */
 HIDDEN jg_status jit_plan_arena(jit_program *j, jg_node *const *keep, int n_keep);
 

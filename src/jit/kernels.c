@@ -261,8 +261,8 @@ jg_status jit_compile_kernels(jit_program *j, bool keep_text, int threads, char 
                 j->n_kernels++;
             continue;
         }
-        if (grp->leader >= 0)
-            continue; /* computed by its multi-output kernel */
+        if (grp->leader >= 0 || j->placed_concat[gi])
+            continue; /* computed by its multi-output kernel, or by its pieces' kernels */
         for (int id = 0; id < g->n_nodes; id++) {
             int owner = j->fus.group_of[id];
             member[id] = owner >= 0 && jit_exec_of(j, owner) == gi && j->fus.role[id] != ROLE_ALIAS;
