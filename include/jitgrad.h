@@ -591,8 +591,9 @@ typedef struct jg_opts {
     /* After each kernel (each op on the reference executor), check its result for inf and
      * NaN and fail the run with JG_ERR_NONFINITE naming the first op that produced one and
      * where it was built. Costs a pass over every result: a debugging aid. The JIT checks
-     * what kernels store: with fusion the op named is a kernel's last one; add no_fusion to
-     * pin the exact op. */
+     * what kernels store: with fusion the op named is a kernel's last one (a value only the
+     * other parts of a multi-output kernel read is never stored); add no_fusion to pin the
+     * exact op. */
     bool check_finite;
     /* Print the warnings (jg_program_warnings) to stderr when compiling. */
     bool print_warnings;

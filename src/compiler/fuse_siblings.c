@@ -7,12 +7,15 @@
  * Then pointwise groups of one shape linked the same way become one elementwise loop that
  * stores each: Adam's m, v and weight updates; an LSTM cell's state, tanh and output.
  *
- * Legality: every member of a merged group is pointwise over the common shape S (or a
- * one-element value), so each is evaluated at the point's own index and shared values are
- * computed once; reductions share the reduced axes, and no part reads a reduction's result
- * (complete only after the last row); the merged kernel runs where its last
- * part ran, so no group between the first and the last part may read a part's result. A
- * part's result that only other parts read, and that is no output, is never stored. */
+ * Legality: a kernel with reductions has only members pointwise over the common shape S (or
+ * one-element values), so each is evaluated at the point's own index; a pointwise kernel's
+ * parts may hold views (gate slices, permutes), each evaluated where it reads, and values are
+ * shared only at the point itself (emit_expr.c's memo). Reductions share the reduced axes.
+ * No part reads a reduction's result (complete only after the last row) or another part's
+ * buffer through an alias (not written yet: the kernel computes parts, it does not load
+ * them). The merged kernel runs where its last part ran, so no group between the first and
+ * the last part may read a part's result. A part's result that only other parts read, and
+ * that is no output, is never stored. */
 #include "compiler/fuse.h"
 #include "ops/op.h"
 
@@ -90,16 +93,22 @@ static int producer(const fusion *f, const jg_node *n)
 
 /* Adds to list the groups whose results reading node n reads: its producer, or those of what
  * an inline node is computed from (a GEMM gathers an operand owned by another group).
- * Returns the new length, or -1 when the list is full. */
+ * Returns the new length, or -1 when the list is full. A read through an alias (a reshape
+ * or a contiguous slice of the producer's buffer) is recorded as -1 - b: merged with its
+ * producer, it would load the buffer the same kernel has not written yet. */
 static int add_reads(const fusion *f, const jg_node *n, int *list, int len, int cap)
 {
     int b = producer(f, n);
     if (b >= 0)
-        return len < cap ? (list[len] = b, len + 1) : -1;
+        return len < cap ? (list[len] = f->role[n->id] == ROLE_ALIAS ? -1 - b : b, len + 1)
+                         : -1;
     for (int k = 0; f->role[n->id] == ROLE_INLINE && k < n->n_in && len >= 0; k++)
         len = add_reads(f, n->in[k], list, len, cap);
     return len;
 }
+
+/* The group an entry of the read graph names (see add_reads). */
+static int read_group(int entry) { return entry < 0 ? -1 - entry : entry; }
 
 /* Fills c->space, c->pure and the read graph; false when out of memory. */
 static bool describe_groups(siblings *c)
@@ -168,7 +177,7 @@ static bool describe_groups(siblings *c)
 static bool reads(const siblings *c, int a, int b)
 {
     for (int i = c->reads_at[a]; i < c->reads_at[a + 1]; i++)
-        if (c->reads_list[i] == b && a != b)
+        if (read_group(c->reads_list[i]) == b && a != b)
             return true;
     return false;
 }
@@ -224,15 +233,19 @@ static bool linked(const siblings *c, int lo, int hi, int gi)
     return false;
 }
 
-/* A reduction's result is complete only after the last row: no part may read one. */
-static bool reads_a_reduction(const siblings *c, int lo, int hi)
+/* Whether a part reads what the kernel cannot give it at the point: a reduction's result
+ * (complete only after the last row) or a part's buffer through an alias (not written yet). */
+static bool reads_what_is_not_ready(const siblings *c, int lo, int hi)
 {
-    for (int b = lo; b <= hi; b++) {
-        if (!c->in_set[b] || c->f->groups[b].kind != GROUP_REDUCE)
+    for (int a = lo; a <= hi; a++) {
+        if (!c->in_set[a])
             continue;
-        for (int a = lo; a <= hi; a++)
-            if (c->in_set[a] && a != b && reads(c, a, b))
+        for (int i = c->reads_at[a]; i < c->reads_at[a + 1]; i++) {
+            int b = read_group(c->reads_list[i]);
+            if (b != a && b >= lo && b <= hi && c->in_set[b] &&
+                (c->reads_list[i] < 0 || c->f->groups[b].kind == GROUP_REDUCE))
                 return true;
+        }
     }
     return false;
 }
@@ -244,7 +257,7 @@ static bool order_ok(const siblings *c, int lo, int hi)
         if (c->in_set[x])
             continue;
         for (int i = c->reads_at[x]; i < c->reads_at[x + 1]; i++) {
-            int p = c->reads_list[i];
+            int p = read_group(c->reads_list[i]);
             if (p >= lo && p <= hi && c->in_set[p])
                 return false;
         }
@@ -275,7 +288,7 @@ static bool merge_family(siblings *c, int l, jg_shape s, uint32_t axes, int wind
             lo = gi < lo ? gi : lo, hi = gi > hi ? gi : hi, count++;
         }
     }
-    if (count > MAX_PARTS || !order_ok(c, lo, hi) || reads_a_reduction(c, lo, hi)) {
+    if (count > MAX_PARTS || !order_ok(c, lo, hi) || reads_what_is_not_ready(c, lo, hi)) {
         /* then grow greedily, one legal group at a time */
         for (int i = from; i <= to; i++)
             c->in_set[i] = false;
@@ -289,7 +302,7 @@ static bool merge_family(siblings *c, int l, jg_shape s, uint32_t axes, int wind
                 continue;
             c->in_set[gi] = true;
             int nlo = gi < lo ? gi : lo, nhi = gi > hi ? gi : hi;
-            if (!order_ok(c, nlo, nhi) || reads_a_reduction(c, nlo, nhi)) {
+            if (!order_ok(c, nlo, nhi) || reads_what_is_not_ready(c, nlo, nhi)) {
                 c->in_set[gi] = false;
                 continue;
             }

@@ -18,6 +18,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { MIN_TERMS = 4, MAX_TERMS = 1024 };
 
@@ -27,6 +28,7 @@ typedef struct msum_state {
     jg_node **to;        /* old id -> its node in the new graph, as its consumers saw it */
     const jg_node **t;   /* a sum's terms (MAX_TERMS, reused by every sum) */
     jg_node **a, **b;    /* the stacked GEMM's left and right operands (MAX_TERMS each) */
+    const jg_node **order; /* a candidate order of the products (MAX_TERMS) */
     const jg_graph *old; /* the graph being rewritten */
 } msum_state;
 
@@ -71,23 +73,27 @@ static jg_node *untransposed(const msum_state *st, jg_graph *g, const jg_node *a
  * Unchanged when there is none. */
 static void order_like_a_concat(const msum_state *st, const jg_node **p, int n)
 {
+    const jg_node **q = st->order;
     for (int id = 0; id < st->old->n_nodes; id++) {
         const jg_node *c = st->old->nodes[id];
         if (c->op != JG_OP_CONCAT || c->attr.axis != 0 || c->n_in != n || st->uses[id] == 0)
             continue;
+        memcpy(q, p, (size_t)n * sizeof *q);
         bool match = true;
         for (int k = 0; k < n && match; k++) { /* move the product of piece k to place k */
             int i = k;
-            while (i < n && p[i]->in[1] != c->in[k])
+            while (i < n && q[i]->in[1] != c->in[k])
                 i++;
             match = i < n;
             if (match) {
-                const jg_node *x = p[k];
-                p[k] = p[i], p[i] = x;
+                const jg_node *x = q[k];
+                q[k] = q[i], q[i] = x;
             }
         }
-        if (match)
+        if (match) {
+            memcpy(p, q, (size_t)n * sizeof *p);
             return;
+        }
     }
 }
 
@@ -160,9 +166,10 @@ bool pass_matmul_sum(pass_ctx *c)
                       .to = calloc((size_t)n + 1, sizeof *st.to),
                       .t = malloc(MAX_TERMS * sizeof *st.t),
                       .a = malloc(MAX_TERMS * sizeof *st.a),
-                      .b = malloc(MAX_TERMS * sizeof *st.b) };
+                      .b = malloc(MAX_TERMS * sizeof *st.b),
+                      .order = malloc(MAX_TERMS * sizeof *st.order) };
     bool changed = false;
-    if (!uses || !consumer || !st.to || !st.t || !st.a || !st.b) {
+    if (!uses || !consumer || !st.to || !st.t || !st.a || !st.b || !st.order) {
         c->status = JG_ERR_NOMEM;
         snprintf(c->errmsg, sizeof c->errmsg, "matmul_sum: out of memory");
         goto done;
@@ -181,5 +188,6 @@ done:
     free(st.t);
     free(st.a);
     free(st.b);
+    free(st.order);
     return changed;
 }

@@ -203,35 +203,40 @@ static bool group_reads(const jit_program *j, int gi, const jg_node *v)
     return false;
 }
 
-static bool member_of(const jit_program *j, int gi, const jg_node *n)
+/* Whether kernel k computes node n (not loads it): an inline node or root of one of its
+ * groups. In a multi kernel a part's root is computed again where another part reads it. */
+static bool computed_in(const jit_program *j, int k, const jg_node *n)
 {
-    return j->fus.group_of[n->id] == gi && j->fus.role[n->id] == ROLE_INLINE;
+    int q = j->fus.group_of[n->id];
+    node_role r = j->fus.role[n->id];
+    return q >= 0 && jit_exec_of(j, q) == k && (r == ROLE_INLINE || r == ROLE_ROOT);
 }
 
-/* Whether the expression n of group gi reads param's buffer anywhere. */
-static bool subtree_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+/* Whether the expression n, as kernel k computes it, reads param's buffer anywhere. */
+static bool subtree_reads(const jit_program *j, int k, const jg_node *n, const jg_node *param)
 {
     if (jit_storage_of(j, n) == param)
         return true;
-    for (int k = 0; member_of(j, gi, n) && k < n->n_in; k++)
-        if (subtree_reads(j, gi, n->in[k], param))
+    for (int i = 0; computed_in(j, k, n) && i < n->n_in; i++)
+        if (subtree_reads(j, k, n->in[i], param))
             return true;
     return false;
 }
 
-/* Whether every read of param under n (in group gi) is at n's own index: reached through
- * pointwise ops of n's shape only. */
-static bool identity_reads(const jit_program *j, int gi, const jg_node *n, const jg_node *param)
+/* Whether every read of param under n, as kernel k computes it, is at n's own index: reached
+ * through pointwise ops of n's shape only (also through another part of a multi kernel,
+ * which is computed inline where it is read). */
+static bool identity_reads(const jit_program *j, int k, const jg_node *n, const jg_node *param)
 {
     if (jit_storage_of(j, n) == param)
         return true;
-    if (!member_of(j, gi, n) && j->fus.groups[gi].root != n)
+    if (!computed_in(j, k, n))
         return true;
     bool pointwise = op_is_pointwise(n);
-    for (int k = 0; k < n->n_in; k++) {
-        const jg_node *in = n->in[k];
-        bool ok = pointwise && shape_eq(in->shape, n->shape) ? identity_reads(j, gi, in, param)
-                                                              : !subtree_reads(j, gi, in, param);
+    for (int i = 0; i < n->n_in; i++) {
+        const jg_node *in = n->in[i];
+        bool ok = pointwise && shape_eq(in->shape, n->shape) ? identity_reads(j, k, in, param)
+                                                              : !subtree_reads(j, k, in, param);
         if (!ok)
             return false;
     }
@@ -247,12 +252,13 @@ static bool can_fail(const jit_program *j, int q)
             op == JG_OP_CROSS_ENTROPY);
 }
 
-/* Fused updates in place: an update whose new value is the root of an elementwise kernel of
- * its own that reads the parameter only at the position it writes is written straight into
- * the parameter store (no arena bytes, no copy after the run) when no kernel running at or
- * after it, no output and no other update needs the old value, and no kernel after it can
- * fail (a failed run must leave the store as it was). Positions are execution positions:
- * sibling fusion runs merged groups where their last part was. */
+/* Fused updates in place: an update whose new value is the root of an elementwise kernel (of
+ * its own, or a part of a pointwise multi kernel) that reads the parameter only at the
+ * position it writes, as do the kernel's other parts, is written straight into the parameter
+ * store (no arena bytes, no copy after the run) when no kernel running after it, no output
+ * and no other update needs the old value, and no kernel after it can fail (a failed run
+ * must leave the store as it was). Positions are execution positions: sibling fusion runs
+ * merged groups where their last part was. */
 void jit_plan_in_place(jit_program *j, exec_plan *p)
 {
     for (int u = 0; u < p->n_updates; u++) {
@@ -267,12 +273,12 @@ void jit_plan_in_place(jit_program *j, exec_plan *p)
                                !fuse_multi_reduces(&j->fus, k);
         if (j->fus.groups[k].kind != GROUP_ELEMENTWISE && !pointwise_multi)
             continue;
-        bool ok = identity_reads(j, gi, v, param);
+        bool ok = identity_reads(j, k, v, param);
         /* the other parts of its kernel may read param where they write (each point's values
          * are computed before its stores, emit_elementwise.c) */
         for (int q = 0; q < j->fus.n_groups && ok; q++)
             if (q != gi && jit_exec_of(j, q) == k)
-                ok = identity_reads(j, q, j->fus.groups[q].root, param);
+                ok = identity_reads(j, k, j->fus.groups[q].root, param);
         for (int q = 0; q < j->fus.n_groups && ok; q++)
             if (q != gi && jit_exec_of(j, q) > k)
                 ok = !group_reads(j, q, param) && !can_fail(j, q);

@@ -272,6 +272,8 @@ static bool at_memo_point(const emit_ctx *e, const kidx *idx)
 
 LLVMValueRef emit_value(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
+    if (e->prefetch_only && jg_shape_numel(n->shape) == 1)
+        return LLVMGetUndef(emit_vector_type(e, n->dtype)); /* never cache a prefetch's undef */
     if (e->hoisted && n != e->bound && n->op != JG_OP_RANDOM && jg_shape_numel(n->shape) == 1)
         return hoisted_value(e, n);
     bool memo = e->memo && shape_eq(n->shape, e->memo_shape) && at_memo_point(e, idx);
@@ -353,7 +355,8 @@ static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx
     if (n->op == JG_OP_FILL)
         return emit_splat_const(e, n->dtype, n->attr.scalar[0]);
     if (n->op == JG_OP_RANDOM)
-        return emit_random(e, n, idx);
+        return e->prefetch_only ? LLVMGetUndef(emit_vector_type(e, n->dtype))
+                                : emit_random(e, n, idx);
     if (!e->member[n->id])
         return load_buffer(e, n, idx);
 
@@ -382,6 +385,8 @@ static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx
         broadcast_index(e, n->shape, n->in[i]->shape, idx, in_idx[i]);
         v[i] = emit_value(e, n->in[i], in_idx[i]);
     }
+    if (e->prefetch_only) /* only the loads matter: no arithmetic, no libm calls */
+        return LLVMGetUndef(emit_vector_type(e, n->dtype));
     if (n->op == JG_OP_WHERE) {
         jg_dtype ct = n->in[0]->dtype;
         LLVMValueRef c = compare(e, ct, LLVMRealUNE, LLVMIntNE, v[0], k(e, ct, 0));

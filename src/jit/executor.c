@@ -302,8 +302,8 @@ jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t size)
         run_ctx c = { .j = j, .k = k };
         /* a chunk should carry ~16k elements of work to be worth a thread */
         group_kind kind = j->fus.groups[k->group].kind;
-        int64_t work = kind == GROUP_REDUCE || (kind == GROUP_MULTI && root->n_in == 1)
-                           ? jg_shape_numel(root->in[0]->shape) : jg_shape_numel(root->shape);
+        int64_t work = kind == GROUP_REDUCE ? jg_shape_numel(root->in[0]->shape)
+                                            : jg_shape_numel(root->shape);
         if (kind == GROUP_MULTI && k->finish) /* a reducing multi kernel's space */
             for (int q = 0; q < j->fus.n_groups; q++)
                 if (jit_exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)

@@ -63,9 +63,9 @@ struct emit_ctx {
     /* Contiguous loads from buffers over 16 MiB also prefetch this many bytes ahead (0:
      * none): the hardware prefetchers stop at page boundaries. */
     int prefetch_bytes;
-    /* Loads of buffers become prefetches of their first lane and yield undef: emitting an
-     * expression so fetches its operands ahead of need (a GEMM's epilogue, while the tile's
-     * k loop runs), and the arithmetic on undef folds away. */
+    /* Emitting an expression only fetches its operands ahead of need (a GEMM's epilogue,
+     * while the tile's k loop runs): contiguous loads from buffers over 64 KiB become
+     * prefetches of their first lane, and every value is undef (no arithmetic, no call). */
     bool prefetch_only;
     /* Values of one-element nodes by node id, computed once in the kernel's entry block
      * rather than per vector (NULL: off). A one-element node is the same at every point, but
