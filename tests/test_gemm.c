@@ -280,6 +280,21 @@ Test(gemm, f32_width16_bias_relu_epilogue_sees_the_full_sum)
     run_shapes(0, JG_F32, false, true, true, 2, 2);
 }
 
+/* One row panel (M <= MR: a batch-1 layer) with whole column panels reads B's rows in place,
+ * unpacked: K blocks accumulating into C, the epilogue, a transposed A, batch dims, and
+ * vector widths 16, 8 and 1 (guarded buffers: a read past B's end faults). */
+Test(gemm, a_single_row_panel_reads_b_in_place)
+{
+    run_case(&(gemm_case){ .t = JG_F32, .m = 1, .n = 64, .k = 33, .gap = 1 });
+    run_case(&(gemm_case){ .t = JG_F32, .m = 8, .n = 96, .k = 600, .gap = 1, .epilogue = true });
+    run_case(&(gemm_case){ .t = JG_F32, .m = 5, .n = 32, .k = 1, .gap = 1, .ta = true });
+    run_case(&(gemm_case){ .t = JG_F32, .m = 3, .n = 64, .k = 15, .gap = 1, .batch_ndim = 1,
+                           .batch_dim = { 3 }, .bcast_a = true });
+    run_case(&(gemm_case){ .t = JG_F64, .m = 3, .n = 48, .k = 17, .gap = 1, .epilogue = true });
+    run_case(&(gemm_case){ .vector_bits = 256, .t = JG_F32, .m = 2, .n = 48, .k = 40, .gap = 1 });
+    run_case(&(gemm_case){ .vector_bits = 32, .t = JG_F64, .m = 1, .n = 6, .k = 5, .gap = 1 });
+}
+
 Test(gemm, strided_operands_use_gathers)
 {
     gemm_case c = { .t = JG_F32, .m = 17, .n = 33, .k = 40, .gap = 2 };

@@ -216,9 +216,9 @@ static void set_acc(gen *g, int r, int v, LLVMValueRef x) { LLVMBuildStore(g->b,
 /* One k step: acc[r][v] += pa[p * a_ps + r * a_rs] * pb[p * NR + v * w .. + w). */
 static void fma_step(gen *g, int mr, int nv, LLVMValueRef pa, LLVMValueRef pb, LLVMValueRef p)
 {
-    unsigned valign = (unsigned)(g->p.w * g->esize);
+    unsigned valign = (unsigned)(g->pack_b ? g->p.w * g->esize : g->esize);
     LLVMValueRef bv[MAX_NV];
-    LLVMValueRef bat = mul(g, p, g->p.nr), aat = mul(g, p, g->a_ps);
+    LLVMValueRef bat = mul(g, p, g->b_ps), aat = mul(g, p, g->a_ps);
     for (int v = 0; v < nv; v++)
         bv[v] = load_vec(g, g->vt, pb, add(g, bat, c64(g, v * g->p.w)), valign);
     for (int r = 0; r < mr; r++) {
@@ -342,13 +342,13 @@ static void row_panels(gen *g, int nv, int last, LLVMValueRef i0, LLVMValueRef f
     loop lr;
     loop_begin(g->e, &lr, c64(g, 0), full_rows, c64(g, 1), "ir");
     LLVMValueRef pa = a_panel(g, i0, lr.i);
-    micro_tile(g, mr, nv, last, pa, g->sb, kc, madd(g, i0, lr.i, mr), j);
+    micro_tile(g, mr, nv, last, pa, g->pb, kc, madd(g, i0, lr.i, mr), j);
     loop_end(g->e, &lr);
     int rest = (int)(g->d->m % mr);
     if (rest) {
         LLVMBasicBlockRef cont = if_begin(g, tail_rows);
         LLVMValueRef pa_tail = a_panel(g, i0, full_rows);
-        micro_tile(g, rest, nv, last, pa_tail, g->sb, kc, madd(g, i0, full_rows, mr), j);
+        micro_tile(g, rest, nv, last, pa_tail, g->pb, kc, madd(g, i0, full_rows, mr), j);
         if_end(g, cont);
     }
 }
@@ -441,6 +441,11 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     g.pack_a = d->a.rs != 1;
     g.a_rs = g.pack_a ? 1 : d->a.rs;
     g.a_ps = g.pack_a ? p->mr : d->a.cs;
+    /* With one row panel (a batch-1 layer: M <= MR) each packed B panel would be read
+     * once: B with contiguous rows and whole column panels is read in place, one pass over
+     * the weights instead of three. */
+    g.pack_b = !(d->m <= p->mr && d->b.cs == 1 && d->b.block == 0 && d->n % p->nr == 0);
+    g.b_ps = g.pack_b ? p->nr : d->b.rs;
     *scratch = scratch_bytes(p, d, g.esize, g.pack_a);
     if (*outer == 0) {
         emit_kernel_end(e);
@@ -528,14 +533,18 @@ LLVMValueRef gemm_emit(emit_ctx *e, jit_module *m, const gemm_desc *d, int64_t *
     loop lc;
     loop_begin(e, &lc, c64(&g, 0), full_cols, c64(&g, 1), "jr");
     LLVMValueRef j = madd(&g, j0, lc.i, p->nr);
-    pack_panel(&g, b_src, madd(&g, b_k, j, d->b.cs), d->b.rs, d->b.cs, p->nr, p->nr, kc, g.sb);
+    g.pb = g.pack_b ? g.sb : elem_ptr(&g, b_src, madd(&g, b_k, j, d->b.cs));
+    if (g.pack_b)
+        pack_panel(&g, b_src, madd(&g, b_k, j, d->b.cs), d->b.rs, d->b.cs, p->nr, p->nr, kc,
+                   g.sb);
     row_panels(&g, p->nv, p->w, i0, full_rows, last_ib, kc, j);
     loop_end(e, &lc);
     if (rest_n) {
         LLVMBasicBlockRef cont = if_begin(&g, last_jb);
         LLVMValueRef jt = madd(&g, j0, full_cols, p->nr);
         pack_panel(&g, b_src, madd(&g, b_k, jt, d->b.cs), d->b.rs, d->b.cs, p->nr, rest_n, kc,
-                   g.sb);
+                   g.sb); /* never in place: n % NR != 0 */
+        g.pb = g.sb;
         int nv = (rest_n + p->w - 1) / p->w, last = rest_n - (nv - 1) * p->w;
         row_panels(&g, nv, last, i0, full_rows, last_ib, kc, jt);
         if_end(&g, cont);

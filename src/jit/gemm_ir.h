@@ -41,6 +41,9 @@ typedef struct gen {
     int64_t n_steps;         /* n_red * n_kb */
     bool pack_a;             /* A is packed; else the micro-kernel reads it in place */
     int64_t a_rs, a_ps;      /* element strides of the micro-kernel's A: row, k */
+    bool pack_b;             /* B is packed; else the micro-kernel reads its rows in place */
+    int64_t b_ps;            /* element stride of the micro-kernel's B along k */
+    LLVMValueRef pb;         /* the current column panel of B (T*): packed, or in place */
     LLVMValueRef a_k;        /* element offset of A[b][0][k0] */
 } gen;
 
