@@ -122,6 +122,54 @@ Test(jit_movement, concat)
     }
 }
 
+static int kernels_of(jg_graph *g, jg_node *const *outs, int n)
+{
+    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .num_threads = 2 });
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
+    jg_program_free(p);
+    return st.kernels;
+}
+
+/* A concat of a few pieces read by one pointwise op is computed inline in that op's kernel
+ * (fuse.c, emit_expr.c): lanes masked per piece, widths that split vectors (17, 3, 20), the
+ * first axis (one piece per row), i32, a GEMM's epilogue (with the epilogue's prefetch of
+ * 128 KiB pieces) and a reduction reading it. */
+Test(jit_movement, concat_read_inline)
+{
+    for (int k = 0; k < 3; k++) {
+        jg_dtype t = ALL_DTYPES[k];
+        tctx c;
+        ctx_init(&c, 91 + (uint64_t)k);
+        jg_node *a = input(&c, t, jg_shape(5, 17), SIGNED), *b = input(&c, t, jg_shape(5, 3), SIGNED);
+        jg_node *d = input(&c, t, jg_shape(5, 20), SIGNED), *e = input(&c, t, jg_shape(2, 40), SIGNED);
+        jg_node *x = jg_neg(a), *y = jg_abs(b), *z = jg_scale(d, 2); /* pieces with kernels */
+        olist l = { .n = 0 };
+        jg_node *three[3] = { x, y, z };
+        push(&l, jg_add(jg_concat(three, 3, 1), jg_concat(three, 3, 1)));
+        jg_node *rows[2] = { jg_concat(three, 3, 1), e };
+        push(&l, jg_mul(jg_concat(rows, 2, 0), jg_concat(rows, 2, 0)));
+        if (t != JG_I32) {
+            jg_node *m = input(&c, t, jg_shape(128, 64), SIGNED);
+            jg_node *w = input(&c, t, jg_shape(64, 512), SIGNED);
+            jg_node *p = jg_exp(input(&c, t, jg_shape(128, 256), SIGNED));
+            jg_node *q = jg_tanh(input(&c, t, jg_shape(128, 256), SIGNED));
+            jg_node *pq[2] = { p, q };
+            push(&l, jg_add(jg_matmul(m, w), jg_concat(pq, 2, 1)));
+            push(&l, jg_sum(jg_scale(jg_concat(three, 3, 1), 3), jg_axes(1), false));
+        }
+        char buf[64];
+        snprintf(buf, sizeof buf, "inline concat %s", jg_dtype_str(t));
+        check(&c, l.o, l.n, TOL, buf);
+        jg_node *alone[2] = { jg_sigmoid(jg_concat(three, 3, 1)), jg_concat(three, 3, 1) };
+        if (t != JG_I32)
+            cr_assert_eq(kernels_of(c.g, alone, 1) + 1, kernels_of(c.g, alone, 2),
+                         "the concat has no kernel of its own unless it is an output");
+        ctx_fini(&c);
+    }
+}
+
 Test(jit_movement, take)
 {
     for (int k = 0; k < 3; k++) {

@@ -1,5 +1,6 @@
 /* JIT pass "concat" (src/jit/concat_place.c): a concat whose pieces are contiguous runs of
- * its result has no kernel; each piece's kernel writes into its run. Pieces not 64-byte
+ * its result has no kernel; each piece's kernel writes into its run. (The concats below are
+ * read by reductions: one read by a single pointwise op is computed inline instead, fuse.c.) Pieces not 64-byte
  * aligned, pieces that are outputs and concats along an inner axis keep the copy; a second
  * concat of the same pieces is the same buffer; a piece read long after the concat keeps its
  * bytes (the arena holds the concat from its first piece to its last reader). Values agree
@@ -46,12 +47,12 @@ Test(pass_concat, pieces_along_the_first_axis_are_written_in_place)
         jg_dtype t = FLOATS[ti];
         jg_node *a = jg_exp(input(&c, t, jg_shape(4, 16), SIGNED));
         jg_node *b = jg_tanh(input(&c, t, jg_shape(2, 16), SIGNED));
-        jg_node *out = jg_scale(cat2(a, b, 0), 2);
+        jg_node *out = jg_sum(cat2(a, b, 0), jg_axes(1), false);
         cr_assert_eq(saved_kernels(&c, &out, 1, NULL), 1, "the concat's kernel is gone");
         /* [1, n, 16] pieces along axis 1: the same runs */
         jg_node *a3 = jg_reshape(input(&c, t, jg_shape(4, 16), SIGNED), jg_shape(1, 4, 16));
         jg_node *b3 = jg_reshape(input(&c, t, jg_shape(4, 16), SIGNED), jg_shape(1, 4, 16));
-        jg_node *out3 = jg_square(cat2(jg_exp(a3), jg_exp(b3), 1));
+        jg_node *out3 = jg_sum(cat2(jg_exp(a3), jg_exp(b3), 1), jg_axes(2), false);
         cr_assert_eq(saved_kernels(&c, &out3, 1, NULL), 1);
         ctx_fini(&c);
     }
@@ -64,15 +65,15 @@ Test(pass_concat, misaligned_inner_or_output_pieces_keep_the_copy)
     /* 3 x 5 floats: the second run would start at byte 60 */
     jg_node *a = jg_exp(input(&c, JG_F32, jg_shape(3, 5), SIGNED));
     jg_node *b = jg_tanh(input(&c, JG_F32, jg_shape(3, 5), SIGNED));
-    jg_node *out = jg_scale(cat2(a, b, 0), 2);
+    jg_node *out = jg_sum(cat2(a, b, 0), jg_axes(1), false);
     cr_assert_eq(saved_kernels(&c, &out, 1, NULL), 0, "misaligned");
     /* along the last axis: rows interleave */
     jg_node *p = jg_exp(input(&c, JG_F32, jg_shape(4, 16), SIGNED));
     jg_node *q = jg_tanh(input(&c, JG_F32, jg_shape(4, 16), SIGNED));
-    jg_node *inner = jg_scale(cat2(p, q, 1), 2);
+    jg_node *inner = jg_sum(cat2(p, q, 1), jg_axes(0), false);
     cr_assert_eq(saved_kernels(&c, &inner, 1, NULL), 0, "inner axis");
     /* a piece that is an output keeps a buffer of its own */
-    jg_node *outs[2] = { jg_scale(cat2(p, q, 0), 2), p };
+    jg_node *outs[2] = { jg_sum(cat2(p, q, 0), jg_axes(1), false), p };
     cr_assert_eq(saved_kernels(&c, outs, 2, NULL), 0, "an output piece");
     ctx_fini(&c);
 }
@@ -84,7 +85,7 @@ Test(pass_concat, a_second_concat_of_the_same_pieces_is_the_same_buffer)
     ctx_init(&c, 9);
     jg_node *a = jg_exp(input(&c, JG_F64, jg_shape(2, 8), SIGNED));
     jg_node *b = jg_tanh(input(&c, JG_F64, jg_shape(2, 8), SIGNED));
-    jg_node *outs[2] = { jg_scale(cat2(a, b, 0), 2),
+    jg_node *outs[2] = { jg_sum(cat2(a, b, 0), jg_axes(1), false),
                          jg_sum(cat2(a, b, 0), jg_axes(0), false) };
     cr_assert_eq(saved_kernels(&c, outs, 2, "cse"), 2, "both concats' kernels are gone");
     ctx_fini(&c);

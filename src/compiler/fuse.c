@@ -177,6 +177,19 @@ static bool buffer_anyway(const state *s, const jg_node *x)
            (x->op == JG_OP_SLICE && contiguous_offset(x) >= 0 && buffer_anyway(s, x->in[0]));
 }
 
+/* A concat of a few pieces that one pointwise op of its shape reads is computed inline
+ * there, each lane loaded from its piece (emit_expr.c): an LSTM step's four gate gradients,
+ * concatenated along the last axis for one [B, 4H] kernel, are not copied first. */
+enum { INLINE_CONCAT_MAX = 8 };
+
+static bool inline_concat(const state *s, const jg_node *n)
+{
+    const jg_node *c = s->consumer[n->id];
+    return s->enabled && n->op == JG_OP_CONCAT && n->n_in <= INLINE_CONCAT_MAX &&
+           !s->is_root[n->id] && s->uses[n->id] == 1 && !s->need_buffer[n->id] &&
+           !s->gather_uses[n->id] && c && op_is_pointwise(c) && shape_eq(c->shape, n->shape);
+}
+
 static void decide(state *s, jg_node *n)
 {
     node_role *role = s->f->role;
@@ -218,6 +231,13 @@ static void decide(state *s, jg_node *n)
         role[id] = ROLE_ALIAS;
         s->need_buffer[n->in[0]->id] = true;
         s->top[id] = n;
+        return;
+    }
+    if (inline_concat(s, n)) {
+        role[id] = ROLE_INLINE;
+        s->top[id] = s->top[s->consumer[id]->id];
+        for (int k = 0; k < n->n_in; k++) /* the lanes are loaded from the pieces */
+            s->need_buffer[n->in[k]->id] = true;
         return;
     }
     bool own_kernel = is_reduction(n) || is_opaque(n) ||

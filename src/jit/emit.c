@@ -61,6 +61,8 @@ static LLVMValueRef lane_iota(emit_ctx *e)
     return LLVMConstVector(lanes, (unsigned)e->width);
 }
 
+LLVMValueRef emit_lane_iota(emit_ctx *e) { return lane_iota(e); }
+
 LLVMValueRef emit_lane_mask(emit_ctx *e, LLVMValueRef n)
 {
     return LLVMBuildICmp(e->b, LLVMIntSLT, lane_iota(e), emit_splat(e, n), "mask");

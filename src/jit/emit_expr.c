@@ -348,6 +348,48 @@ static LLVMValueRef emit_random(emit_ctx *e, const jg_node *n, const kidx *idx)
     return n->dtype == JG_F64 ? u : LLVMBuildFPTrunc(e->b, u, emit_vector_type(e, n->dtype), "");
 }
 
+/* An inline concat (fuse.c: one consumer, a few buffer pieces): each piece is loaded at the
+ * point moved into it, under a mask of the lanes that fall in it, and the lanes merged. A
+ * position uniform across lanes picks one piece; its index is clamped into every piece, so
+ * the pieces it does not pick are read in bounds. */
+static LLVMValueRef concat_value(emit_ctx *e, const jg_node *n, const kidx *idx)
+{
+    int a = n->attr.axis;
+    kidx at[JG_MAX_DIMS];
+    for (int d = 0; d < n->shape.ndim; d++)
+        at[d] = idx[d];
+    LLVMValueRef mask = e->mask, base = idx[a].base, r = NULL, pos = NULL;
+    int64_t coef = idx[a].lane, start = 0;
+    if (coef)
+        pos = LLVMBuildAdd(e->b, emit_splat(e, base),
+                           LLVMBuildMul(e->b, emit_lane_iota(e), emit_splat(e, emit_i64(e, coef)),
+                                        ""), "");
+    for (int k = 0; k < n->n_in; k++) {
+        const jg_node *x = n->in[k];
+        int64_t len = x->shape.dim[a];
+        LLVMValueRef lo = emit_i64(e, start), hi = emit_i64(e, start + len), in;
+        LLVMValueRef local = LLVMBuildSub(e->b, base, lo, "");
+        if (!coef) {
+            in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, base, lo, ""),
+                              LLVMBuildICmp(e->b, LLVMIntSLT, base, hi, ""), "");
+            local = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, local, emit_i64(e, 0), ""),
+                                    emit_i64(e, 0), local, "");
+            local = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, local, emit_i64(e, len), ""),
+                                    emit_i64(e, len - 1), local, "");
+        } else {
+            in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, pos, emit_splat(e, lo), ""),
+                              LLVMBuildICmp(e->b, LLVMIntSLT, pos, emit_splat(e, hi), ""), "");
+            e->mask = mask ? LLVMBuildAnd(e->b, mask, in, "") : in;
+        }
+        at[a] = (kidx){ local, coef };
+        LLVMValueRef v = emit_value(e, x, at);
+        e->mask = mask;
+        r = r ? LLVMBuildSelect(e->b, in, v, r, "") : v;
+        start += len;
+    }
+    return r;
+}
+
 static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx)
 {
     if (n == e->bound)
@@ -369,6 +411,8 @@ static LLVMValueRef emit_uncached(emit_ctx *e, const jg_node *n, const kidx *idx
     case JG_OP_BROADCAST:
         broadcast_index(e, n->shape, n->in[0]->shape, idx, in_idx[0]);
         return emit_value(e, n->in[0], in_idx[0]);
+    case JG_OP_CONCAT:
+        return concat_value(e, n, idx);
     case JG_OP_SLICE:
         for (int d = 0; d < n->shape.ndim; d++) {
             int64_t start = n->attr.list[d], step = n->attr.step[d];

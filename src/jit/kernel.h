@@ -92,6 +92,8 @@ HIDDEN LLVMValueRef emit_load(emit_ctx *e, LLVMValueRef p, jg_dtype t, LLVMValue
                               int64_t stride);
 /* <width x i1>: lane < n (n an i64 value). */
 HIDDEN LLVMValueRef emit_lane_mask(emit_ctx *e, LLVMValueRef n);
+/* <0, 1, ..., width-1> as i64 lanes. */
+HIDDEN LLVMValueRef emit_lane_iota(emit_ctx *e);
 /* A call to an overloaded intrinsic, e.g. ("llvm.maximum", &vec_type, 1, args, 2). */
 HIDDEN LLVMValueRef emit_intrinsic(emit_ctx *e, const char *name, LLVMTypeRef *overload,
                                    int n_overload, LLVMValueRef *args, int n_args);
