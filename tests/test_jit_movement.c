@@ -142,8 +142,10 @@ Test(jit_movement, concat_read_inline)
         jg_dtype t = ALL_DTYPES[k];
         tctx c;
         ctx_init(&c, 91 + (uint64_t)k);
-        jg_node *a = input(&c, t, jg_shape(5, 17), SIGNED), *b = input(&c, t, jg_shape(5, 3), SIGNED);
-        jg_node *d = input(&c, t, jg_shape(5, 20), SIGNED), *e = input(&c, t, jg_shape(2, 40), SIGNED);
+        jg_node *a = input(&c, t, jg_shape(5, 17), SIGNED);
+        jg_node *b = input(&c, t, jg_shape(5, 3), SIGNED);
+        jg_node *d = input(&c, t, jg_shape(5, 20), SIGNED);
+        jg_node *e = input(&c, t, jg_shape(2, 40), SIGNED);
         jg_node *x = jg_neg(a), *y = jg_abs(b), *z = jg_scale(d, 2); /* pieces with kernels */
         olist l = { .n = 0 };
         jg_node *three[3] = { x, y, z };

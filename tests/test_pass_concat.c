@@ -1,10 +1,10 @@
 /* JIT pass "concat" (src/jit/concat_place.c): a concat whose pieces are contiguous runs of
- * its result has no kernel; each piece's kernel writes into its run. (The concats below are
- * read by reductions: one read by a single pointwise op is computed inline instead, fuse.c.) Pieces not 64-byte
+ * its result has no kernel; each piece's kernel writes into its run. Pieces not 64-byte
  * aligned, pieces that are outputs and concats along an inner axis keep the copy; a second
  * concat of the same pieces is the same buffer; a piece read long after the concat keeps its
  * bytes (the arena holds the concat from its first piece to its last reader). Values agree
- * with the reference executor and with the pass off. */
+ * with the reference executor and with the pass off. The concats here are read by
+ * reductions: one read by a single pointwise op is computed inline instead (fuse.c). */
 #include "support/jit_compare.h"
 #include "support/pass_check.h"
 

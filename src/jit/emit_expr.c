@@ -372,10 +372,10 @@ static LLVMValueRef concat_value(emit_ctx *e, const jg_node *n, const kidx *idx)
         if (!coef) {
             in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, base, lo, ""),
                               LLVMBuildICmp(e->b, LLVMIntSLT, base, hi, ""), "");
-            local = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, local, emit_i64(e, 0), ""),
-                                    emit_i64(e, 0), local, "");
-            local = LLVMBuildSelect(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, local, emit_i64(e, len), ""),
-                                    emit_i64(e, len - 1), local, "");
+            LLVMValueRef below = LLVMBuildICmp(e->b, LLVMIntSLT, local, emit_i64(e, 0), "");
+            local = LLVMBuildSelect(e->b, below, emit_i64(e, 0), local, "");
+            LLVMValueRef past = LLVMBuildICmp(e->b, LLVMIntSGE, local, emit_i64(e, len), "");
+            local = LLVMBuildSelect(e->b, past, emit_i64(e, len - 1), local, "");
         } else {
             in = LLVMBuildAnd(e->b, LLVMBuildICmp(e->b, LLVMIntSGE, pos, emit_splat(e, lo), ""),
                               LLVMBuildICmp(e->b, LLVMIntSLT, pos, emit_splat(e, hi), ""), "");
