@@ -9,13 +9,8 @@ TestSuite(fuse);
 
 static int kernels_off(jg_graph *g, jg_node **outs, int n, bool fusion, const char *off)
 {
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .no_fusion = !fusion, .num_threads = 1,
-                                                       .passes_off = off });
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
-    jg_program_free(p);
-    return st.kernels;
+    return t_stats(g, outs, n, &(jg_opts){ .no_fusion = !fusion, .num_threads = 1,
+                                           .passes_off = off }).kernels;
 }
 
 static int kernels_of(jg_graph *g, jg_node **outs, int n, bool fusion)

@@ -122,16 +122,6 @@ Test(jit_movement, concat)
     }
 }
 
-static int kernels_of(jg_graph *g, jg_node *const *outs, int n)
-{
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .num_threads = 2 });
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
-    jg_program_free(p);
-    return st.kernels;
-}
-
 /* A concat of a few pieces read by one pointwise op is computed inline in that op's kernel
  * (fuse.c, emit_expr.c): lanes masked per piece, widths that split vectors (17, 3, 20), the
  * first axis (one piece per row), i32, a GEMM's epilogue (with the epilogue's prefetch of
@@ -166,7 +156,8 @@ Test(jit_movement, concat_read_inline)
         check(&c, l.o, l.n, TOL, buf);
         jg_node *alone[2] = { jg_sigmoid(jg_concat(three, 3, 1)), jg_concat(three, 3, 1) };
         if (t != JG_I32)
-            cr_assert_eq(kernels_of(c.g, alone, 1) + 1, kernels_of(c.g, alone, 2),
+            cr_assert_eq(t_stats(c.g, alone, 1, NULL).kernels + 1,
+                         t_stats(c.g, alone, 2, NULL).kernels,
                          "the concat has no kernel of its own unless it is an output");
         ctx_fini(&c);
     }

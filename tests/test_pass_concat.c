@@ -18,12 +18,7 @@ static jg_node *cat2(jg_node *a, jg_node *b, int axis)
 
 static int kernels(jg_graph *g, jg_node *const *outs, int n, const char *off)
 {
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .passes_off = off, .num_threads = 2 });
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
-    jg_program_free(p);
-    return st.kernels;
+    return t_stats(g, outs, n, &(jg_opts){ .passes_off = off, .num_threads = 2 }).kernels;
 }
 
 /* Checks outs against the reference and with the pass off; returns kernels on minus off. */

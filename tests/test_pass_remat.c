@@ -11,12 +11,7 @@ TestSuite(pass_remat);
 
 static int kernels(jg_graph *g, jg_node *const *outs, int n, const char *off)
 {
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .passes_off = off });
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
-    jg_program_free(p);
-    return st.kernels;
+    return t_stats(g, outs, n, &(jg_opts){ .passes_off = off }).kernels;
 }
 
 /* Inputs x [5, 12] and w [12, 8] of the tests below, and values to bind them to. */

@@ -14,13 +14,8 @@ TestSuite(pass_siblings);
 static jg_program_stats stats_of(jg_graph *g, jg_node *const *outs, int n, const char *off,
                                  const jg_update *up, int n_up)
 {
-    jg_program *p = jg_compile(g, outs, n, &(jg_opts){ .passes_off = off, .updates = up,
-                                                       .n_updates = n_up, .num_threads = 2 });
-    cr_assert(p, "%s", jg_errmsg(g));
-    jg_program_stats st;
-    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
-    jg_program_free(p);
-    return st;
+    return t_stats(g, outs, n, &(jg_opts){ .passes_off = off, .updates = up,
+                                           .n_updates = n_up, .num_threads = 2 });
 }
 
 /* Adam on one weight: m, v and w updated from the gradient input, each update reading its

@@ -62,6 +62,26 @@ static jg_status run_graph_passes(jit_program *j, const exec_plan *p, const jg_o
     return st;
 }
 
+/* The fewest outer units a chunk of kernel k must carry to be worth a thread: ~16k elements
+ * of work, an element of a kernel of many ops (an LSTM cell's backward) worth several.
+ * Fixed at compile time. */
+static int64_t min_chunk_of(const jit_program *j, const jit_kernel *k)
+{
+    const fuse_group *grp = &j->fus.groups[k->group];
+    const jg_node *root = grp->root;
+    int64_t work = grp->kind == GROUP_REDUCE ? jg_shape_numel(root->in[0]->shape)
+                                             : jg_shape_numel(root->shape);
+    if (grp->kind == GROUP_MULTI && k->finish) /* a reducing multi kernel's space */
+        for (int q = 0; q < j->fus.n_groups; q++)
+            if (jit_exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)
+                work = jg_shape_numel(j->fus.groups[q].root->in[0]->shape);
+    work *= k->ops > 4 ? k->ops / 4 : 1;
+    int64_t per_unit = k->outer ? work / k->outer : 1;
+    if (grp->kind == GROUP_MATMUL)
+        per_unit = 1 << 14;
+    return per_unit >= (1 << 14) ? 1 : (1 << 14) / (per_unit ? per_unit : 1);
+}
+
 jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out, char *err,
                               size_t size)
 {
@@ -140,6 +160,8 @@ jg_status jit_program_compile(exec_plan *p, const jg_opts *o, jit_program **out,
     st = jit_compile_kernels(j, o->keep_text, threads, err, size); /* on as many threads */
     if (st != JG_OK)
         return st;
+    for (int i = 0; i < j->n_kernels; i++)
+        j->kernels[i].min_chunk = min_chunk_of(j, &j->kernels[i]);
     j->flush_denormals = o->flush_denormals;
     j->pool = threads > 1 ? jit_pool_new(threads) : NULL;
     j->n_threads = j->pool ? threads : 1;
@@ -300,22 +322,8 @@ jg_status jit_program_run(exec_plan *p, jit_program *j, char *err, size_t size)
             continue;
         }
         run_ctx c = { .j = j, .k = k };
-        /* a chunk should carry ~16k elements of work to be worth a thread */
-        group_kind kind = j->fus.groups[k->group].kind;
-        int64_t work = kind == GROUP_REDUCE ? jg_shape_numel(root->in[0]->shape)
-                                            : jg_shape_numel(root->shape);
-        if (kind == GROUP_MULTI && k->finish) /* a reducing multi kernel's space */
-            for (int q = 0; q < j->fus.n_groups; q++)
-                if (jit_exec_of(j, q) == k->group && j->fus.groups[q].root->n_in)
-                    work = jg_shape_numel(j->fus.groups[q].root->in[0]->shape);
-        /* an element of a kernel of many ops (an LSTM cell's backward) is worth several */
-        work *= k->ops > 4 ? k->ops / 4 : 1;
-        int64_t per_unit = k->outer ? work / k->outer : 1;
-        if (j->fus.groups[k->group].kind == GROUP_MATMUL)
-            per_unit = 1 << 14;
-        int64_t min_chunk = per_unit >= (1 << 14) ? 1 : (1 << 14) / (per_unit ? per_unit : 1);
         double t0 = j->profile ? jit_now_ms() : 0;
-        jit_pool_run(j->pool, k->outer, k->align, min_chunk, run_chunk, &c);
+        jit_pool_run(j->pool, k->outer, k->align, k->min_chunk, run_chunk, &c);
         if (k->finish) { /* a multi-output kernel combines its partial rows */
             unsigned fp = denormals_flush(j->flush_denormals);
             k->fn(k->bufs, -1, -1, j->scratch);

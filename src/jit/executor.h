@@ -24,6 +24,7 @@ typedef struct jit_kernel {
     int ticket;           /* its result in the compile batch (kernels.c) */
     int64_t outer, align; /* the range the pool splits, and its granularity */
     int64_t ops;          /* loop kernels: arithmetic ops per element, at least 1 */
+    int64_t min_chunk;    /* the fewest outer units worth a thread (min_chunk_of) */
     size_t scratch;       /* per-thread scratch bytes */
     bool finish;          /* call once more with begin < 0 after the parallel part */
     void **partials;      /* multi-output kernels: partial rows we own */

@@ -162,3 +162,13 @@ void t_mlp_feed(jg_program *p)
     cr_assert_eq(jg_program_set(p, "x", xv, sizeof xv), JG_OK);
     cr_assert_eq(jg_program_set(p, "y", yv, sizeof yv), JG_OK);
 }
+
+jg_program_stats t_stats(jg_graph *g, jg_node *const *outs, int n, const jg_opts *opts)
+{
+    jg_program *p = jg_compile(g, outs, n, opts);
+    cr_assert(p, "%s", jg_errmsg(g));
+    jg_program_stats st;
+    cr_assert_eq(jg_program_stats_get(p, &st), JG_OK);
+    jg_program_free(p);
+    return st;
+}

@@ -37,6 +37,10 @@ void t_expect(jg_node *n, jg_shape shape, const double *want);
 /* An f64 constant holding 0, 1, 2, ... in row-major order. */
 jg_node *t_iota(jg_graph *g, jg_shape s);
 
+/* Compiles outs with opts (NULL: defaults), asserting it compiles, and returns the
+ * program's statistics (kernels, in-place updates, arena bytes). */
+jg_program_stats t_stats(jg_graph *g, jg_node *const *outs, int n, const jg_opts *opts);
+
 /* Asserts the graph holds an error with this status whose message contains `part`. */
 void t_assert_error(jg_graph *g, jg_status st, const char *part);
 
