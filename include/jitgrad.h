@@ -175,12 +175,14 @@ typedef enum jg_init_kind {
     JG_INIT_XAVIER_NORMAL,  /* N(0, 2 / (fan_in + fan_out)) */
     JG_INIT_HE_UNIFORM,     /* U(-l, l), l = sqrt(6 / fan_in) */
     JG_INIT_HE_NORMAL,      /* N(0, 2 / fan_in) */
+    JG_INIT_DATA,           /* copied from data: numel values of the parameter's dtype */
 } jg_init_kind;
 
 typedef struct jg_init {
     jg_init_kind kind;
     double a, b;
     uint64_t seed;
+    const void *data; /* JG_INIT_DATA only; read once, when the parameter is created */
 } jg_init;
 
 #define jg_zeros() ((jg_init){ .kind = JG_INIT_ZEROS })
@@ -191,6 +193,11 @@ typedef struct jg_init {
 #define jg_xavier_normal() ((jg_init){ .kind = JG_INIT_XAVIER_NORMAL })
 #define jg_he_uniform() ((jg_init){ .kind = JG_INIT_HE_UNIFORM })
 #define jg_he_normal() ((jg_init){ .kind = JG_INIT_HE_NORMAL })
+/* Values from memory (e.g. a weight trained elsewhere): numel values of the parameter's dtype
+ * in row-major order, copied when the parameter is created; the caller keeps the buffer. The
+ * lint does not call such a weight constant. NULL data is JG_ERR_ARG. To check the values'
+ * dtype and shape too, create the parameter and use jg_param_set_array. */
+#define jg_from_data(ptr) ((jg_init){ .kind = JG_INIT_DATA, .data = (ptr) })
 /* Any initialiser with an explicit seed: jg_seeded(jg_he_normal(), 42). */
 JG_API jg_init jg_seeded(jg_init init, uint64_t seed);
 
@@ -219,12 +226,29 @@ JG_API jg_node *jg_fill_(jg_loc at, jg_graph *g, jg_dtype t, jg_shape s, double 
 
 /* ---------------------------------------------------------------- parameter store */
 
+/* An n-dimensional array of f32, f64 or i32 in row-major order: what the file readers return
+ * (owning malloc'd data: free it with jg_array_free, which zeroes the struct;
+ * jg_array_free(NULL) does nothing) and what jg_param_set_array copies from. */
+typedef struct jg_array {
+    jg_dtype dtype;
+    jg_shape shape;
+    void *data;
+} jg_array;
+
 /* Parameters live in the graph's store and outlive programs: a training program and an
  * evaluation program compiled from one graph see the same values. Reads and writes copy
  * exactly the parameter's bytes (numel * dtype size); a size mismatch or an unknown name is
  * JG_ERR_ARG, with the reason in jg_errmsg(g). Such a failure does not poison the graph. */
 JG_API jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes);
 JG_API jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t bytes);
+/* Copies an array into a parameter after checking what jg_param_set cannot: a's dtype and
+ * shape must equal the parameter's (JG_ERR_DTYPE, JG_ERR_SHAPE otherwise, the message giving
+ * both; a NULL array or data, or an unknown name, is JG_ERR_ARG). No conversion is done. */
+JG_API jg_status jg_param_set_array(jg_graph *g, const char *name, const jg_array *a);
+/* The same for a 2-D parameter [in, out] (a jg_matmul weight, recurrent weights) given an
+ * array laid out [out, in], as PyTorch stores nn.Linear.weight and an RNN's weight_ih / weight_hh: the array
+ * must be 2-D with its shape reversed, and is transposed as it is copied. */
+JG_API jg_status jg_param_set_transposed(jg_graph *g, const char *name, const jg_array *a);
 /* The parameter node of that name, or NULL. */
 JG_API jg_node *jg_param_find(jg_graph *g, const char *name);
 /* A frozen parameter receives no gradient (jg_grad gives NULL for it) and no update. It acts
@@ -364,7 +388,12 @@ JG_API jg_node *jg_one_hot_(jg_loc at, jg_node *idx, int depth, jg_dtype t);
 
 /* [..., m, k] x [..., k, n] -> [..., m, n]; both at least 2-D; batch dimensions broadcast. */
 #define jg_matmul(a, b) jg_matmul_(JG_HERE, a, b)
+/* linear(x [..., in], w [out, in], b [out] or NULL) -> [..., out] = x w^T + b: PyTorch's
+ * nn.Linear with its weight layout, so a state_dict's weight loads without a transpose (the
+ * GEMM reads w transposed in place). dtypes must agree; shapes are checked (JG_ERR_SHAPE). */
+#define jg_linear(x, w, b) jg_linear_(JG_HERE, x, w, b)
 JG_API jg_node *jg_matmul_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_linear_(jg_loc at, jg_node *x, jg_node *w, jg_node *b);
 
 /* ---------------------------------------------------------------- nn */
 
@@ -877,15 +906,6 @@ JG_API jg_status jg_bisect_passes(jg_graph *g, jg_node *const *outputs, int n,
 
 /* ---------------------------------------------------------------- data files */
 
-/* An n-dimensional array read from a file: dtype f32/f64 (u8 data scaled to [0, 1], other
- * types converted as is) or i32 (integer data only). Owns malloc'd data; free with
- * jg_array_free, which zeroes the struct (jg_array_free(NULL) does nothing). */
-typedef struct jg_array {
-    jg_dtype dtype;
-    jg_shape shape;
-    void *data;
-} jg_array;
-
 /* Reads an IDX file (as in MNIST / Fashion-MNIST), gzip-compressed or not. u8 data becomes
  * f32 or f64 scaled to [0, 1] when as is JG_F32 or JG_F64, or i32 when as == JG_I32 (float
  * data cannot be read as i32: JG_ERR_DTYPE). A malformed file is JG_ERR_IO. On failure returns
@@ -1056,6 +1076,10 @@ typedef struct jg_rnn_opts {
  * [vocab, dim] (N(0, 1) init, f32; reused when it exists), for i32 ids of any shape
  * (e.g. [B, T] -> [B, T, dim]). An id outside 0..vocab-1 fails the run with JG_ERR_RANGE. */
 #define jg_embedding(g, name, ids, vocab, dim) jg_embedding_(JG_HERE, g, name, ids, vocab, dim)
+/* The same with the weight created in dtype t (f32 or f64: an f64 model for gradient checks);
+ * an existing weight of another dtype is JG_ERR_DTYPE. */
+#define jg_embedding_as(g, name, ids, vocab, dim, t) \
+    jg_embedding_as_(JG_HERE, g, name, ids, vocab, dim, t)
 
 JG_API jg_node *jg_rnn_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, jg_node *h);
 JG_API jg_node *jg_gru_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, jg_node *h);
@@ -1066,6 +1090,8 @@ JG_API jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *pr
                         jg_node *x, int64_t hidden, const jg_rnn_opts *opts);
 JG_API jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids,
                               int64_t vocab, int64_t dim);
+JG_API jg_node *jg_embedding_as_(jg_loc at, jg_graph *g, const char *name, jg_node *ids,
+                                 int64_t vocab, int64_t dim, jg_dtype t);
 
 /* ---------------------------------------------------------------- model kit: images */
 /* (augmentation: ops/image.c) */

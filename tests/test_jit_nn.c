@@ -57,6 +57,7 @@ static void matmul_cases(tctx *c, olist *l, jg_dtype t, bool full)
     }
     /* epilogues and computed operands */
     push(l, jg_relu(jg_add(jg_matmul(a, b), bias)));
+    push(l, jg_linear(a, bt, bias)); /* PyTorch's [out, in] weight, read transposed */
     if (full) {
         jg_node *colbias = input(c, t, jg_shape(17, 1), SIGNED);
         push(l, jg_maximum(jg_add(jg_matmul(a, b), colbias), jg_scale(jg_matmul(a, b), 0.5)));

@@ -292,3 +292,48 @@ Test(matmul, grad_shapes_and_values)
     free(v);
     jg_graph_free(g);
 }
+
+/* ---- linear: PyTorch's [out, in] weights */
+
+Test(matmul, linear_is_x_times_w_transposed_plus_b)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_const(g, jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    jg_node *w = t_const(g, jg_shape(2, 3), (double[]){ 1, 0, -1, 2, 1, 0 }); /* [out, in] */
+    jg_node *b = t_const(g, jg_shape(2), (double[]){ 10, 20 });
+    t_expect(jg_linear(x, w, b), jg_shape(2, 2), (double[]){ 8, 24, 8, 33 });
+    t_expect(jg_linear(x, w, NULL), jg_shape(2, 2), (double[]){ -2, 4, -2, 13 });
+    /* a 1-D input gives a 1-D output, batches stay */
+    jg_node *v = t_const(g, jg_shape(3), (double[]){ 1, 2, 3 });
+    t_expect(jg_linear(v, w, b), jg_shape(2), (double[]){ 8, 24 });
+    t_assert_shape(jg_linear(jg_reshape(x, jg_shape(2, 1, 3)), w, b), jg_shape(2, 1, 2));
+    jg_graph_free(g);
+}
+
+Test(matmul, linear_gradcheck)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(2, 4, 3), 1), *w = t_param(g, "w", jg_shape(5, 3), 2);
+    jg_node *b = t_param(g, "b", jg_shape(5), 3);
+    t_gradcheck(g, jg_linear(x, w, b), (jg_node *[]){ x, w, b }, 3);
+    jg_graph_free(g);
+}
+
+Test(matmul, linear_errors_name_the_layer)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_input(g, "x", JG_F32, jg_shape(4, 3));
+    jg_linear(x, jg_input(g, "w", JG_F32, jg_shape(3, 5)), NULL);
+    t_assert_error(g, JG_ERR_SHAPE, "jg_linear: x [4,3] and w [3,5]: w must be [out, in]");
+    jg_graph_free(g);
+    g = jg_graph_new();
+    x = jg_input(g, "x", JG_F32, jg_shape(4, 3));
+    jg_linear(x, jg_input(g, "w", JG_F32, jg_shape(5, 3)), jg_input(g, "b", JG_F32, jg_shape(3)));
+    t_assert_error(g, JG_ERR_SHAPE, "jg_linear: b is [3], must be [5] (w's out)");
+    jg_graph_free(g);
+    g = jg_graph_new();
+    jg_linear(jg_input(g, "x", JG_F32, jg_shape(4, 3)), NULL, NULL);
+    t_assert_error(g, JG_ERR_ARG, "jg_linear: w is NULL");
+    jg_graph_free(g);
+    cr_assert(!jg_node_ok(jg_linear(NULL, NULL, NULL)));
+}

@@ -218,3 +218,86 @@ Test(params, large_zero_parameters_read_as_zeros_and_take_values)
     free(v);
     jg_graph_free(g);
 }
+
+/* ---- values from elsewhere (a PyTorch state_dict, a file) */
+
+Test(params, from_data_copies_the_values_and_is_not_a_constant_weight)
+{
+    jg_graph *g = jg_graph_new();
+    double v[6] = { 1, 2, 3, 4, 5, 6 };
+    jg_node *w = jg_param_as(g, "w", JG_F64, jg_shape(2, 3), jg_from_data(v));
+    v[0] = 100; /* copied at creation: later writes to the buffer do not reach the store */
+    t_expect(w, jg_shape(2, 3), (double[]){ 1, 2, 3, 4, 5, 6 });
+    float f[3] = { 0.5f, -1, 2 };
+    t_expect(jg_param(g, "b", jg_shape(3), jg_from_data(f)), jg_shape(3),
+             (double[]){ 0.5, -1, 2 });
+    /* the lint warns about constant weights only */
+    jg_node *x = jg_input(g, "x", JG_F64, jg_shape(4, 2));
+    jg_node *y = jg_matmul(x, w);
+    jg_program *p = jg_compile(g, &y, 1, &(jg_opts){ .executor = JG_EXEC_REFERENCE });
+    cr_assert(p, "%s", jg_errmsg(g));
+    cr_assert(!strstr(jg_program_warnings(p), "symmetry"), "%s", jg_program_warnings(p));
+    jg_program_free(p);
+    /* NULL data: an error naming the parameter, and no node left behind */
+    int before = jg_graph_node_count(g);
+    jg_param(g, "bad", jg_shape(2), jg_from_data(NULL));
+    t_assert_error(g, JG_ERR_ARG, "jg_param: 'bad': jg_from_data given NULL");
+    cr_assert_eq(jg_graph_node_count(g), before);
+    cr_assert_null(jg_param_find(g, "bad"));
+    jg_graph_free(g);
+}
+
+Test(params, set_array_checks_dtype_and_shape)
+{
+    jg_graph *g = jg_graph_new();
+    jg_param_as(g, "w", JG_F64, jg_shape(2, 3), jg_zeros());
+    double v[6] = { 1, 2, 3, 4, 5, 6 };
+    jg_array a = { .dtype = JG_F64, .shape = jg_shape(2, 3), .data = v };
+    cr_assert_eq(jg_param_set_array(g, "w", &a), JG_OK, "%s", jg_errmsg(g));
+    t_expect(jg_param_find(g, "w"), jg_shape(2, 3), v);
+    /* the same bytes in the reversed shape: jg_param_set would take them */
+    double z[6] = { 0 };
+    jg_array r = { .dtype = JG_F64, .shape = jg_shape(3, 2), .data = z };
+    cr_assert_eq(jg_param_set_array(g, "w", &r), JG_ERR_SHAPE);
+    cr_assert(strstr(jg_errmsg(g), "jg_param_set_array: parameter 'w' is [2,3], given [3,2] "
+                     "(PyTorch's [out, in]? use jg_param_set_transposed)"), "%s", jg_errmsg(g));
+    float fz[6] = { 0 };
+    jg_array f = { .dtype = JG_F32, .shape = jg_shape(2, 3), .data = fz };
+    cr_assert_eq(jg_param_set_array(g, "w", &f), JG_ERR_DTYPE);
+    cr_assert(strstr(jg_errmsg(g), "parameter 'w' is f64, given f32"), "%s", jg_errmsg(g));
+    jg_array bad = { .dtype = JG_F64, .shape = { .ndim = 2, .dim = { 2, -3 } }, .data = z };
+    cr_assert_eq(jg_param_set_array(g, "w", &bad), JG_ERR_SHAPE);
+    cr_assert(strstr(jg_errmsg(g), "given an invalid shape"), "%s", jg_errmsg(g));
+    bad.shape.ndim = 99;
+    cr_assert_eq(jg_param_set_array(g, "w", &bad), JG_ERR_SHAPE);
+    cr_assert_eq(jg_param_set_array(g, "nope", &a), JG_ERR_ARG);
+    cr_assert(strstr(jg_errmsg(g), "no parameter named 'nope'"), "%s", jg_errmsg(g));
+    cr_assert_eq(jg_param_set_array(g, "w", NULL), JG_ERR_ARG);
+    a.data = NULL;
+    cr_assert_eq(jg_param_set_array(g, "w", &a), JG_ERR_ARG);
+    cr_assert_eq(jg_param_set_array(NULL, "w", &a), JG_ERR_ARG);
+    /* failures changed nothing and did not poison the graph */
+    t_expect(jg_param_find(g, "w"), jg_shape(2, 3), v);
+    cr_assert_eq(jg_graph_status(g), JG_OK);
+    jg_graph_free(g);
+}
+
+Test(params, set_transposed_takes_pytorch_out_in_layout)
+{
+    jg_graph *g = jg_graph_new();
+    jg_param(g, "w", jg_shape(3, 2), jg_zeros()); /* [in, out] */
+    /* nn.Linear(3, 2).weight is [2, 3] */
+    float t[6] = { 1, 2, 3, 4, 5, 6 };
+    jg_array a = { .dtype = JG_F32, .shape = jg_shape(2, 3), .data = t };
+    cr_assert_eq(jg_param_set_transposed(g, "w", &a), JG_OK, "%s", jg_errmsg(g));
+    t_expect(jg_param_find(g, "w"), jg_shape(3, 2), (double[]){ 1, 4, 2, 5, 3, 6 });
+    a.shape = jg_shape(3, 2);
+    cr_assert_eq(jg_param_set_transposed(g, "w", &a), JG_ERR_SHAPE);
+    cr_assert(strstr(jg_errmsg(g), "jg_param_set_transposed: parameter 'w' is [3,2] (so "
+                     "[out, in] is its reverse), given [3,2]"), "%s", jg_errmsg(g));
+    jg_param(g, "b", jg_shape(2), jg_zeros());
+    a.shape = jg_shape(2);
+    cr_assert_eq(jg_param_set_transposed(g, "b", &a), JG_ERR_SHAPE);
+    cr_assert(strstr(jg_errmsg(g), "parameter 'b' is [2], not 2-D"), "%s", jg_errmsg(g));
+    jg_graph_free(g);
+}

@@ -377,6 +377,13 @@ Test(recurrent, embedding_values_and_grad)
     t_assert_shape(e2, jg_shape(3, 8));
     cr_assert_eq(jg_node_dtype(e2), JG_F32);
     t_assert_shape(jg_param_find(g, "emb2"), jg_shape(100, 8));
+    /* in an f64 model: created f64, and a weight of another dtype is an error */
+    jg_node *ids2 = i32_const(g, jg_shape(2), (int32_t[]){ 0, 1 });
+    cr_assert_eq(jg_node_dtype(jg_embedding_as(g, "emb3", ids2, 5, 2, JG_F64)), JG_F64);
+    cr_assert_eq(jg_node_dtype(jg_param_find(g, "emb3")), JG_F64);
+    jg_embedding_as(g, "emb2", ids2, 100, 8, JG_F64);
+    t_assert_error(g, JG_ERR_DTYPE, "jg_embedding_as: parameter 'emb2' exists as f32, this "
+                   "call needs f64");
     jg_graph_free(g);
 }
 

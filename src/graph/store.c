@@ -59,13 +59,14 @@ static double init_value(jg_init init, double fan_in, double fan_out, uint64_t k
     case JG_INIT_XAVIER_NORMAL: return sqrt(2.0 / (fan_in + fan_out)) * rng_normal(key, i);
     case JG_INIT_HE_UNIFORM: return sqrt(6.0 / fan_in) * (2 * rng_uniform(key, i) - 1);
     case JG_INIT_HE_NORMAL: return sqrt(2.0 / fan_in) * rng_normal(key, i);
+    case JG_INIT_DATA: break; /* copied by store_add */
     }
     return 0;
 }
 
 jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
 {
-    if ((unsigned)init.kind > JG_INIT_HE_NORMAL) {
+    if ((unsigned)init.kind > JG_INIT_DATA) {
         graph_error(g, param->at, JG_ERR_ARG, "jg_param: '%s': unknown initialiser kind %d",
                     param->name, (int)init.kind);
         return JG_ERR_ARG;
@@ -100,6 +101,8 @@ jg_status store_add(jg_graph *g, jg_node *param, jg_init init)
     if (zeros) {
         if (!map)
             memset(data, 0, (size_t)numel * jg_dtype_size(param->dtype));
+    } else if (init.kind == JG_INIT_DATA) {
+        memcpy(data, init.data, (size_t)numel * jg_dtype_size(param->dtype));
     } else {
         for (int64_t i = 0; i < numel; i++) {
             double v = init_value(init, fan_in, fan_out, key, (uint64_t)i);
@@ -173,6 +176,80 @@ jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t b
     if (!p)
         return JG_ERR_ARG;
     memcpy(p->data, data, bytes);
+    return JG_OK;
+}
+
+/* a's dtype and shape against the parameter's ([out, in] against [in, out] when transposed):
+ * JG_OK with *out set, or the status after a note naming both. */
+static jg_status array_target(jg_graph *g, const char *fn, const char *name, const jg_array *a,
+                              bool transposed, graph_param **out)
+{
+    if (!name || !a || !a->data) {
+        graph_note(g, "%s: %s is NULL", fn, !name ? "name" : !a ? "the array" : "its data");
+        return JG_ERR_ARG;
+    }
+    graph_param *p = store_find(g, name);
+    if (!p) {
+        graph_note(g, "%s: no parameter named '%s'", fn, name);
+        return JG_ERR_ARG;
+    }
+    const jg_node *n = p->node;
+    char have[8 * 24], given[8 * 24] = "an invalid shape";
+    bool valid = a->shape.ndim >= 0 && a->shape.ndim <= JG_MAX_DIMS;
+    for (int d = 0; valid && d < a->shape.ndim; d++)
+        valid = a->shape.dim[d] >= 1;
+    if (valid)
+        FMT_SHAPE(given, a->shape);
+    if (transposed && n->shape.ndim != 2) {
+        graph_note(g, "%s: parameter '%s' is %s, not 2-D", fn, name, FMT_SHAPE(have, n->shape));
+        return JG_ERR_SHAPE;
+    }
+    jg_shape want = n->shape;
+    if (transposed)
+        want = jg_shape(n->shape.dim[1], n->shape.dim[0]);
+    if (!valid || !shape_eq(a->shape, want)) {
+        bool reversed = !transposed && valid && n->shape.ndim == 2 &&
+                        shape_eq(a->shape, jg_shape(n->shape.dim[1], n->shape.dim[0]));
+        graph_note(g, "%s: parameter '%s' is %s%s, given %s%s", fn, name,
+                   FMT_SHAPE(have, n->shape), transposed ? " (so [out, in] is its reverse)" : "",
+                   given, reversed ? " (PyTorch's [out, in]? use jg_param_set_transposed)" : "");
+        return JG_ERR_SHAPE;
+    }
+    if (a->dtype != n->dtype) {
+        graph_note(g, "%s: parameter '%s' is %s, given %s (no conversion is done)", fn, name,
+                   jg_dtype_str(n->dtype), jg_dtype_str(a->dtype));
+        return JG_ERR_DTYPE;
+    }
+    *out = p;
+    return JG_OK;
+}
+
+jg_status jg_param_set_array(jg_graph *g, const char *name, const jg_array *a)
+{
+    if (!g)
+        return JG_ERR_ARG;
+    graph_param *p;
+    jg_status st = array_target(g, "jg_param_set_array", name, a, false, &p);
+    if (st == JG_OK)
+        memcpy(p->data, a->data, (size_t)jg_shape_numel(a->shape) * jg_dtype_size(a->dtype));
+    return st;
+}
+
+jg_status jg_param_set_transposed(jg_graph *g, const char *name, const jg_array *a)
+{
+    if (!g)
+        return JG_ERR_ARG;
+    graph_param *p;
+    jg_status st = array_target(g, "jg_param_set_transposed", name, a, true, &p);
+    if (st != JG_OK)
+        return st;
+    int64_t rows = a->shape.dim[0], cols = a->shape.dim[1]; /* [out, in] */
+    size_t es = jg_dtype_size(a->dtype);
+    const unsigned char *src = a->data;
+    unsigned char *dst = p->data;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            memcpy(dst + (size_t)(c * rows + r) * es, src + (size_t)(r * cols + c) * es, es);
     return JG_OK;
 }
 

@@ -112,9 +112,14 @@ jg_node *jg_param_(jg_loc at, jg_graph *g, const char *name, jg_dtype t, jg_shap
     }
     /* Everything that can be checked is checked before the node exists, so a failed call
      * leaves neither a node nor a taken name behind. */
-    if (g && (unsigned)init.kind > JG_INIT_HE_NORMAL) {
+    if (g && (unsigned)init.kind > JG_INIT_DATA) {
         graph_error(g, at, JG_ERR_ARG, "jg_param: '%s': unknown initialiser kind %d",
                     name ? name : "(null)", (int)init.kind);
+        return g->poison;
+    }
+    if (g && init.kind == JG_INIT_DATA && !init.data) {
+        graph_error(g, at, JG_ERR_ARG, "jg_param: '%s': jg_from_data given NULL",
+                    name ? name : "(null)");
         return g->poison;
     }
     jg_node *n = named_leaf(at, g, "jg_param", JG_OP_PARAM, name, t, s);

@@ -123,3 +123,43 @@ jg_node *jg_matmul_(jg_loc at, jg_node *a, jg_node *b)
     jg_node *in[2] = { a, b };
     return op_build(at, JG_OP_MATMUL, in, 2, NULL);
 }
+
+/* ---- linear: PyTorch's layout of dense weights */
+
+jg_node *jg_linear_(jg_loc at, jg_node *x, jg_node *w, jg_node *b)
+{
+    jg_node *ops[3] = { x, w, b };
+    const char *names[3] = { "x", "w", "b" };
+    jg_graph *g = x ? x->graph : w ? w->graph : b ? b->graph : NULL;
+    if (!g)
+        return op_build(at, JG_OP_POISON, NULL, 0, NULL);
+    for (int i = 0; i < 3; i++) {
+        if (!ops[i] && i < 2) {
+            graph_error(g, at, JG_ERR_ARG, "jg_linear: %s is NULL", names[i]);
+            return g->poison;
+        }
+        if (ops[i] && ops[i]->graph != g) {
+            graph_error(g, at, JG_ERR_ARG, "jg_linear: %s belongs to another graph", names[i]);
+            return g->poison;
+        }
+        if (ops[i] && node_poisoned(ops[i]))
+            return g->poison;
+    }
+    char sx[8 * 24], sw[8 * 24];
+    int64_t in = x->shape.ndim ? x->shape.dim[x->shape.ndim - 1] : 0;
+    if (w->shape.ndim != 2 || x->shape.ndim < 1 || w->shape.dim[1] != in) {
+        graph_error(g, at, JG_ERR_SHAPE, "jg_linear: x %s and w %s: w must be [out, in] with "
+                    "in = x's last dimension", FMT_SHAPE(sx, x->shape), FMT_SHAPE(sw, w->shape));
+        return g->poison;
+    }
+    if (b && (b->shape.ndim != 1 || b->shape.dim[0] != w->shape.dim[0])) {
+        graph_error(g, at, JG_ERR_SHAPE, "jg_linear: b is %s, must be [%lld] (w's out)",
+                    FMT_SHAPE(sx, b->shape), (long long)w->shape.dim[0]);
+        return g->poison;
+    }
+    jg_node *y = x->shape.ndim == 1 ? jg_reshape_(at, x, jg_shape(1, in)) : x;
+    y = jg_matmul_(at, y, jg_transpose_(at, w));
+    if (x->shape.ndim == 1)
+        y = jg_reshape_(at, y, jg_shape(w->shape.dim[0]));
+    return b ? jg_add_(at, y, b) : y;
+}

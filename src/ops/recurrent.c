@@ -428,10 +428,10 @@ jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, j
 
 /* ---- embedding */
 
-jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids, int64_t vocab,
-                       int64_t dim)
+/* any_dtype: an existing weight is reused whatever its float dtype (jg_embedding). */
+static jg_node *embedding(jg_loc at, jg_graph *g, const char *fn, const char *name,
+                          jg_node *ids, int64_t vocab, int64_t dim, jg_dtype t, bool any_dtype)
 {
-    const char *fn = "jg_embedding";
     if (!g)
         return orphan(at);
     if (!node_ok(at, g, fn, ids, "ids"))
@@ -451,9 +451,26 @@ jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids, i
         return g->poison;
     }
     bool created;
-    jg_node *w = weight(at, g, fn, name, JG_F32, true, jg_shape(vocab, dim), jg_normal(0, 1),
+    if (!is_float(t)) {
+        graph_error(g, at, JG_ERR_DTYPE, "%s: the weight's dtype must be f32 or f64, not %s",
+                    fn, jg_dtype_str(t));
+        return g->poison;
+    }
+    jg_node *w = weight(at, g, fn, name, t, any_dtype, jg_shape(vocab, dim), jg_normal(0, 1),
                         &created);
     if (!w)
         return g->poison;
     return jg_take_(at, w, ids, 0);
+}
+
+jg_node *jg_embedding_(jg_loc at, jg_graph *g, const char *name, jg_node *ids, int64_t vocab,
+                       int64_t dim)
+{
+    return embedding(at, g, "jg_embedding", name, ids, vocab, dim, JG_F32, true);
+}
+
+jg_node *jg_embedding_as_(jg_loc at, jg_graph *g, const char *name, jg_node *ids,
+                          int64_t vocab, int64_t dim, jg_dtype t)
+{
+    return embedding(at, g, "jg_embedding_as", name, ids, vocab, dim, t, false);
 }
