@@ -334,8 +334,17 @@ JG_API jg_node *jg_stop_gradient_(jg_loc at, jg_node *x);
 
 /* ---------------------------------------------------------------- reductions */
 
+/* Who receives the gradient of a maximum (or minimum) when several elements tie for it (after
+ * a ReLU, windows of zeros tie all the time): JG_TIES_FIRST, the first in row-major order of
+ * its group or window; JG_TIES_SPLIT, all of them in equal shares. A NaN is the extreme and
+ * takes all of it. PyTorch: max pooling and torch.max(x, dim) give it to one element (FIRST),
+ * torch.amax / amin split it; jitgrad's defaults are the same: jg_max_pool2d FIRST, jg_max and
+ * jg_min SPLIT. Either way gradient checks step away from ties (a tie is a kink). */
+typedef enum jg_ties { JG_TIES_FIRST = 0, JG_TIES_SPLIT = 1 } jg_ties;
+
 /* Reduce over axes (negative count from the end; JG_ALL_AXES = all); keepdims keeps them as 1.
- * max/min split the gradient equally among tied maxima and propagate NaN. argmax gives i32
+ * max/min propagate NaN and split the gradient equally among tied extremes (as torch.amax);
+ * jg_max_ex / jg_min_ex choose (JG_TIES_FIRST: as torch.max(x, dim)). argmax gives i32
  * indices (the first maximum, or the first NaN) and has no gradient. logsumexp of an all -inf
  * group is -inf. */
 #define jg_sum(x, axes, keepdims) jg_sum_(JG_HERE, x, axes, keepdims)
@@ -344,6 +353,8 @@ JG_API jg_node *jg_stop_gradient_(jg_loc at, jg_node *x);
 #define jg_min(x, axes, keepdims) jg_min_(JG_HERE, x, axes, keepdims)
 #define jg_logsumexp(x, axes, keepdims) jg_logsumexp_(JG_HERE, x, axes, keepdims)
 #define jg_argmax(x, axis) jg_argmax_(JG_HERE, x, axis)
+#define jg_max_ex(x, axes, keepdims, ties) jg_max_ex_(JG_HERE, x, axes, keepdims, ties)
+#define jg_min_ex(x, axes, keepdims, ties) jg_min_ex_(JG_HERE, x, axes, keepdims, ties)
 
 JG_API jg_node *jg_sum_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
 JG_API jg_node *jg_mean_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
@@ -351,6 +362,8 @@ JG_API jg_node *jg_max_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
 JG_API jg_node *jg_min_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
 JG_API jg_node *jg_logsumexp_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims);
 JG_API jg_node *jg_argmax_(jg_loc at, jg_node *x, int axis);
+JG_API jg_node *jg_max_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, jg_ties ties);
+JG_API jg_node *jg_min_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, jg_ties ties);
 
 /* ---------------------------------------------------------------- movement */
 
@@ -988,11 +1001,6 @@ typedef struct jg_conv_opts {
     jg_max_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
 #define jg_avg_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
     jg_avg_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
-/* Who receives a max pooling window's gradient when several elements tie for its maximum
- * (after a ReLU, windows of zeros tie all the time): JG_TIES_FIRST, the first in the
- * window's row-major order (PyTorch's choice, and the default); JG_TIES_SPLIT, all of them
- * in equal shares (jg_max's rule). A NaN is a window's maximum and takes all of it. */
-typedef enum jg_ties { JG_TIES_FIRST = 0, JG_TIES_SPLIT = 1 } jg_ties;
 
 /* Options of jg_max_pool2d_ex; zero-initialised fields take the defaults. */
 typedef struct jg_pool_opts {

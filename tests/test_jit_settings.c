@@ -69,6 +69,32 @@ Test(jit_settings, grad_reduction_chain)
     ctx_fini(&c);
 }
 
+/* Both tie policies of max and min on data full of ties, over axis sets that need the
+ * first-extreme gradient's permutation and not. */
+Test(jit_settings, grad_extremes_with_ties)
+{
+    tctx c;
+    ctx_init(&c, 154);
+    jg_node *x = input(&c, JG_F64, jg_shape(4, 5, 17), TIES);
+    jg_node *w = input(&c, JG_F64, jg_shape(4, 5, 17), SIGNED);
+    jg_node *xw = jg_mul(x, jg_stop_gradient(w)); /* a weighted loss, so every slot matters */
+    jg_node *terms[6] = {
+        jg_max_ex(xw, jg_axes(-1), false, JG_TIES_FIRST),
+        jg_max_ex(xw, jg_axes(0, 2), true, JG_TIES_FIRST),
+        jg_min_ex(x, jg_axes(1), false, JG_TIES_FIRST),
+        jg_max_ex(x, JG_ALL_AXES, false, JG_TIES_FIRST),
+        jg_max_ex(x, jg_axes(1), false, JG_TIES_SPLIT),
+        jg_min_ex(xw, jg_axes(0), true, JG_TIES_SPLIT),
+    };
+    jg_node *loss = NULL;
+    for (int i = 0; i < 6; i++) {
+        jg_node *t = jg_sum(jg_square(terms[i]), JG_ALL_AXES, false);
+        loss = loss ? jg_add(loss, t) : t;
+    }
+    check_grads(&c, loss, &x, 1, "grad: max/min with ties, both policies");
+    ctx_fini(&c);
+}
+
 /* Gradients of the movement ops: slice (unslice), pad, concat, take (scatter_add),
  * permute, broadcast. */
 Test(jit_settings, grad_movement)

@@ -260,6 +260,41 @@ Test(reduce, max_min_grad_split_among_ties)
     jg_graph_free(g);
 }
 
+/* JG_TIES_FIRST: the whole gradient to the first extreme in row-major order of its group,
+ * over reduced axes that need not be adjacent or last; a NaN takes it as argmax finds it. */
+Test(reduce, max_min_grad_first_takes_ties)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = jg_param_as(g, "x", JG_F64, jg_shape(2, 3), jg_zeros());
+    double v[6] = { 1, 3, 3, 2, 0, 2 };
+    cr_assert_eq(jg_param_set(g, "x", v, sizeof v), JG_OK);
+    double *d = grad_of(g, jg_max_ex(x, jg_axes(1), false, JG_TIES_FIRST), x);
+    t_assert_close(d, (double[]){ 0, 1, 0, 1, 0, 0 }, 6, 0);
+    free(d);
+    d = grad_of(g, jg_min_ex(x, jg_axes(0), true, JG_TIES_FIRST), x);
+    t_assert_close(d, (double[]){ 1, 0, 0, 0, 1, 1 }, 6, 0);
+    free(d);
+    d = grad_of(g, jg_min_ex(jg_neg(x), jg_axes(1), false, JG_TIES_FIRST), x);
+    t_assert_close(d, (double[]){ 0, -1, 0, -1, 0, 0 }, 6, 0); /* both rows tie: the first */
+    free(d);
+    d = grad_of(g, jg_max_ex(x, JG_ALL_AXES, false, JG_TIES_FIRST), x);
+    t_assert_close(d, (double[]){ 0, 1, 0, 0, 0, 0 }, 6, 0);
+    free(d);
+    d = grad_of(g, jg_max_ex(x, jg_axes(1), false, JG_TIES_SPLIT), x);
+    t_assert_close(d, (double[]){ 0, .5, .5, .5, 0, .5 }, 6, 1e-12);
+    free(d);
+    /* [2, 3, 2] over axes 0 and 2 (the group of middle index j is x[:, j, :]) */
+    jg_node *y = jg_param_as(g, "y", JG_F64, jg_shape(2, 3, 2), jg_zeros());
+    double w[12] = { 5, 1, 0, 7, 2, 2, /**/ 5, 5, 7, 0, 2, NAN };
+    cr_assert_eq(jg_param_set(g, "y", w, sizeof w), JG_OK);
+    d = grad_of(g, jg_max_ex(y, jg_axes(0, 2), false, JG_TIES_FIRST), y);
+    t_assert_close(d, (double[]){ 1, 0, 0, 1, 0, 0, /**/ 0, 0, 0, 0, 0, 1 }, 12, 0);
+    free(d);
+    jg_max_ex(x, jg_axes(1), false, (jg_ties)7);
+    t_assert_error(g, JG_ERR_ARG, "jg_max: ties is 7: JG_TIES_FIRST or JG_TIES_SPLIT");
+    jg_graph_free(g);
+}
+
 Test(reduce, logsumexp_grad_is_softmax)
 {
     jg_graph *g = jg_graph_new();
@@ -323,6 +358,19 @@ Test(reduce, gradcheck_max) { gradcheck_cases(jg_max_, 30); }
 Test(reduce, gradcheck_min) { gradcheck_cases(jg_min_, 40); }
 Test(reduce, gradcheck_logsumexp) { gradcheck_cases(jg_logsumexp_, 50); }
 
+static jg_node *max_first(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
+{
+    return jg_max_ex_(at, x, axes, keepdims, JG_TIES_FIRST);
+}
+
+static jg_node *min_first(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
+{
+    return jg_min_ex_(at, x, axes, keepdims, JG_TIES_FIRST);
+}
+
+Test(reduce, gradcheck_max_first) { gradcheck_cases(max_first, 80); }
+Test(reduce, gradcheck_min_first) { gradcheck_cases(min_first, 90); }
+
 /* At a three-way tie central differences give 1/2 where the split gives 1/3: the check only
  * passes because the kinks make the checker move the point off the tie. */
 Test(reduce, gradcheck_moves_off_ties)
@@ -335,11 +383,15 @@ Test(reduce, gradcheck_moves_off_ties)
             for (int i = 0; i < 8; i++)
                 v[i] = -v[i];
         cr_assert_eq(jg_param_set(g, "x", v, sizeof v), JG_OK);
-        jg_node *y = is_min ? jg_min(x, jg_axes(1), false) : jg_max(x, jg_axes(-1), false);
-        jg_gradcheck_report r;
-        jg_status st = jg_gradcheck(g, y, &x, 1, NULL, &r);
-        cr_assert_eq(st, JG_OK, "%s: %s %s", is_min ? "min" : "max", r.message, jg_errmsg(g));
-        cr_assert_gt(r.moves, 0, "the point was not moved off the ties");
+        for (int ties = 0; ties < 2; ties++) {
+            jg_node *y = is_min ? jg_min_ex(x, jg_axes(1), false, (jg_ties)ties)
+                                : jg_max_ex(x, jg_axes(-1), false, (jg_ties)ties);
+            jg_gradcheck_report r;
+            jg_status st = jg_gradcheck(g, y, &x, 1, NULL, &r);
+            cr_assert_eq(st, JG_OK, "%s ties %d: %s %s", is_min ? "min" : "max", ties,
+                         r.message, jg_errmsg(g));
+            cr_assert_gt(r.moves, 0, "the point was not moved off the ties");
+        }
         jg_graph_free(g);
     }
 }
@@ -363,6 +415,7 @@ static void second_order_cases(reduce_fn f, uint64_t seed)
 
 Test(reduce, second_order_sum) { second_order_cases(jg_sum_, 60); }
 Test(reduce, second_order_mean) { second_order_cases(jg_mean_, 70); }
+Test(reduce, second_order_max_first) { second_order_cases(max_first, 100); }
 
 Test(reduce, second_order_logsumexp)
 {

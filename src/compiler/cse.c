@@ -33,7 +33,7 @@ static uint64_t hash_of(jg_op op, jg_dtype t, jg_shape s, jg_node *const *in, in
 static bool same_attr(const op_attr *a, const op_attr *b)
 {
     return a->scalar[0] == b->scalar[0] && a->scalar[1] == b->scalar[1] && a->axes == b->axes &&
-           a->keepdims == b->keepdims && a->axis == b->axis && a->count == b->count &&
+           a->keepdims == b->keepdims && a->ties == b->ties && a->axis == b->axis && a->count == b->count &&
            a->dtype == b->dtype && !memcmp(a->list, b->list, sizeof a->list) &&
            !memcmp(a->step, b->step, sizeof a->step) && a->data == b->data &&
            a->key == b->key && a->custom == b->custom;

@@ -28,6 +28,7 @@ typedef struct op_attr {
                                   fill, pad: value */
     uint32_t axes;             /* reductions: bitmask of reduced axes (after the shape rule) */
     bool keepdims;             /* reductions */
+    int ties;                  /* max, min: who takes a tied extreme's gradient (jg_ties) */
     int axis;                  /* softmax, log_softmax, concat, take, scatter_add, argmax */
     int64_t count;             /* one_hot: depth; reductions: -1 = all axes, else n in list */
     jg_dtype dtype;            /* cast, one_hot: target dtype */

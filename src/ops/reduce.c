@@ -1,8 +1,9 @@
 /* Reductions: sum, mean, max, min, logsumexp over a set of axes, and argmax along one axis.
  * Attributes: the builder stores the axes as given in attr.list[0..count) (count -1: all);
  * the shape rule validates them and normalises them into the bitmask attr.axes; keepdims.
- * argmax uses attr.axis (normalised) and sets attr.axes to match. NOTE max and min split
- * the gradient equally among tied extremes, so their kinks are the ties. */
+ * argmax uses attr.axis (normalised) and sets attr.axes to match. max and min give a tied
+ * extreme's gradient to the first of them or split it (attr.ties), so their kinks are the
+ * ties. */
 #include "ops/op.h"
 
 /* ---- shape rules */
@@ -55,6 +56,10 @@ static jg_status infer_reduce(jg_node *const *in, int n_in, op_attr *attr, jg_sh
             return JG_ERR_ARG;
         }
         mask |= 1u << a;
+    }
+    if (attr->ties != JG_TIES_FIRST && attr->ties != JG_TIES_SPLIT) {
+        snprintf(why, OP_ERR_SIZE, "ties is %d: JG_TIES_FIRST or JG_TIES_SPLIT", attr->ties);
+        return JG_ERR_ARG;
     }
     attr->axes = mask;
     *shape = reduced_shape(s, mask, attr->keepdims);
@@ -329,10 +334,52 @@ static void mean_grad(jg_node *n, jg_node *dy, jg_node **dx)
     dx[0] = spread(n, size == 1 ? dy : jg_scale(dy, 1.0 / size));
 }
 
-/* max and min: the tied extremes share dy equally. The mask compares x with y reshaped to
- * keepdims, and the products broadcast implicitly, so dx has x's shape. */
+/* JG_TIES_FIRST: dy goes to the first extreme of each group in row-major order, which is
+ * argmax along the group's elements: the reduced axes are moved last and flattened, and the
+ * one-hot of the argmax (of -x for min: the first minimum; a NaN is found first either way)
+ * carries dy back through the same reshape and permutation. */
+static jg_node *first_extreme_grad(jg_node *n, jg_node *dy)
+{
+    jg_node *x = n->in[0];
+    jg_shape s = x->shape, moved = { .ndim = s.ndim }, kept = { .ndim = 0 };
+    jg_axes perm = { .n = s.ndim }, back = { .n = s.ndim };
+    int64_t group = 1;
+    for (int pass = 0, k = 0; pass < 2; pass++)
+        for (int d = 0; d < s.ndim; d++) {
+            bool reduced = (n->attr.axes >> d) & 1u;
+            if (reduced != (pass == 1))
+                continue;
+            if (reduced)
+                group *= s.dim[d];
+            else
+                kept.dim[kept.ndim++] = s.dim[d];
+            back.axis[d] = k;
+            moved.dim[k] = s.dim[d];
+            perm.axis[k++] = d;
+        }
+    bool identity = true;
+    for (int d = 0; d < s.ndim; d++)
+        identity &= perm.axis[d] == d;
+    jg_shape flat = kept;
+    flat.dim[flat.ndim++] = group;
+    jg_node *v = n->op == JG_OP_MIN ? jg_neg(x) : x;
+    v = jg_reshape(identity ? v : jg_permute(v, perm), flat);
+    jg_node *hot = jg_one_hot(jg_argmax(v, -1), (int)group, x->dtype);
+    jg_shape dys = kept;
+    dys.dim[dys.ndim++] = 1;
+    jg_node *g = jg_reshape(jg_mul(hot, jg_reshape(dy, dys)), moved);
+    return identity ? g : jg_permute(g, back);
+}
+
+/* max and min: dy to the first extreme, or the tied extremes share it equally. The mask
+ * compares x with y reshaped to keepdims, and the products broadcast implicitly, so dx has
+ * x's shape. */
 static void extreme_grad(jg_node *n, jg_node *dy, jg_node **dx)
 {
+    if (n->attr.ties == JG_TIES_FIRST) {
+        dx[0] = first_extreme_grad(n, dy);
+        return;
+    }
     jg_node *x = n->in[0];
     jg_node *mask = jg_eq(x, as_keepdims(n, n));
     jg_node *ties = jg_sum(mask, axes_of(n->attr.axes), true);
@@ -382,9 +429,11 @@ const op_def op_argmax = { .arity = 1, .kind = KIND_OPAQUE,
 
 /* ---- builders */
 
-static jg_node *reduce(jg_loc at, jg_op op, jg_node *x, jg_axes axes, bool keepdims)
+/* ties matters to max and min only; the others pass 0. */
+static jg_node *reduce(jg_loc at, jg_op op, jg_node *x, jg_axes axes, bool keepdims,
+                       jg_ties ties)
 {
-    op_attr a = { .count = axes.n, .keepdims = keepdims };
+    op_attr a = { .count = axes.n, .keepdims = keepdims, .ties = (int)ties };
     for (int i = 0; i < axes.n && i < JG_MAX_DIMS; i++)
         a.list[i] = axes.axis[i];
     return op_build(at, op, &x, 1, &a);
@@ -392,27 +441,37 @@ static jg_node *reduce(jg_loc at, jg_op op, jg_node *x, jg_axes axes, bool keepd
 
 jg_node *jg_sum_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
 {
-    return reduce(at, JG_OP_SUM, x, axes, keepdims);
+    return reduce(at, JG_OP_SUM, x, axes, keepdims, 0);
 }
 
 jg_node *jg_mean_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
 {
-    return reduce(at, JG_OP_MEAN, x, axes, keepdims);
+    return reduce(at, JG_OP_MEAN, x, axes, keepdims, 0);
 }
 
 jg_node *jg_max_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
 {
-    return reduce(at, JG_OP_MAX, x, axes, keepdims);
+    return reduce(at, JG_OP_MAX, x, axes, keepdims, JG_TIES_SPLIT);
 }
 
 jg_node *jg_min_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
 {
-    return reduce(at, JG_OP_MIN, x, axes, keepdims);
+    return reduce(at, JG_OP_MIN, x, axes, keepdims, JG_TIES_SPLIT);
 }
 
 jg_node *jg_logsumexp_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims)
 {
-    return reduce(at, JG_OP_LOGSUMEXP, x, axes, keepdims);
+    return reduce(at, JG_OP_LOGSUMEXP, x, axes, keepdims, 0);
+}
+
+jg_node *jg_max_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, jg_ties ties)
+{
+    return reduce(at, JG_OP_MAX, x, axes, keepdims, ties);
+}
+
+jg_node *jg_min_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, jg_ties ties)
+{
+    return reduce(at, JG_OP_MIN, x, axes, keepdims, ties);
 }
 
 jg_node *jg_argmax_(jg_loc at, jg_node *x, int axis)
