@@ -383,6 +383,13 @@ JG_API jg_node *jg_min_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, j
 /* take(x, idx, axis): out = x.shape[:axis] + idx.shape + x.shape[axis+1:]; idx is i32.
  * An index out of range makes jg_program_run fail with JG_ERR_RANGE. Embedding = take(w, ids, 0). */
 #define jg_take(x, idx, axis) jg_take_(JG_HERE, x, idx, axis)
+/* take_along_axis(x, idx, axis) (torch.gather(x, axis, idx)): out has idx's shape and
+ * out[j] = x[j with coordinate `axis` replaced by idx[j]]; idx is i32 of x's rank, no longer
+ * than x on the other axes. The gradient adds dy into x at the positions read (repeated
+ * indices accumulate). An index outside [0, x.shape[axis]) fails the run with JG_ERR_RANGE
+ * (reported by the jg_take it is built on). Errors: idx not i32, ranks differ, idx longer
+ * than x on another axis, x of 2^31 elements or more. */
+#define jg_take_along_axis(x, idx, axis) jg_take_along_axis_(JG_HERE, x, idx, axis)
 /* one_hot(idx, depth, dtype): appends an axis of size depth; no gradient. */
 #define jg_one_hot(idx, depth, dtype) jg_one_hot_(JG_HERE, idx, depth, dtype)
 
@@ -395,6 +402,7 @@ JG_API jg_node *jg_slice_(jg_loc at, jg_node *x, int axis, int64_t start, int64_
 JG_API jg_node *jg_pad_(jg_loc at, jg_node *x, jg_shape before, jg_shape after, double value);
 JG_API jg_node *jg_concat_(jg_loc at, jg_node *const *xs, int n, int axis);
 JG_API jg_node *jg_take_(jg_loc at, jg_node *x, jg_node *idx, int axis);
+JG_API jg_node *jg_take_along_axis_(jg_loc at, jg_node *x, jg_node *idx, int axis);
 JG_API jg_node *jg_one_hot_(jg_loc at, jg_node *idx, int depth, jg_dtype t);
 
 /* ---------------------------------------------------------------- matmul */

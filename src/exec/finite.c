@@ -1,5 +1,6 @@
-/* The non-finite check both executors run with jg_opts.check_finite: where the first inf or
- * NaN is, and a message naming the op that produced it and where it was built. */
+/* What both executors say about a node that failed a run: the non-finite check of
+ * jg_opts.check_finite (where the first inf or NaN is, and the op that produced it) and, for
+ * any failure, the op and where it was built. */
 #include "exec/exec.h"
 
 #include <math.h>
@@ -19,15 +20,21 @@ int64_t first_nonfinite(const jg_node *n, const void *data, bool as_double)
     return -1;
 }
 
-void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t size)
+const char *exec_node_origin(const jg_node *n, char *buf, size_t size)
 {
-    const char *what = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
     const char *file = n->at.file ? strrchr(n->at.file, '/') : NULL;
     file = file ? file + 1 : n->at.file;
     if (file)
-        snprintf(err, size, "non-finite value (%s) first produced by jg_%s (built at %s:%d), "
-                 "element %lld", what, graph_op_name(n->op), file, n->at.line, (long long)at);
+        snprintf(buf, size, "jg_%s (built at %s:%d)", graph_op_name(n->op), file, n->at.line);
     else
-        snprintf(err, size, "non-finite value (%s) first produced by jg_%s, element %lld", what,
-                 graph_op_name(n->op), (long long)at);
+        snprintf(buf, size, "jg_%s", graph_op_name(n->op));
+    return buf;
+}
+
+void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t size)
+{
+    const char *what = isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+    char origin[EXEC_ORIGIN_SIZE];
+    snprintf(err, size, "non-finite value (%s) first produced by %s, element %lld", what,
+             exec_node_origin(n, origin, sizeof origin), (long long)at);
 }

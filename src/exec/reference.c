@@ -97,7 +97,9 @@ jg_status reference_run(exec_plan *p, char *err)
         char why[OP_ERR_SIZE] = "";
         st = op_get(n->op)->eval(n, in, out, why);
         if (st != JG_OK) {
-            snprintf(err, 2 * OP_ERR_SIZE, "jg_%s (node %%%d): %s", graph_op_name(n->op), n->id, why);
+            char origin[EXEC_ORIGIN_SIZE];
+            snprintf(err, 2 * OP_ERR_SIZE, "%s: %s", exec_node_origin(n, origin, sizeof origin),
+                     why);
             break;
         }
         if (n->dtype == JG_I32 || (n->dtype == JG_F32 && !p->exact))

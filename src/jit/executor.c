@@ -293,15 +293,16 @@ static void range_message(const jit_program *j, const jg_node *n, int64_t pos, c
     int which = n->op == JG_OP_ONE_HOT ? 0 : 1;
     const int32_t *idx = j->bufs[j->slot_of[n->in[which]->id]];
     long long v = idx[pos];
+    char origin[EXEC_ORIGIN_SIZE];
+    exec_node_origin(n, origin, sizeof origin);
     if (n->op == JG_OP_CROSS_ENTROPY)
-        snprintf(err, size, "jg_cross_entropy: label %lld out of range [0, %lld) at row %lld", v,
+        snprintf(err, size, "%s: label %lld out of range [0, %lld) at row %lld", origin, v,
                  (long long)n->in[0]->shape.dim[1], (long long)pos);
     else if (n->op == JG_OP_ONE_HOT)
-        snprintf(err, size, "jg_one_hot: index %lld out of range [0, %lld) on axis %d", v,
+        snprintf(err, size, "%s: index %lld out of range [0, %lld) on axis %d", origin, v,
                  (long long)n->attr.count, n->shape.ndim - 1);
     else
-        snprintf(err, size, "jg_%s: index %lld out of range [0, %lld) on axis %d",
-                 graph_op_name(n->op), v,
+        snprintf(err, size, "%s: index %lld out of range [0, %lld) on axis %d", origin, v,
                  (long long)(n->op == JG_OP_TAKE ? n->in[0]->shape.dim[n->attr.axis]
                                                  : n->attr.count), n->attr.axis);
 }
