@@ -429,11 +429,51 @@ JG_API jg_node *jg_linear_(jg_loc at, jg_node *x, jg_node *w, jg_node *b);
 /* Mean squared error (a scalar); shapes must be equal. */
 #define jg_mse_loss(a, b) jg_mse_loss_(JG_HERE, a, b)
 
+/* Options of the _ex losses (PyTorch's); zero-initialised fields take the defaults. */
+typedef enum jg_reduction {
+    JG_REDUCE_MEAN = 0, /* the default; a weighted cross entropy divides by the weights' sum */
+    JG_REDUCE_SUM = 1,
+    JG_REDUCE_NONE = 2, /* one loss per row (cross entropy) or element (bce, mse) */
+} jg_reduction;
+typedef struct jg_loss_opts {
+    jg_reduction reduction;
+    /* cross entropy: rows whose label equals ignore_index add nothing and do not count in the
+     * mean (PyTorch's ignore_index, -100 there: set .ignore = true, .ignore_index = -100) */
+    bool ignore;
+    int32_t ignore_index;
+    /* cross entropy: [C] per-class weights; bce: weights broadcasting against the logits */
+    jg_node *weight;
+    /* bce: the weight of positive targets, broadcasting against the logits (e.g. [C]) */
+    jg_node *pos_weight;
+} jg_loss_opts;
+/* cross_entropy_ex(logits [n, c], labels [n] i32, opts or NULL): jg_cross_entropy with
+ * reduction, ignore_index and per-class weights; bce_with_logits_ex(logits, targets, opts):
+ * with reduction, weight and pos_weight; mse_loss_ex(a, b, opts): reduction only. The same
+ * errors as the plain losses, plus an option the loss does not take (JG_ERR_ARG) and weights of
+ * another dtype or shape. Without options they are the plain (fused) losses. A label out of
+ * range that is not ignore_index fails the run with JG_ERR_RANGE. */
+#define jg_cross_entropy_ex(logits, labels, ...) \
+    jg_cross_entropy_ex_(JG_HERE, logits, labels, __VA_ARGS__)
+#define jg_bce_with_logits_ex(logits, targets, ...) \
+    jg_bce_with_logits_ex_(JG_HERE, logits, targets, __VA_ARGS__)
+#define jg_mse_loss_ex(a, b, ...) jg_mse_loss_ex_(JG_HERE, a, b, __VA_ARGS__)
+/* softplus_ex(x, beta, threshold) (torch's Softplus(beta, threshold); 1 and 20 there):
+ * softplus(beta x) / beta, and x itself where beta x > threshold. jg_softplus is beta 1 with
+ * no threshold (exact where PyTorch's default is within 2e-9 of it). beta must be positive and
+ * finite; threshold INFINITY means none. */
+#define jg_softplus_ex(x, beta, threshold) jg_softplus_ex_(JG_HERE, x, beta, threshold)
+
 JG_API jg_node *jg_softmax_(jg_loc at, jg_node *x, int axis);
 JG_API jg_node *jg_log_softmax_(jg_loc at, jg_node *x, int axis);
 JG_API jg_node *jg_cross_entropy_(jg_loc at, jg_node *logits, jg_node *labels);
 JG_API jg_node *jg_bce_with_logits_(jg_loc at, jg_node *logits, jg_node *targets);
 JG_API jg_node *jg_mse_loss_(jg_loc at, jg_node *a, jg_node *b);
+JG_API jg_node *jg_cross_entropy_ex_(jg_loc at, jg_node *logits, jg_node *labels,
+                                     const jg_loss_opts *opts);
+JG_API jg_node *jg_bce_with_logits_ex_(jg_loc at, jg_node *logits, jg_node *targets,
+                                       const jg_loss_opts *opts);
+JG_API jg_node *jg_mse_loss_ex_(jg_loc at, jg_node *a, jg_node *b, const jg_loss_opts *opts);
+JG_API jg_node *jg_softplus_ex_(jg_loc at, jg_node *x, double beta, double threshold);
 
 /* The L2 penalty c * sum_i sum(params[i]^2) over n parameters of one float dtype (a scalar
  * of that dtype); add it to the loss: loss = jg_add(ce, jg_l2_penalty(1e-4, ws, 2)). Added

@@ -18,41 +18,6 @@ typedef struct conv_geom {
     int64_t sh, sw, ph, pw, dh, dw, groups;
 } conv_geom;
 
-/* The graph of the first non-NULL operand, or NULL. */
-static jg_graph *graph_of(jg_node *const *ns, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (ns[i])
-            return ns[i]->graph;
-    return NULL;
-}
-
-/* Checks that the operands (ns[i] may be NULL only where optional[i]) exist, live in one
- * graph and are not poisoned. Returns NULL when they are fine, else the poison to return
- * (an error is recorded unless an operand already carried one). */
-static jg_node *check_operands(jg_loc at, const char *fn, jg_node *const *ns,
-                               const char *const *names, const bool *optional, int n)
-{
-    jg_graph *g = graph_of(ns, n);
-    if (!g) /* no graph to record on: the orphan poison */
-        return op_build(at, JG_OP_POISON, NULL, 0, NULL);
-    for (int i = 0; i < n; i++) {
-        if (!ns[i]) {
-            if (optional[i])
-                continue;
-            graph_error(g, at, JG_ERR_ARG, "jg_%s: %s is NULL", fn, names[i]);
-            return g->poison;
-        }
-        if (ns[i]->graph != g) {
-            graph_error(g, at, JG_ERR_ARG, "jg_%s: %s belongs to another graph", fn, names[i]);
-            return g->poison;
-        }
-        if (node_poisoned(ns[i]))
-            return g->poison; /* the first error is already on the graph */
-    }
-    return NULL;
-}
-
 /* Records "x must be 4-D ..." or a dtype error for operand `name` of fn; true when fine. */
 static bool check_nchw(jg_loc at, const char *fn, const char *name, const char *layout,
                        jg_node *x)
@@ -219,7 +184,7 @@ static bool check_conv(jg_loc at, const char *fn, jg_node *x, jg_node *w,
 
 jg_node *jg_conv2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias, const jg_conv_opts *opts)
 {
-    jg_node *bad = check_operands(at, "conv2d", (jg_node *[]){ x, w, bias },
+    jg_node *bad = composite_operands(at, "conv2d", (jg_node *[]){ x, w, bias },
                                   (const char *[]){ "x", "w", "bias" },
                                   (const bool[]){ false, false, true }, 3);
     if (bad)
@@ -274,7 +239,7 @@ jg_node *jg_conv2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias, const jg_c
 jg_node *jg_conv_transpose2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias,
                               const jg_conv_opts *opts)
 {
-    jg_node *bad = check_operands(at, "conv_transpose2d", (jg_node *[]){ x, w, bias },
+    jg_node *bad = composite_operands(at, "conv_transpose2d", (jg_node *[]){ x, w, bias },
                                   (const char *[]){ "x", "w", "bias" },
                                   (const bool[]){ false, false, true }, 3);
     if (bad)
@@ -374,7 +339,7 @@ static bool check_pool(jg_loc at, const char *fn, jg_node *x, int kh, int kw, in
 static jg_node *pool(jg_loc at, const char *fn, bool is_max, jg_node *x, int kh, int kw,
                      int sh, int sw, int ph, int pw)
 {
-    jg_node *bad = check_operands(at, fn, &x, (const char *[]){ "x" }, (const bool[]){ false }, 1);
+    jg_node *bad = composite_operands(at, fn, &x, (const char *[]){ "x" }, (const bool[]){ false }, 1);
     if (bad)
         return bad;
     int64_t oh, ow;
@@ -415,7 +380,7 @@ jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h, int
 
 jg_node *jg_global_avg_pool_(jg_loc at, jg_node *x)
 {
-    jg_node *bad = check_operands(at, "global_avg_pool", &x, (const char *[]){ "x" },
+    jg_node *bad = composite_operands(at, "global_avg_pool", &x, (const char *[]){ "x" },
                                   (const bool[]){ false }, 1);
     if (bad)
         return bad;

@@ -8,24 +8,10 @@
 
 #include <stdlib.h>
 
-/* The operands are usable and fit; records the error and returns false otherwise. */
+/* The operands fit (and *axis is normalised); records the error and returns false
+ * otherwise. */
 static bool args_ok(jg_loc at, jg_graph *g, jg_node *x, jg_node *idx, int *axis)
 {
-    const char *names[2] = { "x", "idx" };
-    jg_node *ops[2] = { x, idx };
-    for (int i = 0; i < 2; i++) {
-        if (!ops[i]) {
-            graph_error(g, at, JG_ERR_ARG, "jg_take_along_axis: %s is NULL", names[i]);
-            return false;
-        }
-        if (ops[i]->graph != g) {
-            graph_error(g, at, JG_ERR_ARG, "jg_take_along_axis: %s belongs to another graph",
-                        names[i]);
-            return false;
-        }
-        if (node_poisoned(ops[i]))
-            return false;
-    }
     char a[8 * 24], b[8 * 24];
     if (idx->dtype != JG_I32) {
         graph_error(g, at, JG_ERR_DTYPE, "jg_take_along_axis: idx must be i32, got %s",
@@ -56,9 +42,11 @@ static bool args_ok(jg_loc at, jg_graph *g, jg_node *x, jg_node *idx, int *axis)
 
 jg_node *jg_take_along_axis_(jg_loc at, jg_node *x, jg_node *idx, int axis)
 {
-    jg_graph *g = x ? x->graph : idx ? idx->graph : NULL;
-    if (!g)
-        return op_build(at, JG_OP_POISON, NULL, 0, NULL);
+    jg_node *bad = composite_operands(at, "take_along_axis", (jg_node *[]){ x, idx },
+                                      (const char *[]){ "x", "idx" }, NULL, 2);
+    if (bad)
+        return bad;
+    jg_graph *g = x->graph;
     if (!args_ok(at, g, x, idx, &axis))
         return g->poison;
     int64_t xstride[JG_MAX_DIMS], n = jg_shape_numel(idx->shape);

@@ -128,22 +128,17 @@ jg_node *jg_matmul_(jg_loc at, jg_node *a, jg_node *b)
 
 jg_node *jg_linear_(jg_loc at, jg_node *x, jg_node *w, jg_node *b)
 {
-    jg_node *ops[3] = { x, w, b };
-    const char *names[3] = { "x", "w", "b" };
-    jg_graph *g = x ? x->graph : w ? w->graph : b ? b->graph : NULL;
-    if (!g)
-        return op_build(at, JG_OP_POISON, NULL, 0, NULL);
-    for (int i = 0; i < 3; i++) {
-        if (!ops[i] && i < 2) {
-            graph_error(g, at, JG_ERR_ARG, "jg_linear: %s is NULL", names[i]);
-            return g->poison;
-        }
-        if (ops[i] && ops[i]->graph != g) {
-            graph_error(g, at, JG_ERR_ARG, "jg_linear: %s belongs to another graph", names[i]);
-            return g->poison;
-        }
-        if (ops[i] && node_poisoned(ops[i]))
-            return g->poison;
+    jg_node *bad = composite_operands(at, "linear", (jg_node *[]){ x, w, b },
+                                      (const char *[]){ "x", "w", "b" },
+                                      (const bool[]){ false, false, true }, 3);
+    if (bad)
+        return bad;
+    jg_graph *g = x->graph;
+    if (w->dtype != x->dtype || (b && b->dtype != x->dtype) || x->dtype == JG_I32) {
+        graph_error(g, at, JG_ERR_DTYPE, "jg_linear: x, w and b must share one float dtype, "
+                    "got %s, %s, %s", jg_dtype_str(x->dtype), jg_dtype_str(w->dtype),
+                    b ? jg_dtype_str(b->dtype) : "(none)");
+        return g->poison;
     }
     char sx[8 * 24], sw[8 * 24];
     int64_t in = x->shape.ndim ? x->shape.dim[x->shape.ndim - 1] : 0;

@@ -77,6 +77,14 @@ HIDDEN jg_status graph_verify(const jg_graph *g, char *why, size_t size);
  * "file:line: jg_<op>: <why>" and returns the poison node on failure. */
 HIDDEN jg_node *op_build(jg_loc at, jg_op op, jg_node *const *in, int n_in, const op_attr *attr);
 
+/* For builders of composites (layers built from ops, which op_build cannot check as one):
+ * the operands ns[0..n) (ns[i] may be NULL only where optional[i]; optional may be NULL)
+ * exist, live in one graph and are not poisoned. Returns NULL when they are fine, else the
+ * poison to return, with "jg_<fn>: <name> is NULL" (or "... belongs to another graph")
+ * recorded unless an operand already carried an error. */
+HIDDEN jg_node *composite_operands(jg_loc at, const char *fn, jg_node *const *ns,
+                                   const char *const *names, const bool *optional, int n);
+
 /* Train/eval and randomness (random.c): mode(train, eval) picks by program mode; a random
  * node's value at element i in run `step`. */
 HIDDEN jg_node *jg_mode_(jg_loc at, jg_node *train, jg_node *eval);

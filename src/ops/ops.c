@@ -160,3 +160,35 @@ double round_to(jg_dtype t, double v)
     }
     return v;
 }
+
+/* The graph of the first non-NULL operand, or NULL. */
+static jg_graph *graph_of(jg_node *const *ns, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ns[i])
+            return ns[i]->graph;
+    return NULL;
+}
+
+jg_node *composite_operands(jg_loc at, const char *fn, jg_node *const *ns,
+                            const char *const *names, const bool *optional, int n)
+{
+    jg_graph *g = graph_of(ns, n);
+    if (!g) /* no graph to record on: the orphan poison */
+        return op_build(at, JG_OP_POISON, NULL, 0, NULL);
+    for (int i = 0; i < n; i++) {
+        if (!ns[i]) {
+            if (optional && optional[i])
+                continue;
+            graph_error(g, at, JG_ERR_ARG, "jg_%s: %s is NULL", fn, names[i]);
+            return g->poison;
+        }
+        if (ns[i]->graph != g) {
+            graph_error(g, at, JG_ERR_ARG, "jg_%s: %s belongs to another graph", fn, names[i]);
+            return g->poison;
+        }
+        if (node_poisoned(ns[i]))
+            return g->poison; /* the first error is already on the graph */
+    }
+    return NULL;
+}
