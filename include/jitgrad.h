@@ -1092,7 +1092,8 @@ JG_API jg_node *jg_global_avg_pool_(jg_loc at, jg_node *x);
  *   rnn:  h' = tanh(x W_ih + h W_hh + b)
  *   gru:  r = sigmoid(x W_ir + h W_hr + b_r), z = sigmoid(x W_iz + h W_hz + b_z),
  *         n = tanh(x W_in + b_n + r * (h W_hn)), h' = (1 - z) * n + z * h
- *         (one bias, on the input side: PyTorch's b_hn is folded away, b_hr/b_hz into b)
+ *         (one bias, on the input side: b_hr/b_hz fold into b; PyTorch's b_hn inside the
+ *         product cannot, see jg_rnn_opts.gru_b_hn)
  *   lstm: c' = f * c + i * g, h' = o * tanh(c')  (i, f, o sigmoid; g tanh)
  * jg_lstm_cell returns h' and also stores h' and c' in *h_out and *c_out (either may be
  * NULL); on error all are the poisoned node. */
@@ -1118,10 +1119,25 @@ typedef struct jg_rnn_opts {
      * sequences do. Lengths are not checked at run time: one <= 0 keeps the zero
      * initial state, one > T acts as T. */
     jg_node *lengths;
+    /* Initial states [B, D*H] (D = 2 when bidirectional: the forward's H columns, then the
+     * backward's) of x's dtype; NULL: zeros. c0 is the LSTM's cell state. PyTorch's h0
+     * [D, B, H] becomes ours by permute(1, 0, 2) and a reshape to [B, D*H]. */
+    jg_node *h0, *c0;
+    /* If not NULL, receive the final states [B, D*H]: the last hidden state of each direction
+     * (PyTorch's h_n, permuted as h0) and, for the LSTM, the last cell state (c_n). */
+    jg_node **h_n, **c_n;
+    /* GRU only: PyTorch's formulation n = tanh(x W_in + b_in + r * (h W_hn + b_hn)), with the
+     * extra parameter "<prefix>.b_hn" [H] (zeros when created). Without it b_hn is 0. */
+    bool gru_b_hn;
 } jg_rnn_opts;
 
 /* jg_rnn(g, kind, prefix, x [B, T, I], hidden, opts): the sequence unrolled over T steps
- * from a zero state with shared weights; opts may be NULL (unidirectional, last state).
+ * from opts->h0 (zeros by default) with shared weights; opts may be NULL (unidirectional, last
+ * state). With T = 1 and h0 it is one step of a cell (nn.GRUCell with b_hn included).
+ * PyTorch's weights load as: w_ih = weight_ih_l0 transposed (jg_param_set_transposed),
+ * w_hh = weight_hh_l0 transposed, b = bias_ih_l0 + bias_hh_l0, except a GRU's n block of b,
+ * which is bias_ih_l0's alone, with bias_hh_l0's n block as b_hn (gru_b_hn); gate orders agree
+ * (i, f, g, o and r, z, n).
  * Unrolling puts every step in the graph: a training program holds about 25 kernels per LSTM
  * step and direction, so compile time grows with T (seconds for T = 28).
  * Variadic only so that a compound literal passes whole:

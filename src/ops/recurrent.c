@@ -66,13 +66,15 @@ static jg_node *weight(jg_loc at, jg_graph *g, const char *fn, const char *name,
 
 typedef struct cell_weights {
     jg_node *w_ih, *w_hh, *b;
+    jg_node *b_hn; /* GRU as PyTorch: the n gate's bias inside r * (h W_hn + b_hn), or NULL */
     jg_node *lstm_scale; /* LSTM: [4H] of 1, 1, 2, 1 per gate block (see cell_step) */
 } cell_weights;
 
-/* Finds or creates "<prefix>.w_ih", "<prefix>.w_hh", "<prefix>.b" for k gates. */
+/* Finds or creates "<prefix>.w_ih", "<prefix>.w_hh", "<prefix>.b" for k gates (and
+ * "<prefix>.b_hn" [H] when b_hn). */
 static bool cell_weights_get(jg_loc at, jg_graph *g, const char *fn, const char *prefix,
-                             jg_rnn_kind kind, jg_dtype t, int64_t in, int64_t hidden,
-                             cell_weights *w)
+                             jg_rnn_kind kind, bool b_hn, jg_dtype t, int64_t in,
+                             int64_t hidden, cell_weights *w)
 {
     if (!prefix || !*prefix) {
         graph_error(g, at, JG_ERR_ARG, "%s: prefix is NULL or empty", fn);
@@ -100,6 +102,15 @@ static bool cell_weights_get(jg_loc at, jg_graph *g, const char *fn, const char 
     w->b = weight(at, g, fn, name, t, false, jg_shape(k * hidden), jg_zeros(), &created);
     if (!w->b)
         return false;
+    w->b_hn = NULL;
+    if (b_hn) {
+        bool made;
+        char bname[NAME_MAX_LEN];
+        snprintf(bname, sizeof bname, "%s.b_hn", prefix);
+        w->b_hn = weight(at, g, fn, bname, t, false, jg_shape(hidden), jg_zeros(), &made);
+        if (!w->b_hn)
+            return false;
+    }
     w->lstm_scale = NULL;
     if (kind == JG_LSTM) {
         size_t n = (size_t)(4 * hidden);
@@ -160,8 +171,10 @@ static jg_node *cell_step(jg_loc at, jg_rnn_kind kind, const cell_weights *w, jg
     case JG_GRU: {
         jg_node *r = jg_sigmoid_(at, jg_add_(at, gate(at, gi, 0, hidden), gate(at, gh, 0, hidden)));
         jg_node *z = jg_sigmoid_(at, jg_add_(at, gate(at, gi, 1, hidden), gate(at, gh, 1, hidden)));
-        jg_node *n = jg_tanh_(at, jg_add_(at, gate(at, gi, 2, hidden),
-                                          jg_mul_(at, r, gate(at, gh, 2, hidden))));
+        jg_node *hn = gate(at, gh, 2, hidden);
+        if (w->b_hn)
+            hn = jg_add_(at, hn, w->b_hn);
+        jg_node *n = jg_tanh_(at, jg_add_(at, gate(at, gi, 2, hidden), jg_mul_(at, r, hn)));
         /* (1 - z) n + z h, written with one multiply */
         return jg_add_(at, n, jg_mul_(at, z, jg_sub_(at, h, n)));
     }
@@ -215,7 +228,8 @@ static jg_node *cell(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefi
     }
     int64_t hidden = h->shape.dim[1];
     cell_weights w;
-    if (!cell_weights_get(at, g, fn, prefix, kind, x->dtype, x->shape.dim[1], hidden, &w))
+    if (!cell_weights_get(at, g, fn, prefix, kind, false, x->dtype, x->shape.dim[1], hidden,
+                          &w))
         return g->poison;
     jg_node *gi = jg_add_(at, jg_matmul_(at, x, w.w_ih), w.b);
     return cell_step(at, kind, &w, gi, h, c, hidden);
@@ -247,19 +261,21 @@ jg_node *jg_lstm_cell_(jg_loc at, jg_graph *g, const char *prefix, jg_node *x, j
 
 /* ---- sequences */
 
-/* One direction over a sequence. xs [B, T, I] is already in the order to process (the
- * backward direction with lengths reverses each sequence first). reverse_steps walks t from
- * T-1 down (the backward direction without lengths). Writes the state after each step into
- * seq[t] (indexed by the time of the element read, when reverse_steps) and returns the final
- * state, which with lengths is the state at each sequence's own length. */
+/* One direction over a sequence from states h0 and c0 [B, H] (NULL: zeros). xs [B, T, I] is
+ * already in the order to process (the backward direction with lengths reverses each
+ * sequence first). reverse_steps walks t from T-1 down (the backward direction without
+ * lengths). Writes the state after each step into seq[t] (indexed by the time of the element
+ * read, when reverse_steps) and returns the final state, which with lengths is the state at
+ * each sequence's own length; the LSTM's final cell state goes to *c_last. */
 static jg_node *direction(jg_loc at, jg_graph *g, jg_rnn_kind kind, const cell_weights *w,
                           jg_node *xs, int64_t hidden, jg_node *lengths, bool reverse_steps,
-                          jg_node **seq)
+                          jg_node *h0, jg_node *c0, jg_node **seq, jg_node **c_last)
 {
     int64_t B = xs->shape.dim[0], T = xs->shape.dim[1], I = xs->shape.dim[2];
     jg_dtype t = xs->dtype;
-    jg_node *h = jg_fill_(at, g, t, jg_shape(B, hidden), 0);
-    jg_node *c = h;
+    jg_node *zeros = jg_fill_(at, g, t, jg_shape(B, hidden), 0);
+    jg_node *h = h0 ? h0 : zeros;
+    jg_node *c = c0 ? c0 : zeros;
     jg_node *zero = jg_scalar_(at, g, t, 0);
     jg_node *len = lengths ? jg_reshape_(at, lengths, jg_shape(B, 1)) : NULL;
     /* The input projection of all T steps is one GEMM over the time-major [T*B, I], so
@@ -287,6 +303,7 @@ static jg_node *direction(jg_loc at, jg_graph *g, jg_rnn_kind kind, const cell_w
             seq[step] = h;
         }
     }
+    *c_last = c;
     return h;
 }
 
@@ -341,78 +358,123 @@ static jg_node *stack(jg_loc at, jg_graph *g, jg_node **seq, int64_t T)
     return out;
 }
 
-jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, jg_node *x,
-                 int64_t hidden, const jg_rnn_opts *opts)
+/* Checks an initial state opts->h0 or c0: [B, D*H] of x's dtype. */
+static bool state_ok(jg_loc at, jg_graph *g, const char *what, jg_node *s, jg_node *x,
+                     int64_t width)
+{
+    char a[8 * 24];
+    if (!node_ok(at, g, "jg_rnn", s, what))
+        return false;
+    if (s->dtype != x->dtype || !shape_eq(s->shape, jg_shape(x->shape.dim[0], width))) {
+        graph_error(g, at, JG_ERR_SHAPE, "jg_rnn: %s must be %s [%lld,%lld] (x's dtype, [B, "
+                    "directions * hidden]), got %s %s", what, jg_dtype_str(x->dtype),
+                    (long long)x->shape.dim[0], (long long)width, jg_dtype_str(s->dtype),
+                    FMT_SHAPE(a, s->shape));
+        return false;
+    }
+    return true;
+}
+
+/* Everything jg_rnn checks before building: records the error and returns false. */
+static bool rnn_args_ok(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix,
+                        jg_node *x, int64_t hidden, const jg_rnn_opts *o)
 {
     const char *fn = "jg_rnn";
-    jg_rnn_opts o = opts ? *opts : (jg_rnn_opts){ 0 };
-    if (!g)
-        return orphan(at);
-    if (!node_ok(at, g, fn, x, "x") || (o.lengths && !node_ok(at, g, fn, o.lengths, "lengths")))
-        return g->poison;
+    if (!node_ok(at, g, fn, x, "x") || (o->lengths && !node_ok(at, g, fn, o->lengths, "lengths")))
+        return false;
     char buf[8 * 24];
     if ((unsigned)kind > JG_LSTM) {
         graph_error(g, at, JG_ERR_ARG, "%s: unknown kind %d", fn, (int)kind);
-        return g->poison;
+        return false;
     }
     if (x->shape.ndim != 3) {
         graph_error(g, at, JG_ERR_SHAPE, "%s: x must be 3-D [B, T, I], got %s", fn,
                     FMT_SHAPE(buf, x->shape));
-        return g->poison;
+        return false;
     }
     if (!is_float(x->dtype)) {
         graph_error(g, at, JG_ERR_DTYPE, "%s: x must be f32 or f64, got %s", fn,
                     jg_dtype_str(x->dtype));
-        return g->poison;
+        return false;
     }
     if (hidden < 1 || hidden > (int64_t)1 << 30) {
         graph_error(g, at, JG_ERR_ARG, "%s: hidden size %lld is not in 1..2^30", fn,
                     (long long)hidden);
-        return g->poison;
+        return false;
     }
-    int64_t B = x->shape.dim[0], T = x->shape.dim[1], I = x->shape.dim[2];
+    int64_t B = x->shape.dim[0], T = x->shape.dim[1];
     if (T > INT32_MAX || B * T > INT32_MAX) {
         graph_error(g, at, JG_ERR_SHAPE, "%s: B*T must fit in i32 indices, got %s", fn,
                     FMT_SHAPE(buf, x->shape));
-        return g->poison;
+        return false;
     }
-    if (o.lengths && (o.lengths->dtype != JG_I32 || o.lengths->shape.ndim != 1 ||
-                      o.lengths->shape.dim[0] != B)) {
+    if (o->lengths && (o->lengths->dtype != JG_I32 || o->lengths->shape.ndim != 1 ||
+                       o->lengths->shape.dim[0] != B)) {
         graph_error(g, at, JG_ERR_SHAPE, "%s: lengths must be i32 [%lld], got %s %s", fn,
-                    (long long)B, jg_dtype_str(o.lengths->dtype),
-                    FMT_SHAPE(buf, o.lengths->shape));
-        return g->poison;
+                    (long long)B, jg_dtype_str(o->lengths->dtype),
+                    FMT_SHAPE(buf, o->lengths->shape));
+        return false;
     }
     if (!prefix || !*prefix || strlen(prefix) > NAME_MAX_LEN - 16) {
         graph_error(g, at, JG_ERR_ARG, "%s: prefix is NULL, empty or longer than %d characters",
                     fn, NAME_MAX_LEN - 16);
-        return g->poison;
+        return false;
     }
+    if (kind != JG_LSTM && (o->c0 || o->c_n)) {
+        graph_error(g, at, JG_ERR_ARG, "%s: c0 and c_n are the LSTM's cell state; this is a %s",
+                    fn, kind == JG_GRU ? "GRU" : "tanh RNN");
+        return false;
+    }
+    if (kind != JG_GRU && o->gru_b_hn) {
+        graph_error(g, at, JG_ERR_ARG, "%s: gru_b_hn is for JG_GRU", fn);
+        return false;
+    }
+    int64_t width = (o->bidirectional ? 2 : 1) * hidden;
+    return (!o->h0 || state_ok(at, g, "h0", o->h0, x, width)) &&
+           (!o->c0 || state_ok(at, g, "c0", o->c0, x, width));
+}
+
+/* Direction d's part [B, H] of a state [B, D*H] (NULL stays NULL). */
+static jg_node *state_part(jg_loc at, jg_node *s, int d, int64_t hidden, bool both)
+{
+    return s && both ? jg_slice_(at, s, 1, d * hidden, (d + 1) * hidden, 1) : s;
+}
+
+static jg_node *rnn(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, jg_node *x,
+                    int64_t hidden, const jg_rnn_opts *opts)
+{
+    const char *fn = "jg_rnn";
+    jg_rnn_opts o = *opts;
+    int64_t B = x->shape.dim[0], T = x->shape.dim[1], I = x->shape.dim[2];
     int n_dirs = o.bidirectional ? 2 : 1;
     jg_node **seq = calloc((size_t)(n_dirs * T), sizeof *seq);
     if (!seq) {
         graph_error(g, at, JG_ERR_NOMEM, "%s: out of memory", fn);
         return g->poison;
     }
-    jg_node *last[2] = { NULL, NULL }, *outs[2] = { NULL, NULL };
+    jg_node *last[2] = { NULL, NULL }, *outs[2] = { NULL, NULL }, *c_last[2] = { NULL, NULL };
     bool failed = false;
     for (int d = 0; d < n_dirs && !failed; d++) {
         char name[NAME_MAX_LEN];
         snprintf(name, sizeof name, "%s%s", prefix, !o.bidirectional ? "" : d ? ".bwd" : ".fwd");
         cell_weights w;
-        if (!cell_weights_get(at, g, fn, name, kind, x->dtype, I, hidden, &w)) {
+        if (!cell_weights_get(at, g, fn, name, kind, o.gru_b_hn, x->dtype, I, hidden, &w)) {
             failed = true;
             break;
         }
         jg_node **sd = seq + d * T;
+        jg_node *h0 = state_part(at, o.h0, d, hidden, n_dirs == 2);
+        jg_node *c0 = state_part(at, o.c0, d, hidden, n_dirs == 2);
         if (d == 1 && o.lengths) {
             jg_node *idx = reverse_index(at, g, o.lengths, B, T);
             jg_node *xr = gather_rows(at, x, idx);
-            last[d] = direction(at, g, kind, &w, xr, hidden, o.lengths, false, sd);
+            last[d] = direction(at, g, kind, &w, xr, hidden, o.lengths, false, h0, c0, sd,
+                                &c_last[d]);
             if (o.return_sequences)
                 outs[d] = gather_rows(at, stack(at, g, sd, T), idx);
         } else {
-            last[d] = direction(at, g, kind, &w, x, hidden, o.lengths, d == 1, sd);
+            last[d] = direction(at, g, kind, &w, x, hidden, o.lengths, d == 1, h0, c0, sd,
+                                &c_last[d]);
             if (o.return_sequences)
                 outs[d] = stack(at, g, sd, T);
         }
@@ -420,10 +482,30 @@ jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, j
     free(seq);
     if (failed)
         return g->poison;
-    jg_node **res = o.return_sequences ? outs : last;
-    if (n_dirs == 1)
-        return res[0];
-    return jg_concat_(at, res, 2, o.return_sequences ? 2 : 1);
+    jg_node *h_n = n_dirs == 1 ? last[0] : jg_concat_(at, last, 2, 1);
+    if (opts->h_n)
+        *opts->h_n = h_n;
+    if (opts->c_n)
+        *opts->c_n = n_dirs == 1 ? c_last[0] : jg_concat_(at, c_last, 2, 1);
+    if (!o.return_sequences)
+        return h_n;
+    return n_dirs == 1 ? outs[0] : jg_concat_(at, outs, 2, 2);
+}
+
+jg_node *jg_rnn_(jg_loc at, jg_graph *g, jg_rnn_kind kind, const char *prefix, jg_node *x,
+                 int64_t hidden, const jg_rnn_opts *opts)
+{
+    jg_rnn_opts o = opts ? *opts : (jg_rnn_opts){ 0 };
+    jg_node *out = !g ? orphan(at)
+                   : rnn_args_ok(at, g, kind, prefix, x, hidden, &o)
+                       ? rnn(at, g, kind, prefix, x, hidden, &o)
+                       : g->poison;
+    /* on failure the final states are poisoned too, so no caller reads a stale pointer */
+    if (node_poisoned(out) && o.h_n)
+        *o.h_n = out;
+    if (node_poisoned(out) && o.c_n)
+        *o.c_n = out;
+    return out;
 }
 
 /* ---- embedding */
