@@ -997,6 +997,10 @@ JG_API jg_node *jg_batchnorm_(jg_loc at, const char *name, jg_node *x, double mo
 /* Layer normalisation over the last dimension, with "<name>.gamma" and "<name>.beta". */
 #define jg_layernorm(name, x, eps) jg_layernorm_(JG_HERE, name, x, eps)
 JG_API jg_node *jg_layernorm_(jg_loc at, const char *name, jg_node *x, double eps);
+/* The same over the last `dims` dimensions (PyTorch's LayerNorm(normalized_shape) with
+ * normalized_shape those dimensions), gamma and beta of their shape. */
+#define jg_layernorm_ex(name, x, eps, dims) jg_layernorm_ex_(JG_HERE, name, x, eps, dims)
+JG_API jg_node *jg_layernorm_ex_(jg_loc at, const char *name, jg_node *x, double eps, int dims);
 
 /* ---------------------------------------------------------------- model kit: layers */
 /* (convolution, pooling: ops/conv.c) */
@@ -1019,6 +1023,11 @@ typedef struct jg_conv_opts {
     int dilation_h, dilation_w;
     int groups;
     int output_padding_h, output_padding_w;
+    /* conv2d only: bottom and right padding other than pad_h / pad_w, which are then the top
+     * and left (PyTorch: F.pad before the convolution, or padding='same' with an even kernel:
+     * top d(k-1)/2 rounded down, the rest at the bottom). Used when pad_asymmetric is set. */
+    bool pad_asymmetric;
+    int pad_bottom, pad_right;
 } jg_conv_opts;
 
 /* conv2d(x [N,C,H,W], w [O,C/groups,KH,KW], bias [O] or NULL) -> [N,O,OH,OW] with
@@ -1050,12 +1059,21 @@ typedef struct jg_conv_opts {
 #define jg_avg_pool2d(x, kh, kw, stride_h, stride_w, pad_h, pad_w) \
     jg_avg_pool2d_(JG_HERE, x, kh, kw, stride_h, stride_w, pad_h, pad_w)
 
-/* Options of jg_max_pool2d_ex; zero-initialised fields take the defaults. */
+/* Options of jg_max_pool2d_ex and jg_avg_pool2d_ex; zero-initialised fields take the
+ * defaults, which are PyTorch's. */
 typedef struct jg_pool_opts {
     int stride_h, stride_w;     /* 0: the kernel size (PyTorch's default) */
-    int pad_h, pad_w;           /* -inf on both sides, at most half the kernel; default 0 */
-    int dilation_h, dilation_w; /* spacing of a window's taps; 0: 1 */
-    jg_ties ties;               /* default JG_TIES_FIRST */
+    int pad_h, pad_w;           /* on both sides (max: -inf, average: 0), at most half the
+                                   kernel; default 0 */
+    int dilation_h, dilation_w; /* max only: spacing of a window's taps; 0: 1 */
+    jg_ties ties;               /* max only; default JG_TIES_FIRST */
+    /* ceil_mode: the output length rounds up, OH = ceil((H + 2 pad_h - dilation_h (kh - 1) -
+     * 1) / stride_h) + 1, less one if the last window would start in the bottom padding; the
+     * windows past the end are clipped (max: read -inf; average: not counted) */
+    bool ceil_mode;
+    /* average only: divide by the window's elements inside the input, not counting padding
+     * (PyTorch's count_include_pad = False) */
+    bool exclude_pad;
 } jg_pool_opts;
 
 /* max_pool2d_ex(x [N,C,H,W], kh, kw, opts or NULL) -> [N,C,OH,OW] with OH = (H + 2*pad_h -
@@ -1063,6 +1081,11 @@ typedef struct jg_pool_opts {
  * a tie policy. Errors: x not 4-D or not float, sizes < 1, padding over half the kernel, a
  * window larger than the padded input, an unknown tie policy. */
 #define jg_max_pool2d_ex(x, kh, kw, ...) jg_max_pool2d_ex_(JG_HERE, x, kh, kw, __VA_ARGS__)
+/* avg_pool2d_ex(x [N,C,H,W], kh, kw, opts or NULL) -> [N,C,OH,OW]: jg_avg_pool2d with
+ * PyTorch's AvgPool2d options (stride, padding, ceil_mode, count_include_pad as exclude_pad).
+ * Each window's sum is divided as PyTorch does: by its size within the padded input, or with
+ * exclude_pad within the input. Errors as jg_max_pool2d_ex's, and dilation set. */
+#define jg_avg_pool2d_ex(x, kh, kw, ...) jg_avg_pool2d_ex_(JG_HERE, x, kh, kw, __VA_ARGS__)
 /* global_avg_pool(x [N,C,H,W]) -> [N,C]: the mean over H and W. */
 #define jg_global_avg_pool(x) jg_global_avg_pool_(JG_HERE, x)
 
@@ -1072,6 +1095,8 @@ JG_API jg_node *jg_conv_transpose2d_(jg_loc at, jg_node *x, jg_node *w, jg_node 
                                      const jg_conv_opts *opts);
 JG_API jg_node *jg_max_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,
                                int stride_w, int pad_h, int pad_w);
+JG_API jg_node *jg_avg_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw,
+                                  const jg_pool_opts *opts);
 JG_API jg_node *jg_max_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw,
                                   const jg_pool_opts *opts);
 JG_API jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h,

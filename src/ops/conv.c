@@ -16,6 +16,7 @@
 /* The options of a convolution, defaults filled in and validated. */
 typedef struct conv_geom {
     int64_t sh, sw, ph, pw, dh, dw, groups;
+    int64_t pb, pr; /* bottom and right padding: ph and pw unless pad_asymmetric */
 } conv_geom;
 
 /* Records "x must be 4-D ..." or a dtype error for operand `name` of fn; true when fine. */
@@ -179,6 +180,14 @@ static bool check_conv(jg_loc at, const char *fn, jg_node *x, jg_node *w,
         !opt_value(at, g, fn, "dilation_w", o.dilation_w, 1, 1, &p->dw) ||
         !opt_value(at, g, fn, "groups", o.groups, 1, 1, &p->groups))
         return false;
+    p->pb = p->ph, p->pr = p->pw;
+    if (o.pad_asymmetric && strcmp(fn, "conv2d")) {
+        graph_error(g, at, JG_ERR_ARG, "jg_%s: pad_asymmetric is for jg_conv2d only", fn);
+        return false;
+    }
+    if (o.pad_asymmetric && (!opt_value(at, g, fn, "pad_bottom", o.pad_bottom, 0, 0, &p->pb) ||
+                             !opt_value(at, g, fn, "pad_right", o.pad_right, 0, 0, &p->pr)))
+        return false;
     return true;
 }
 
@@ -215,20 +224,20 @@ jg_node *jg_conv2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias, const jg_c
     }
     if (!check_bias(at, "conv2d", x, bias, o))
         return g->poison;
-    if (out_len(xs.dim[2], 2 * p.ph, ws.dim[2], p.dh, p.sh) < 1 ||
-        out_len(xs.dim[3], 2 * p.pw, ws.dim[3], p.dw, p.sw) < 1) {
+    int64_t oh = out_len(xs.dim[2], p.ph + p.pb, ws.dim[2], p.dh, p.sh);
+    int64_t ow = out_len(xs.dim[3], p.pw + p.pr, ws.dim[3], p.dw, p.sw);
+    if (oh < 1 || ow < 1) {
         graph_error(g, at, JG_ERR_SHAPE, "jg_conv2d: kernel %lldx%lld (dilation %lldx%lld) is "
                     "larger than the padded input %lldx%lld (x %s, padding %lldx%lld)",
                     (long long)ws.dim[2], (long long)ws.dim[3], (long long)p.dh,
-                    (long long)p.dw, (long long)(xs.dim[2] + 2 * p.ph),
-                    (long long)(xs.dim[3] + 2 * p.pw), FMT_SHAPE(a, xs), (long long)p.ph,
+                    (long long)p.dw, (long long)(xs.dim[2] + p.ph + p.pb),
+                    (long long)(xs.dim[3] + p.pw + p.pr), FMT_SHAPE(a, xs), (long long)p.ph,
                     (long long)p.pw);
         return g->poison;
     }
-    win_axis wh = { xs.dim[2], ws.dim[2], out_len(xs.dim[2], 2 * p.ph, ws.dim[2], p.dh, p.sh),
-                    p.sh, p.dh, p.ph, 1 };
-    win_axis ww = { xs.dim[3], ws.dim[3], out_len(xs.dim[3], 2 * p.pw, ws.dim[3], p.dw, p.sw),
-                    p.sw, p.dw, p.pw, 1 };
+    /* windows start pad_h before the first row; the bottom padding only adds windows */
+    win_axis wh = { xs.dim[2], ws.dim[2], oh, p.sh, p.dh, p.ph, 1 };
+    win_axis ww = { xs.dim[3], ws.dim[3], ow, p.sw, p.dw, p.pw, 1 };
     return conv_core(at, "conv2d", x, w, bias, p.groups, wh, ww);
 }
 
@@ -376,6 +385,73 @@ jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h, int
                         int pad_h, int pad_w)
 {
     return pool(at, "avg_pool2d", false, x, kh, kw, stride_h, stride_w, pad_h, pad_w);
+}
+
+/* Windows of one axis under PyTorch's ceil_mode: one more window where a partial one remains,
+ * unless it would start in the far padding. */
+static int64_t ceil_len(int64_t n, int64_t p, int64_t k, int64_t s)
+{
+    int64_t out = (n + 2 * p - k + s - 1) / s + 1;
+    return (out - 1) * s >= n + p ? out - 1 : out;
+}
+
+/* How many elements window i of one axis divides by, as PyTorch's avg_pool2d: the window
+ * clipped to the padded input, then (exclude_pad) to the input itself. */
+static int64_t avg_count(int64_t n, int64_t p, int64_t k, int64_t s, int64_t i,
+                         bool exclude_pad)
+{
+    int64_t lo = i * s - p, hi = lo + k < n + p ? lo + k : n + p;
+    if (!exclude_pad)
+        return hi - lo;
+    return (hi < n ? hi : n) - (lo > 0 ? lo : 0);
+}
+
+jg_node *jg_avg_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw, const jg_pool_opts *opts)
+{
+    const char *fn = "avg_pool2d_ex";
+    jg_pool_opts o = opts ? *opts : (jg_pool_opts){ 0 };
+    jg_node *bad = composite_operands(at, fn, &x, (const char *[]){ "x" }, NULL, 1);
+    if (bad)
+        return bad;
+    jg_graph *g = x->graph;
+    int sh = o.stride_h ? o.stride_h : kh, sw = o.stride_w ? o.stride_w : kw;
+    if ((o.dilation_h && o.dilation_h != 1) || (o.dilation_w && o.dilation_w != 1)) {
+        graph_error(g, at, JG_ERR_ARG, "jg_%s: average pooling has no dilation (as PyTorch)",
+                    fn);
+        return g->poison;
+    }
+    int64_t oh, ow;
+    if (!check_pool(at, fn, x, kh, kw, sh, sw, o.pad_h, o.pad_w, &oh, &ow))
+        return g->poison;
+    if (!o.ceil_mode && !o.exclude_pad)
+        return pool(at, fn, false, x, kh, kw, sh, sw, o.pad_h, o.pad_w);
+    jg_shape s = x->shape;
+    if (o.ceil_mode) {
+        oh = ceil_len(s.dim[2], o.pad_h, kh, sh);
+        ow = ceil_len(s.dim[3], o.pad_w, kw, sw);
+    }
+    double *vals = malloc((size_t)(oh * ow) * sizeof *vals);
+    float *valsf = malloc((size_t)(oh * ow) * sizeof *valsf);
+    if (!vals || !valsf) {
+        free(vals);
+        free(valsf);
+        graph_error(g, at, JG_ERR_NOMEM, "jg_%s: out of memory", fn);
+        return g->poison;
+    }
+    for (int64_t i = 0; i < oh; i++)
+        for (int64_t j = 0; j < ow; j++) {
+            double c = (double)(avg_count(s.dim[2], o.pad_h, kh, sh, i, o.exclude_pad) *
+                                avg_count(s.dim[3], o.pad_w, kw, sw, j, o.exclude_pad));
+            valsf[i * ow + j] = (float)(vals[i * ow + j] = 1 / c);
+        }
+    jg_node *scale = jg_const_(at, g, x->dtype, jg_shape(oh, ow),
+                               x->dtype == JG_F64 ? (void *)vals : (void *)valsf);
+    free(vals);
+    free(valsf);
+    win_axis wh = { s.dim[2], kh, oh, sh, 1, o.pad_h, 1 };
+    win_axis ww = { s.dim[3], kw, ow, sw, 1, o.pad_w, 1 };
+    jg_node *sum = jg_sum_(at, gather_windows(at, fn, x, wh, ww, 0.0), jg_axes(2), false);
+    return jg_mul_(at, jg_reshape_(at, sum, jg_shape(s.dim[0], s.dim[1], oh, ow)), scale);
 }
 
 jg_node *jg_global_avg_pool_(jg_loc at, jg_node *x)

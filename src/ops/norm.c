@@ -103,24 +103,43 @@ jg_node *jg_batchnorm_(jg_loc at, const char *name, jg_node *x, double momentum,
     return y;
 }
 
-jg_node *jg_layernorm_(jg_loc at, const char *name, jg_node *x, double eps)
+/* Normalised over the last `dims` dimensions, gamma and beta of their shape. */
+static jg_node *layernorm(jg_loc at, const char *fn, const char *name, jg_node *x, double eps,
+                          int dims)
 {
-    jg_graph *g = checked(at, "jg_layernorm", x, name, 1);
+    jg_graph *g = checked(at, fn, x, name, dims > 1 ? dims : 1);
     if (!g)
         return x && x->graph ? x->graph->poison : op_build(at, JG_OP_NEG, &x, 1, NULL);
     if (!(eps > 0)) {
-        graph_error(g, at, JG_ERR_ARG, "jg_layernorm: eps %g <= 0", eps);
+        graph_error(g, at, JG_ERR_ARG, "%s: eps %g <= 0", fn, eps);
         return g->poison;
     }
-    int64_t d = x->shape.dim[x->shape.ndim - 1];
-    jg_node *gamma = named_param(at, g, "jg_layernorm", name, "gamma", x->dtype, jg_shape(d),
-                                 jg_constant(1), false);
-    jg_node *beta = named_param(at, g, "jg_layernorm", name, "beta", x->dtype, jg_shape(d),
-                                jg_zeros(), false);
+    if (dims < 1) {
+        graph_error(g, at, JG_ERR_ARG, "%s: dims %d < 1", fn, dims);
+        return g->poison;
+    }
+    jg_shape ps = { .ndim = dims };
+    jg_axes axes = { .n = dims };
+    for (int i = 0; i < dims; i++) {
+        ps.dim[i] = x->shape.dim[x->shape.ndim - dims + i];
+        axes.axis[i] = -1 - i;
+    }
+    jg_node *gamma = named_param(at, g, fn, name, "gamma", x->dtype, ps, jg_constant(1), false);
+    jg_node *beta = named_param(at, g, fn, name, "beta", x->dtype, ps, jg_zeros(), false);
     if (g->status != JG_OK)
         return g->poison;
-    jg_node *centred = jg_sub_(at, x, jg_mean_(at, x, jg_axes(-1), true));
-    jg_node *var = jg_mean_(at, jg_square_(at, centred), jg_axes(-1), true);
+    jg_node *centred = jg_sub_(at, x, jg_mean_(at, x, axes, true));
+    jg_node *var = jg_mean_(at, jg_square_(at, centred), axes, true);
     jg_node *hat = jg_mul_(at, centred, jg_rsqrt_(at, jg_shift_(at, var, eps)));
     return jg_add_(at, jg_mul_(at, hat, gamma), beta);
+}
+
+jg_node *jg_layernorm_(jg_loc at, const char *name, jg_node *x, double eps)
+{
+    return layernorm(at, "jg_layernorm", name, x, eps, 1);
+}
+
+jg_node *jg_layernorm_ex_(jg_loc at, const char *name, jg_node *x, double eps, int dims)
+{
+    return layernorm(at, "jg_layernorm_ex", name, x, eps, dims);
 }

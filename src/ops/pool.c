@@ -10,6 +10,7 @@
  * argmax has it, and takes the whole gradient under either policy. */
 #include "ops/pool.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Output length of a window `k` dilated by d sliding by s over n + pads; < 1 when it does
@@ -228,6 +229,20 @@ const op_def op_max_pool2d_grad = { .arity = 2, .kind = KIND_OPAQUE,
                                     .infer = infer_max_pool2d_grad,
                                     .eval = max_pool2d_grad_eval };
 
+/* ceil_mode: how many -inf rows (or columns) at the far end make the floor rule give
+ * PyTorch's ceil count: one more window where a partial one remains, unless it would start
+ * in the far padding. */
+static int64_t ceil_extra(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    int64_t span = d * (k - 1) + 1, floor_out = out_len(n, 2 * p, k, d, s);
+    if (n + 2 * p < span)
+        return 0; /* no window fits: the op reports it */
+    int64_t out = (n + 2 * p - span + s - 1) / s + 1;
+    if ((out - 1) * s >= n + p)
+        out--;
+    return out > floor_out ? (out - 1) * s + span - (n + 2 * p) : 0;
+}
+
 jg_node *jg_max_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw, const jg_pool_opts *opts)
 {
     jg_pool_opts o = opts ? *opts : (jg_pool_opts){ 0 };
@@ -236,5 +251,19 @@ jg_node *jg_max_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw, const jg_pool_
                      o.pad_h, o.pad_w, o.dilation_h ? o.dilation_h : 1,
                      o.dilation_w ? o.dilation_w : 1 };
     memcpy(a.list, v, sizeof v);
+    if (o.exclude_pad && x && x->graph && !node_poisoned(x)) {
+        graph_error(x->graph, at, JG_ERR_ARG, "jg_max_pool2d_ex: exclude_pad is for average "
+                    "pooling");
+        return x->graph->poison;
+    }
+    /* ceil_mode: the windows past the end read -inf (they never win), padded on first; the
+     * sizes are checked by the op itself, so only plausible ones are used here */
+    if (o.ceil_mode && x && !node_poisoned(x) && x->shape.ndim == 4 && v[0] > 0 && v[1] > 0 &&
+        v[2] > 0 && v[3] > 0 && v[4] >= 0 && v[5] >= 0 && v[6] > 0 && v[7] > 0) {
+        int64_t eh = ceil_extra(x->shape.dim[2], v[0], v[2], v[4], v[6]);
+        int64_t ew = ceil_extra(x->shape.dim[3], v[1], v[3], v[5], v[7]);
+        if (eh || ew)
+            x = jg_pad_(at, x, jg_shape(0, 0, 0, 0), jg_shape(0, 0, eh, ew), -INFINITY);
+    }
     return op_build(at, JG_OP_MAX_POOL2D, &x, 1, &a);
 }
