@@ -1397,6 +1397,33 @@ JG_API jg_status jg_npy_write(const char *path, const jg_array *a, char *errbuf,
 JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path);
 JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path);
 
+/* Weights trained elsewhere: a safetensors file (e.g. a PyTorch state_dict written by
+ * safetensors.torch.save_file, or by examples/from_pytorch/save_safetensors.py) imported into
+ * existing parameters. Entry i of the map copies tensor map[i].tensor into parameter
+ * map[i].param, transposed when map[i].transpose (PyTorch's [out, in] Linear and RNN weights
+ * into [in, out] ones); entries naming one parameter are summed (an RNN's bias_ih + bias_hh
+ * into "<prefix>.b"). With map NULL (and n 0) every tensor of the file goes to the parameter
+ * of its own name. Tensors the map does not name are ignored, and parameters it does not name
+ * keep their values. F16, BF16, F32 and F64 tensors convert to the parameter's dtype (F64 into
+ * f32 rounds). The whole file and every entry are checked before any value is written, so a
+ * failure changes nothing: JG_ERR_IO (unreadable or malformed file), JG_ERR_ARG (a tensor or
+ * parameter that does not exist), JG_ERR_SHAPE (shapes differ; the message says when a
+ * transpose would fit), JG_ERR_DTYPE (an integer or unknown dtype); the message is in
+ * jg_errmsg(g) and does not poison the graph. */
+typedef struct jg_tensor_map {
+    const char *tensor; /* the name in the file, e.g. "fc1.weight" */
+    const char *param;  /* the parameter it fills, e.g. "fc1.w" */
+    bool transpose;     /* a 2-D tensor whose shape is the parameter's reversed */
+} jg_tensor_map;
+JG_API jg_status jg_safetensors_import(jg_graph *g, const char *path, const jg_tensor_map *map,
+                                       int n);
+/* One tensor of a safetensors file as an array of dtype as (JG_F32 or JG_F64), converted from
+ * F16, BF16, F32 or F64: for weights that need more than a copy (a GRU's bias_hh split
+ * between "<prefix>.b" and "<prefix>.b_hn"). Free with jg_array_free. Errors as
+ * jg_safetensors_import's, the message in errbuf (if not NULL). */
+JG_API jg_status jg_safetensors_read(const char *path, const char *tensor, jg_dtype as,
+                                     jg_array *out /* OUT */, char *errbuf, size_t errbuf_size);
+
 /* PNG images (8-bit), written through a temporary file and a rename. They return JG_ERR_ARG
  * for bad arguments (NULL, sizes < 1, lo >= hi) and JG_ERR_IO when the file cannot be written
  * (errno tells why). gray: row-major width x height values mapped from [lo, hi] to 0..255,
