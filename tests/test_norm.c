@@ -1,6 +1,7 @@
 /* Batchnorm and layer norm: training vs evaluation behaviour, running statistics, gradients
  * in training mode, JIT against the reference. */
 #include "support/support.h"
+#include "ops/op.h" /* jg_mode_ */
 
 #include <math.h>
 #include <stdlib.h>
@@ -84,6 +85,52 @@ Test(norm, gradients_in_training_mode_pass_gradcheck)
     jg_node *l = jg_layernorm("ln", z, 1e-5);
     jg_node *wz[3] = { z, jg_param_find(g, "ln.gamma"), jg_param_find(g, "ln.beta") };
     t_gradcheck(g, jg_sigmoid(l), wz, 3);
+    jg_graph_free(g);
+}
+
+/* Evaluation programs differentiate what they compute: the running statistics, as PyTorch's
+ * model.eval() (input gradients and saliency maps of a trained model). Before, every program
+ * got the training branch's gradient. The training program does not differentiate the
+ * evaluation branch: the gradient it does not take is dropped when it is lowered. */
+Test(norm, gradients_in_evaluation_mode_use_the_running_statistics)
+{
+    jg_graph *g = jg_graph_new();
+    jg_node *x = t_param(g, "x", jg_shape(4, 3, 2), 3);
+    jg_node *b = t_param(g, "b", jg_shape(1, 3, 1), 4); /* a conv bias before the norm */
+    jg_node *y = jg_batchnorm("bn", jg_add(x, b), 0.1, 1e-3);
+    jg_param_set(g, "bn.running_mean", (double[]){ 0.5, -1, 2 }, 24);
+    jg_param_set(g, "bn.running_var", (double[]){ 4, 0.25, 1 }, 24);
+    jg_param_set(g, "bn.gamma", (double[]){ 2, 3, -1 }, 24);
+    jg_node *loss = jg_sum(jg_square(y), JG_ALL_AXES, false);
+    jg_node *wrt[2] = { x, b }, *d[2];
+    cr_assert_eq(jg_grad(g, loss, wrt, 2, d), JG_OK, "%s", jg_errmsg(g));
+    double *yv = t_eval(y), *dx = t_eval(d[0]), *db = t_eval(d[1]);
+    double sum_c[3] = { 0 };
+    for (int i = 0; i < 24; i++) {
+        int c = (i / 2) % 3;
+        double scale = ((double[]){ 2, 3, -1 })[c] / sqrt(((double[]){ 4, 0.25, 1 })[c] + 1e-3);
+        cr_assert_float_eq(dx[i], 2 * yv[i] * scale, 1e-12, "element %d", i);
+        sum_c[c] += dx[i];
+    }
+    for (int c = 0; c < 3; c++) /* in training mode the bias's gradient would be 0 */
+        cr_assert_float_eq(db[c], sum_c[c], 1e-12);
+    cr_assert(fabs(db[0]) > 1e-3);
+    free(yv), free(dx), free(db);
+    t_gradcheck(g, loss, wrt, 2); /* the evaluation-mode function (gradcheck's default) */
+    /* the training program computes no more than when the graph had no evaluation branch */
+    jg_graph *h = jg_graph_new();
+    jg_node *hx = t_param(h, "x", jg_shape(4, 3, 2), 3);
+    jg_node *hy = jg_tanh(jg_add(hx, t_param(h, "b", jg_shape(1, 3, 1), 4)));
+    jg_node *dh = NULL, *dg = NULL;
+    jg_grad(h, jg_sum(jg_square(hy), JG_ALL_AXES, false), &hx, 1, &dh);
+    jg_node *gy = jg_tanh(jg_add(x, b));
+    jg_node *gmix = jg_mode_(JG_HERE, gy, jg_scale(gy, 3)); /* a cheap evaluation branch */
+    jg_grad(g, jg_sum(jg_square(gmix), JG_ALL_AXES, false), &x, 1, &dg);
+    jg_opts train = { .mode = JG_MODE_TRAIN };
+    jg_program_stats with = t_stats(g, &dg, 1, &train), without = t_stats(h, &dh, 1, &train);
+    cr_assert_eq(with.kernels, without.kernels);
+    cr_assert_eq(with.arena_bytes, without.arena_bytes);
+    jg_graph_free(h);
     jg_graph_free(g);
 }
 

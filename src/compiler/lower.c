@@ -9,13 +9,80 @@
 
 #include <stdlib.h>
 
+static bool no_flow(const jg_node *n)
+{
+    return n->op == JG_OP_FILL && n->attr.count == FILL_NO_FLOW;
+}
+
+/* x (an operand of n) as n's shape. */
+static jg_node *as_result(jg_node *x, const jg_node *n)
+{
+    return shape_eq(x->shape, n->shape) ? x : jg_broadcast_to(x, n->shape);
+}
+
+/* What a gradient that does not flow (the unpicked operand of a mode, see FILL_NO_FLOW)
+ * feeds: gradients are linear in it, so a product, a view or a reduction of it does not flow
+ * either, and a sum with it is the other term. NULL where n is computed as usual (the fill is
+ * a real zero, so that stays right, only slower). */
+static jg_node *drop_no_flow(jg_graph *g, const jg_node *n, jg_node *const *in)
+{
+    bool a = n->n_in > 0 && no_flow(in[0]), b = n->n_in > 1 && no_flow(in[1]);
+    bool dead = false;
+    switch (n->op) {
+    case JG_OP_ADD:
+        if (a != b)
+            return as_result(a ? in[1] : in[0], n);
+        dead = a;
+        break;
+    case JG_OP_SUB:
+        if (a != b)
+            return as_result(b ? in[0] : jg_neg(in[1]), n);
+        dead = a;
+        break;
+    case JG_OP_MUL: case JG_OP_MATMUL:
+        dead = a || b;
+        break;
+    case JG_OP_DIV: case JG_OP_NEG: case JG_OP_SUM: case JG_OP_MEAN: case JG_OP_RESHAPE:
+    case JG_OP_PERMUTE: case JG_OP_BROADCAST: case JG_OP_SLICE: case JG_OP_UNSLICE:
+    case JG_OP_CAST: case JG_OP_STOP_GRADIENT: case JG_OP_TAKE: case JG_OP_SCATTER_ADD:
+        dead = a;
+        break;
+    case JG_OP_PAD:
+        dead = a && n->attr.scalar[0] == 0;
+        break;
+    case JG_OP_WHERE:
+        dead = no_flow(in[1]) && no_flow(in[2]);
+        break;
+    case JG_OP_MAX_POOL2D_GRAD:
+        dead = b; /* (x, dy) */
+        break;
+    case JG_OP_CONCAT:
+        dead = true;
+        for (int k = 0; k < n->n_in; k++)
+            dead &= no_flow(in[k]);
+        break;
+    default:
+        break;
+    }
+    if (!dead)
+        return NULL;
+    jg_node *z = jg_fill(g, n->dtype, n->shape, 0);
+    if (!node_poisoned(z))
+        z->attr.count = FILL_NO_FLOW;
+    return z;
+}
+
 /* Composite ops become their decompositions (which must be primitives); a mode node becomes
- * the operand the program's mode picks. */
+ * the operand the program's mode picks; what only a gradient that does not flow feeds is
+ * dropped. */
 static jg_node *lower_rule(void *state, jg_graph *g, const jg_node *n, jg_node *const *in)
 {
     bool train = *(const bool *)state;
     if (n->op == JG_OP_MODE)
         return in[train ? 0 : 1];
+    jg_node *dropped = drop_no_flow(g, n, in);
+    if (dropped)
+        return dropped;
     const op_def *def = op_get(n->op);
     if (!def->decompose)
         return NULL;

@@ -30,7 +30,8 @@ typedef struct op_attr {
     bool keepdims;             /* reductions */
     int ties;                  /* max, min: who takes a tied extreme's gradient (jg_ties) */
     int axis;                  /* softmax, log_softmax, concat, take, scatter_add, argmax */
-    int64_t count;             /* one_hot: depth; reductions: -1 = all axes, else n in list */
+    int64_t count;             /* one_hot: depth; reductions: -1 = all axes, else n in list;
+                                  fill: FILL_NO_FLOW marks a gradient that does not flow */
     jg_dtype dtype;            /* cast, one_hot: target dtype */
     int64_t list[JG_MAX_DIMS]; /* permute: perm; slice, unslice: start; pad: before;
                                   reductions: the axes as given (normalised to `axes`) */
@@ -40,6 +41,11 @@ typedef struct op_attr {
     const void *custom;        /* custom: its definition, a custom_op in the arena
                                   (ops/custom.h) */
 } op_attr;
+
+/* A zero fill with attr.count FILL_NO_FLOW is the gradient of mode's operand that a program
+ * does not pick (ops/random.c): its value is 0, and lowering drops what it feeds, which
+ * gradients are linear in (compiler/lower.c). */
+#define FILL_NO_FLOW 1
 
 struct jg_node {
     jg_graph *graph;

@@ -30,11 +30,22 @@ static jg_status infer_mode(jg_node *const *in, int n_in, op_attr *attr, jg_shap
     return JG_OK;
 }
 
-/* Gradients exist in training programs only, where the value is the training operand's. */
+/* A zero that lowering treats as "no gradient flows" (FILL_NO_FLOW). */
+static jg_node *no_flow(jg_node *like)
+{
+    jg_node *z = jg_fill_(like->at, like->graph, like->dtype, like->shape, 0);
+    if (!node_poisoned(z))
+        z->attr.count = FILL_NO_FLOW;
+    return z;
+}
+
+/* Each operand gets dy in the programs that pick it and nothing in the others: a training
+ * program differentiates the training branch, an evaluation program (saliency, input
+ * gradients of a trained model, as PyTorch's model.eval()) the evaluation one. */
 static void mode_grad(jg_node *n, jg_node *dy, jg_node **dx)
 {
-    (void)n;
-    dx[0] = dy;
+    dx[0] = jg_mode_(n->at, dy, no_flow(dy));
+    dx[1] = jg_mode_(n->at, no_flow(dy), dy);
 }
 
 /* The executors read the program's step and mode themselves (reference.c, the JIT). */
