@@ -16,6 +16,9 @@
 # 2. Checks once that jitgrad and PyTorch compute the same CNN loss and gradients, both in
 #    f64 (bench_fashion --export, check_cnn.py): PASS or FAIL with the worst relative error;
 #    then prints the f32 comparison for information.
+#    Then the parity check of examples/from_pytorch (parity.py + from_pytorch_parity, one JSON
+#    line per case into BUILD_DIR/parity.jsonl; train_cnn.py + from_pytorch_cnn): every output
+#    and gradient within 1e-10 of PyTorch's, in f64.
 # 3. JG_TORCH_ROUNDS rounds (default 3); in each, per model, one process each of jitgrad,
 #    PyTorch tuned (jemalloc by LD_PRELOAD with MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1,
 #    OMP_WAIT_POLICY=PASSIVE, the fastest OpenBLAS core, and the CNN in channels_last format,
@@ -65,6 +68,15 @@ if "$jg" --export "$tmp" && (cd bench/torch && "$py" check_cnn.py "$tmp"); then 
 echo "== the same in f32 (for information: rounding depends on the order of summation)"
 mkdir -p "$tmp/f32"
 "$jg" --export "$tmp/f32" --export-f32 1 && (cd bench/torch && "$py" check_cnn.py "$tmp/f32") || true
+
+echo "== parity (f64): PyTorch's features (ties, GRU b_hn, LSTM states, gather, loss and pooling"
+echo "   options, padding, layer norm) and a CNN trained in PyTorch, loaded from safetensors"
+parity="$build/parity.jsonl"
+if (cd examples/from_pytorch && "$py" parity.py "$tmp/parity.safetensors") &&
+   "$build/from_pytorch_parity" "$tmp/parity.safetensors" | tee "$parity"; then :; else status=1; fi
+if (cd examples/from_pytorch && "$py" train_cnn.py "$tmp/from_pytorch") &&
+   "$build/from_pytorch_cnn" "$tmp/from_pytorch/model.safetensors" \
+     "$tmp/from_pytorch/reference.safetensors"; then :; else status=1; fi
 
 results="$build/bench-torch.jsonl"
 : > "$results"
