@@ -238,7 +238,9 @@ typedef struct jg_array {
 /* Parameters live in the graph's store and outlive programs: a training program and an
  * evaluation program compiled from one graph see the same values. Reads and writes copy
  * exactly the parameter's bytes (numel * dtype size); a size mismatch or an unknown name is
- * JG_ERR_ARG, with the reason in jg_errmsg(g). Such a failure does not poison the graph. */
+ * JG_ERR_ARG, with the reason in jg_errmsg(g). Such a failure does not poison the graph.
+ * jg_param_set sees bytes only, so a [2,3] weight given as [3,2] passes: to load weights made
+ * elsewhere, prefer jg_param_set_array (dtype and shape checked) or jg_safetensors_import. */
 JG_API jg_status jg_param_get(jg_graph *g, const char *name, void *out, size_t bytes);
 JG_API jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t bytes);
 /* Copies an array into a parameter after checking what jg_param_set cannot: a's dtype and
