@@ -101,7 +101,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < N_PARAMS; i++)
         wrt[1 + i] = jg_param_find(g, ours[i]);
     CHECK(jg_grad(g, loss, wrt, 1 + N_PARAMS, outs + 2));
-    jg_program *p = jg_compile(g, outs, N_OUT, &(jg_opts){ .mode = JG_MODE_EVAL, .executor = getenv("REF") ? JG_EXEC_REFERENCE : JG_EXEC_JIT });
+    jg_program *p = jg_compile(g, outs, N_OUT, &(jg_opts){ .mode = JG_MODE_EVAL });
     if (!p) {
         fprintf(stderr, "from_pytorch_cnn: %s\n", jg_errmsg(g));
         return 1;
