@@ -720,9 +720,7 @@ JG_API const char *jg_program_errmsg(const jg_program *p);
  * - a trainable weight matrix with a constant initialiser (symmetry never broken);
  * - jg_cross_entropy fed from a log_softmax or softmax, jg_bce_with_logits from a sigmoid
  *   (the loss applies it again);
- * - a per-channel bias added right before a jg_batchnorm (cancelled by the mean);
- * - in an evaluation program, a gradient through dropout's mask or batchnorm's batch
- *   statistics (jg_grad differentiates the training path, not the value computed).
+ * - a per-channel bias added right before a jg_batchnorm (cancelled by the mean).
  * Training programs (jg_compile_train) also check:
  * - trainable parameters the loss's gradient does not reach (they never train);
  * - weight_decay or l2 on biases and normalisation parameters (1-D, or named *.bias,
@@ -1143,8 +1141,8 @@ typedef struct jg_rnn_opts {
      * t >= length keep the previous state, so "last" is the state at each sequence's own
      * length, and those steps output zeros in return_sequences. The backward pass reads each
      * sequence from its own last element (x[b, len-1], ..., x[b, 0]), as PyTorch's packed
-     * sequences do. Lengths are not checked at run time: one <= 0 keeps the zero
-     * initial state, one > T acts as T. */
+     * sequences do. Lengths are not checked at run time: one <= 0 keeps the initial
+     * state, one > T acts as T. */
     jg_node *lengths;
     /* Initial states [B, D*H] (D = 2 when bidirectional: the forward's H columns, then the
      * backward's) of x's dtype; NULL: zeros. c0 is the LSTM's cell state. PyTorch's h0
@@ -1400,7 +1398,7 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path);
 JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path);
 
 /* Weights trained elsewhere: a safetensors file (e.g. a PyTorch state_dict written by
- * safetensors.torch.save_file, or by examples/from_pytorch/save_safetensors.py) imported into
+ * safetensors.torch.save_file, or by examples/from_pytorch/safetensors_np.py) imported into
  * existing parameters. Entry i of the map copies tensor map[i].tensor into parameter
  * map[i].param, transposed when map[i].transpose (PyTorch's [out, in] Linear and RNN weights
  * into [in, out] ones); entries naming one parameter are summed (an RNN's bias_ih + bias_hh
@@ -1410,8 +1408,8 @@ JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path);
  * f32 rounds). The whole file and every entry are checked before any value is written, so a
  * failure changes nothing: JG_ERR_IO (unreadable or malformed file), JG_ERR_ARG (a tensor or
  * parameter that does not exist), JG_ERR_SHAPE (shapes differ; the message says when a
- * transpose would fit), JG_ERR_DTYPE (an integer or unknown dtype); the message is in
- * jg_errmsg(g) and does not poison the graph. */
+ * transpose would fit), JG_ERR_DTYPE (an integer or unknown dtype), JG_ERR_NOMEM; the
+ * message is in jg_errmsg(g) and does not poison the graph. */
 typedef struct jg_tensor_map {
     const char *tensor; /* the name in the file, e.g. "fc1.weight" */
     const char *param;  /* the parameter it fills, e.g. "fc1.w" */

@@ -99,6 +99,13 @@ Test(import, a_name_map_with_transposes_sums_and_conversions)
     free(h);
     t_expect(rb, jg_shape(2), (double[]){ 11, 22 });
     t_expect(keep, jg_shape(1), (double[]){ 3 });
+    /* created with zeros, then imported: the lint no longer calls the weight constant */
+    jg_node *in = jg_input(g, "in", JG_F32, jg_shape(5, 2));
+    jg_node *out = jg_matmul(in, w);
+    jg_program *p = jg_compile(g, &out, 1, &(jg_opts){ .executor = JG_EXEC_REFERENCE });
+    cr_assert(p && !strstr(jg_program_warnings(p), "symmetry"), "%s",
+              p ? jg_program_warnings(p) : jg_errmsg(g));
+    jg_program_free(p);
     /* one tensor as an array */
     jg_array a;
     char err[256];

@@ -19,6 +19,7 @@ static const pcase CASES[] = {
     { 7, 7, 3, 2, 1, true, true },  { 7, 7, 3, 2, 1, true, false },
     { 5, 6, 2, 2, 0, true, false }, { 8, 8, 3, 2, 1, false, true },
     { 6, 5, 3, 3, 1, true, true },  { 4, 4, 4, 1, 2, false, true },
+    { 2, 2, 3, 2, 0, true, false }, /* the floor rule has no window; ceil_mode has one */
 };
 #define N_CASES ((int)(sizeof CASES / sizeof *CASES))
 
@@ -201,5 +202,16 @@ Test(pool_options, misuse)
     jg_conv2d(x, jg_input(g, "w", JG_F32, jg_shape(1, 1, 2, 2)), NULL,
               &(jg_conv_opts){ .pad_asymmetric = true, .pad_bottom = -1 });
     t_assert_error(g, JG_ERR_ARG, "jg_conv2d: pad_bottom is -1, must be >= 0");
+    jg_graph_free(g);
+    g = jg_graph_new();
+    x = jg_input(g, "x", JG_F32, jg_shape(1, 1, 6, 6));
+    jg_conv2d(x, jg_input(g, "w", JG_F32, jg_shape(1, 1, 2, 2)), NULL,
+              &(jg_conv_opts){ .pad_bottom = 1 });
+    t_assert_error(g, JG_ERR_ARG, "jg_conv2d: pad_bottom and pad_right need pad_asymmetric");
+    jg_graph_free(g);
+    g = jg_graph_new(); /* no window even rounding up: 1 row, kernel 3 */
+    jg_avg_pool2d_ex(jg_input(g, "x", JG_F32, jg_shape(1, 1, 1, 4)), 3, 3,
+                     &(jg_pool_opts){ .stride_h = 2, .ceil_mode = true });
+    t_assert_error(g, JG_ERR_SHAPE, "jg_avg_pool2d_ex: kernel 3x3 is larger");
     jg_graph_free(g);
 }

@@ -290,6 +290,11 @@ Test(reduce, max_min_grad_first_takes_ties)
     d = grad_of(g, jg_max_ex(y, jg_axes(0, 2), false, JG_TIES_FIRST), y);
     t_assert_close(d, (double[]){ 1, 0, 0, 1, 0, 0, /**/ 0, 0, 0, 0, 0, 1 }, 12, 0);
     free(d);
+    /* nothing reduced, at the most dimensions: the identity's gradient */
+    jg_node *z = jg_param_as(g, "z", JG_F64, jg_shape(2, 1, 1, 1, 1, 1, 1, 2), jg_constant(1));
+    d = grad_of(g, jg_max_ex(z, JG_NO_AXES, false, JG_TIES_FIRST), z);
+    t_assert_close(d, (double[]){ 1, 1, 1, 1 }, 4, 0);
+    free(d);
     jg_max_ex(x, jg_axes(1), false, (jg_ties)7);
     t_assert_error(g, JG_ERR_ARG, "jg_max: ties is 7: JG_TIES_FIRST or JG_TIES_SPLIT");
     jg_graph_free(g);

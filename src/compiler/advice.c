@@ -13,11 +13,6 @@
  *   from a sigmoid: the loss applies it again;
  * - bias_before_batchnorm: a per-channel bias added right before a batchnorm, which
  *   subtracts the channel mean and so cancels it;
- * - training_mode_in_eval: dropout's mask or batchnorm's batch statistics computed by an
- *   evaluation program. Evaluation programs resolve mode nodes to the evaluation path, so the
- *   forward pass never reaches them; a gradient does (jg_grad differentiates the training
- *   path: mode's gradient rule, ops/random.c), e.g. an input gradient for a saliency map or
- *   an adversarial example computed by an evaluation program.
  *
  * The rules about optimiser settings are in train/advice_train.c. */
 #include "compiler/advice.h"
@@ -188,36 +183,10 @@ static void bias_before_batchnorm(advice *l, const jg_node *n)
     }
 }
 
-static void training_mode_in_eval(advice *l, const jg_node *n)
-{
-    if (l->train)
-        return;
-    if (n->op == JG_OP_RANDOM)
-        advice_warn(&l->out, "warning: jg_dropout (%s:%d, node %%%d) runs in training mode in "
-                    "this evaluation program: a gradient reaches its random mask (jg_grad "
-                    "differentiates the training path), so it is not the gradient of the value "
-                    "computed; differentiate a graph built without dropout\n", advice_file(n->at),
-                    n->at.line, n->id);
-    if (n->op != JG_OP_MEAN)
-        return;
-    batchnorm bn;
-    for (int i = 0; i < l->g->n_train_updates; i++) {
-        const jg_node *y = l->g->train_updates[i].anchor;
-        if (batchnorm_of(l->g, y, &bn) && bn.batch_mean == n &&
-            advice_ends_with(l->g->train_updates[i].param->name, ".running_mean"))
-            advice_warn(&l->out, "warning: jg_batchnorm '%.*s' (%s:%d, node %%%d) computes "
-                        "batch statistics in this evaluation program: a gradient goes through "
-                        "them (jg_grad differentiates the training path), so it is not the "
-                        "gradient of the value computed with the running statistics\n",
-                        bn.name_len, bn.name, advice_file(y->at), y->at.line, y->id);
-    }
-}
-
 typedef void (*advice_rule)(advice *l, const jg_node *n);
 
 static const advice_rule rules[] = {
     relu_then_squash, constant_weight, squashed_twice, bias_before_batchnorm,
-    training_mode_in_eval,
 };
 
 int advice_check(const jg_graph *g, jg_node *const *roots, int n_roots, bool train, char *out,

@@ -14,6 +14,11 @@ static bool no_flow(const jg_node *n)
     return n->op == JG_OP_FILL && n->attr.count == FILL_NO_FLOW;
 }
 
+static bool is_zero(const jg_node *n)
+{
+    return n->op == JG_OP_FILL && n->attr.scalar[0] == 0;
+}
+
 /* x (an operand of n) as n's shape. */
 static jg_node *as_result(jg_node *x, const jg_node *n)
 {
@@ -50,8 +55,9 @@ static jg_node *drop_no_flow(jg_graph *g, const jg_node *n, jg_node *const *in)
     case JG_OP_PAD:
         dead = a && n->attr.scalar[0] == 0;
         break;
-    case JG_OP_WHERE:
-        dead = no_flow(in[1]) && no_flow(in[2]);
+    case JG_OP_WHERE: /* where's own gradient puts dy beside a plain zero */
+        dead = (no_flow(in[1]) || is_zero(in[1])) && (no_flow(in[2]) || is_zero(in[2])) &&
+               (no_flow(in[1]) || no_flow(in[2]));
         break;
     case JG_OP_MAX_POOL2D_GRAD:
         dead = b; /* (x, dy) */

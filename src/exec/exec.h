@@ -41,8 +41,9 @@ typedef struct exec_plan {
  * (finite.c). */
 HIDDEN int64_t first_nonfinite(const jg_node *n, const void *data, bool as_double);
 HIDDEN void nonfinite_message(const jg_node *n, int64_t at, double v, char *err, size_t size);
-/* "jg_<op> (built at file.c:42)" (the file's base name; no location for nodes the compiler
- * made) into buf, which it returns: how run errors name the node that failed. */
+/* "jg_<op> (built at file.c:42)" (the file's base name: the user's file for the nodes they
+ * built, a library file for the nodes of a gradient or a composite; none where no location
+ * was recorded) into buf, which it returns: how run errors name the node that failed. */
 #define EXEC_ORIGIN_SIZE 160
 HIDDEN const char *exec_node_origin(const jg_node *n, char *buf, size_t size);
 

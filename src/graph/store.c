@@ -176,6 +176,7 @@ jg_status jg_param_set(jg_graph *g, const char *name, const void *data, size_t b
     if (!p)
         return JG_ERR_ARG;
     memcpy(p->data, data, bytes);
+    p->init = JG_INIT_DATA; /* no longer what the initialiser made (the lint asks) */
     return JG_OK;
 }
 
@@ -230,8 +231,10 @@ jg_status jg_param_set_array(jg_graph *g, const char *name, const jg_array *a)
         return JG_ERR_ARG;
     graph_param *p;
     jg_status st = array_target(g, "jg_param_set_array", name, a, false, &p);
-    if (st == JG_OK)
+    if (st == JG_OK) {
         memcpy(p->data, a->data, (size_t)jg_shape_numel(a->shape) * jg_dtype_size(a->dtype));
+        p->init = JG_INIT_DATA;
+    }
     return st;
 }
 
@@ -250,6 +253,7 @@ jg_status jg_param_set_transposed(jg_graph *g, const char *name, const jg_array 
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++)
             memcpy(dst + (size_t)(c * rows + r) * es, src + (size_t)(r * cols + c) * es, es);
+    p->init = JG_INIT_DATA;
     return JG_OK;
 }
 

@@ -147,12 +147,12 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
     for (int i = 0; i < g->n_params; i++) {
         jg_node *n = g->params[i].node;
         size_t numel = (size_t)jg_shape_numel(n->shape), es = jg_dtype_size(n->dtype);
-        if (!host_big_endian()) {
+        if (!st_host_big_endian()) {
             fwrite(g->params[i].data, es, numel, at.f);
         } else {
             unsigned char tmp[8];
             for (size_t k = 0; k < numel; k++) {
-                copy_le(tmp, (const unsigned char *)g->params[i].data + k * es, 1, es);
+                st_copy_le(tmp, (const unsigned char *)g->params[i].data + k * es, 1, es);
                 fwrite(tmp, 1, es, at.f);
             }
         }
@@ -164,9 +164,9 @@ JG_API jg_status jg_checkpoint_save(jg_graph *g, const char *path)
     return JG_OK;
 }
 
-
 /* ---- loading */
 
+/* The file against the store: names both ways, dtypes, shapes, byte counts. */
 static jg_status check_against(jg_graph *g, const st_file *f, char *why, size_t why_size)
 {
     char s1[160], s2[160];
@@ -243,8 +243,9 @@ JG_API jg_status jg_checkpoint_load(jg_graph *g, const char *path)
     if (st == JG_OK) {
         for (int i = 0; i < f.n; i++) {
             graph_param *p = store_find(g, f.e[i].name);
-            copy_le(p->data, buf + data_start + f.e[i].begin,
-                    (size_t)jg_shape_numel(p->node->shape), jg_dtype_size(p->node->dtype));
+            st_copy_le(p->data, buf + data_start + f.e[i].begin,
+                       (size_t)jg_shape_numel(p->node->shape), jg_dtype_size(p->node->dtype));
+            p->init = JG_INIT_DATA;
         }
     } else {
         graph_note(g, "jg_checkpoint_load: %s: %s", path, why);

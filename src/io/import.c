@@ -35,25 +35,37 @@ static size_t float_size(const char *dtype)
            : !strcmp(dtype, "F16") || !strcmp(dtype, "BF16") ? 2 : 0;
 }
 
-/* Element i of a tensor's little-endian data as a double. */
-static double element(const st_entry *e, const unsigned char *data, int64_t i)
+/* Reads the elements of one float tensor (its dtype resolved once). */
+typedef struct reader {
+    const unsigned char *data;
+    size_t es;
+    bool bf16;
+} reader;
+
+static reader reader_of(const st_entry *e, const unsigned char *data)
 {
-    size_t es = float_size(e->dtype);
+    return (reader){ .data = data + e->begin, .es = float_size(e->dtype),
+                     .bf16 = e->dtype[0] == 'B' };
+}
+
+/* Element i as a double. */
+static double element(const reader *r, int64_t i)
+{
     unsigned char b[8];
-    copy_le(b, data + (size_t)i * es, 1, es);
-    if (es == 8) {
+    st_copy_le(b, r->data + (size_t)i * r->es, 1, r->es);
+    if (r->es == 8) {
         double d;
         memcpy(&d, b, 8);
         return d;
     }
-    if (es == 4) {
+    if (r->es == 4) {
         float f;
         memcpy(&f, b, 4);
         return f;
     }
     uint16_t h;
     memcpy(&h, b, 2);
-    return e->dtype[0] == 'B' ? from_bf16(h) : from_f16(h);
+    return r->bf16 ? from_bf16(h) : from_f16(h);
 }
 
 static const st_entry *entry_named(const st_file *f, const char *name)
@@ -163,13 +175,12 @@ static jg_status stage(jg_graph *g, const st_file *f, const unsigned char *data,
             }
             (*n_out)++;
         }
-        const unsigned char *src = data + e->begin;
+        reader rd = reader_of(e, data);
         int64_t rows = e->shape.ndim == 2 ? e->shape.dim[0] : 1;
         int64_t cols = numel / rows;
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < cols; c++)
-                out[k].v[transpose ? c * rows + r : r * cols + c] +=
-                    element(e, src, r * cols + c);
+                out[k].v[transpose ? c * rows + r : r * cols + c] += element(&rd, r * cols + c);
     }
     return JG_OK;
 }
@@ -205,6 +216,8 @@ jg_status jg_safetensors_import(jg_graph *g, const char *path, const jg_tensor_m
             else
                 ((float *)sv[k].p->data)[i] = (float)sv[k].v[i];
         }
+        if (st == JG_OK)
+            sv[k].p->init = JG_INIT_DATA; /* the lint asks how a weight got its values */
         free(sv[k].v);
     }
     if (st != JG_OK)
@@ -263,8 +276,9 @@ jg_status jg_safetensors_read(const char *path, const char *tensor, jg_dtype as,
             snprintf(why, sizeof why, "out of memory");
             st = JG_ERR_NOMEM;
         }
+        reader rd = reader_of(e, buf + data_start);
         for (int64_t i = 0; data && i < numel; i++) {
-            double v = element(e, buf + data_start + e->begin, i);
+            double v = element(&rd, i);
             if (as == JG_F64)
                 ((double *)data)[i] = v;
             else

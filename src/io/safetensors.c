@@ -18,15 +18,15 @@ void st_free(st_file *f)
     free(f->e);
 }
 
-bool host_big_endian(void)
+bool st_host_big_endian(void)
 {
     const uint16_t one = 1;
     return *(const unsigned char *)&one == 0;
 }
 
-void copy_le(void *dst, const void *src, size_t n, size_t es)
+void st_copy_le(void *dst, const void *src, size_t n, size_t es)
 {
-    if (!host_big_endian()) {
+    if (!st_host_big_endian()) {
         memcpy(dst, src, n * es);
         return;
     }
@@ -289,8 +289,6 @@ static jg_status check_file(const unsigned char *buf, size_t size, st_file *f,
     }
     return JG_OK;
 }
-
-/* The file against the store: names both ways, dtypes, shapes, byte counts. */
 
 jg_status st_read(const char *path, unsigned char **buf, size_t *size, st_file *f,
                   uint64_t *data_start, char *why, size_t why_size)

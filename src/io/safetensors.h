@@ -26,12 +26,12 @@ typedef struct st_file {
 
 
 HIDDEN void st_free(st_file *f);
-HIDDEN bool host_big_endian(void);
+HIDDEN bool st_host_big_endian(void);
 /* Copies n elements of es bytes, reversing each element's bytes on big-endian hosts. */
-HIDDEN void copy_le(void *dst, const void *src, size_t n, size_t es);
+HIDDEN void st_copy_le(void *dst, const void *src, size_t n, size_t es);
 /* Reads the whole file at path into *buf (malloc'd, *size bytes) and checks its structure:
- * header length, JSON, every entry's dtype string, shape and offsets (inside the data, not
- * overlapping). Fills f and *data_start (the data's offset in buf). On failure returns the
+ * header length, JSON, every entry's fields (a short dtype string, its values not checked;
+ * the shape; offsets inside the data, not overlapping). Fills f and *data_start (the data's offset in buf). On failure returns the
  * status with the reason in why; *buf is then NULL and f empty. */
 HIDDEN jg_status st_read(const char *path, unsigned char **buf, size_t *size, st_file *f,
                          uint64_t *data_start, char *why, size_t why_size);

@@ -185,6 +185,11 @@ static bool check_conv(jg_loc at, const char *fn, jg_node *x, jg_node *w,
         graph_error(g, at, JG_ERR_ARG, "jg_%s: pad_asymmetric is for jg_conv2d only", fn);
         return false;
     }
+    if (!o.pad_asymmetric && (o.pad_bottom || o.pad_right)) {
+        graph_error(g, at, JG_ERR_ARG, "jg_%s: pad_bottom and pad_right need pad_asymmetric "
+                    "(without it pad_h and pad_w pad both sides)", fn);
+        return false;
+    }
     if (o.pad_asymmetric && (!opt_value(at, g, fn, "pad_bottom", o.pad_bottom, 0, 0, &p->pb) ||
                              !opt_value(at, g, fn, "pad_right", o.pad_right, 0, 0, &p->pr)))
         return false;
@@ -228,11 +233,11 @@ jg_node *jg_conv2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias, const jg_c
     int64_t ow = out_len(xs.dim[3], p.pw + p.pr, ws.dim[3], p.dw, p.sw);
     if (oh < 1 || ow < 1) {
         graph_error(g, at, JG_ERR_SHAPE, "jg_conv2d: kernel %lldx%lld (dilation %lldx%lld) is "
-                    "larger than the padded input %lldx%lld (x %s, padding %lldx%lld)",
-                    (long long)ws.dim[2], (long long)ws.dim[3], (long long)p.dh,
-                    (long long)p.dw, (long long)(xs.dim[2] + p.ph + p.pb),
+                    "larger than the padded input %lldx%lld (x %s, padding top %lld bottom %lld "
+                    "left %lld right %lld)", (long long)ws.dim[2], (long long)ws.dim[3],
+                    (long long)p.dh, (long long)p.dw, (long long)(xs.dim[2] + p.ph + p.pb),
                     (long long)(xs.dim[3] + p.pw + p.pr), FMT_SHAPE(a, xs), (long long)p.ph,
-                    (long long)p.pw);
+                    (long long)p.pb, (long long)p.pw, (long long)p.pr);
         return g->poison;
     }
     /* windows start pad_h before the first row; the bottom padding only adds windows */
@@ -315,9 +320,18 @@ jg_node *jg_conv_transpose2d_(jg_loc at, jg_node *x, jg_node *w, jg_node *bias,
 
 /* ---- pooling */
 
-/* Validates a pooling call; fills the output size. */
+/* Windows of one axis under PyTorch's ceil_mode: the division rounds up (a partial window
+ * counts), then one less if the last would start in the far padding. */
+static int64_t ceil_len(int64_t n, int64_t p, int64_t k, int64_t s)
+{
+    int64_t num = n + 2 * p - k + s - 1; /* floor division, as PyTorch's div_rtn */
+    int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+    return out > 0 && (out - 1) * s >= n + p ? out - 1 : out;
+}
+
+/* Validates a pooling call; fills the output size (rounded up under ceil_mode). */
 static bool check_pool(jg_loc at, const char *fn, jg_node *x, int kh, int kw, int sh, int sw,
-                       int ph, int pw, int64_t *oh, int64_t *ow)
+                       int ph, int pw, bool ceil, int64_t *oh, int64_t *ow)
 {
     char s[96];
     jg_graph *g = x->graph;
@@ -333,8 +347,9 @@ static bool check_pool(jg_loc at, const char *fn, jg_node *x, int kh, int kw, in
                     fn, ph, pw, kh, kw);
         return false;
     }
-    *oh = out_len(x->shape.dim[2], 2 * ph, kh, 1, sh);
-    *ow = out_len(x->shape.dim[3], 2 * pw, kw, 1, sw);
+    int64_t h = x->shape.dim[2], w = x->shape.dim[3];
+    *oh = ceil ? ceil_len(h, ph, kh, sh) : out_len(h, 2 * ph, kh, 1, sh);
+    *ow = ceil ? ceil_len(w, pw, kw, sw) : out_len(w, 2 * pw, kw, 1, sw);
     if (*oh < 1 || *ow < 1) {
         graph_error(g, at, JG_ERR_SHAPE, "jg_%s: kernel %dx%d is larger than the padded input "
                     "%lldx%lld (x %s, padding %dx%d)", fn, kh, kw,
@@ -352,7 +367,7 @@ static jg_node *pool(jg_loc at, const char *fn, bool is_max, jg_node *x, int kh,
     if (bad)
         return bad;
     int64_t oh, ow;
-    if (!check_pool(at, fn, x, kh, kw, sh, sw, ph, pw, &oh, &ow))
+    if (!check_pool(at, fn, x, kh, kw, sh, sw, ph, pw, false, &oh, &ow))
         return x->graph->poison;
     if (is_max)
         return jg_max_pool2d_ex_(at, x, kh, kw,
@@ -387,14 +402,6 @@ jg_node *jg_avg_pool2d_(jg_loc at, jg_node *x, int kh, int kw, int stride_h, int
     return pool(at, "avg_pool2d", false, x, kh, kw, stride_h, stride_w, pad_h, pad_w);
 }
 
-/* Windows of one axis under PyTorch's ceil_mode: one more window where a partial one remains,
- * unless it would start in the far padding. */
-static int64_t ceil_len(int64_t n, int64_t p, int64_t k, int64_t s)
-{
-    int64_t out = (n + 2 * p - k + s - 1) / s + 1;
-    return (out - 1) * s >= n + p ? out - 1 : out;
-}
-
 /* How many elements window i of one axis divides by, as PyTorch's avg_pool2d: the window
  * clipped to the padded input, then (exclude_pad) to the input itself. */
 static int64_t avg_count(int64_t n, int64_t p, int64_t k, int64_t s, int64_t i,
@@ -421,15 +428,11 @@ jg_node *jg_avg_pool2d_ex_(jg_loc at, jg_node *x, int kh, int kw, const jg_pool_
         return g->poison;
     }
     int64_t oh, ow;
-    if (!check_pool(at, fn, x, kh, kw, sh, sw, o.pad_h, o.pad_w, &oh, &ow))
+    if (!check_pool(at, fn, x, kh, kw, sh, sw, o.pad_h, o.pad_w, o.ceil_mode, &oh, &ow))
         return g->poison;
     if (!o.ceil_mode && !o.exclude_pad)
         return pool(at, fn, false, x, kh, kw, sh, sw, o.pad_h, o.pad_w);
     jg_shape s = x->shape;
-    if (o.ceil_mode) {
-        oh = ceil_len(s.dim[2], o.pad_h, kh, sh);
-        ow = ceil_len(s.dim[3], o.pad_w, kw, sw);
-    }
     double *vals = malloc((size_t)(oh * ow) * sizeof *vals);
     float *valsf = malloc((size_t)(oh * ow) * sizeof *valsf);
     if (!vals || !valsf) {

@@ -235,11 +235,11 @@ const op_def op_max_pool2d_grad = { .arity = 2, .kind = KIND_OPAQUE,
 static int64_t ceil_extra(int64_t n, int64_t k, int64_t s, int64_t p, int64_t d)
 {
     int64_t span = d * (k - 1) + 1, floor_out = out_len(n, 2 * p, k, d, s);
-    if (n + 2 * p < span)
-        return 0; /* no window fits: the op reports it */
-    int64_t out = (n + 2 * p - span + s - 1) / s + 1;
-    if ((out - 1) * s >= n + p)
+    int64_t num = n + 2 * p - span + s - 1; /* floor division, as PyTorch's div_rtn */
+    int64_t out = (num >= 0 ? num / s : -((-num + s - 1) / s)) + 1;
+    if (out > 0 && (out - 1) * s >= n + p)
         out--;
+    /* out < 1: no window, which the op reports */
     return out > floor_out ? (out - 1) * s + span - (n + 2 * p) : 0;
 }
 

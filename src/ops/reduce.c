@@ -341,6 +341,8 @@ static void mean_grad(jg_node *n, jg_node *dy, jg_node **dx)
 static jg_node *first_extreme_grad(jg_node *n, jg_node *dy)
 {
     jg_node *x = n->in[0];
+    if (!n->attr.axes) /* nothing reduced: the identity (and no room for a group axis) */
+        return dy;
     jg_shape s = x->shape, moved = { .ndim = s.ndim }, kept = { .ndim = 0 };
     jg_axes perm = { .n = s.ndim }, back = { .n = s.ndim };
     int64_t group = 1;
