@@ -16,6 +16,10 @@
 #                python3-torch and libjemalloc2 if missing)
 #   make lessons run the 25 lesson experiments in full mode and print the summary
 #                (LESSONS="14 25" for some; LESSONS_ARGS=--quick for the quick modes)
+#   make install install the library, header, pkg-config file and CMake package into
+#                PREFIX (default /usr/local; PREFIX=$(mktemp -d) for a private tree)
+#   make deb     build the Debian packages libjitgrad0 and libjitgrad-dev (cpack) into
+#                $(BUILD_DIR)
 #   make clean   remove the build trees
 # With $CI set (and not 0/false), configures with -DJG_WERROR=ON; override: JG_WERROR=ON|OFF.
 
@@ -31,6 +35,7 @@ BUILD_TYPE  ?= Release
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO        ?= fashion_cnn
 DEMO_ARGS   ?=
+PREFIX      ?= /usr/local
 
 ifneq ($(filter-out 0 false no off,$(CI)),)
 JG_WERROR   ?= ON
@@ -55,7 +60,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build fuzz-build fuzz test layers stress bench bench-torch lessons clean help
+.PHONY: all setup configure build demo check asan-build fuzz-build fuzz test layers stress bench bench-torch lessons install deb clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -132,6 +137,13 @@ bench-torch: build
 
 lessons: build
 	@scripts/lessons.sh $(BUILD_DIR) $(LESSONS_ARGS) $(LESSONS)
+
+install: build
+	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
+
+deb: build
+	cd $(BUILD_DIR) && cpack -G DEB
+	@dpkg-deb -I $(BUILD_DIR)/libjitgrad0_*_amd64.deb | sed -n 's/^ *\(Package\|Version\|Depends\):/  &/p'
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)
