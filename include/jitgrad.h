@@ -35,10 +35,23 @@
  *   i32 arithmetic saturates instead of wrapping (a JIT sum saturates at each step, the
  *   reference executor at the end, so only sums whose partial sums overflow differ).
  *   Binary ops need equal dtypes; jg_cast converts. Broadcasting follows NumPy.
- * - Thread safety: a graph is used from one thread at a time. Programs compiled from one
- *   graph share its parameter store and its reference count, so they too must be used from
- *   one thread at a time (together with the graph); programs of distinct graphs may run on
- *   distinct threads.
+ * - Thread safety, object by object:
+ *   - jg_graph and its nodes: one thread at a time (building, jg_grad, the parameter store,
+ *     compiling, checkpoints, imports).
+ *   - jg_program: one thread at a time, together with its graph and the graph's other
+ *     programs (they share the parameter store and a reference count). A program's kernels
+ *     run on its own thread pool (jg_opts.num_threads); the caller's thread waits.
+ *   - Distinct graphs, each with its programs, may be used from distinct threads at once,
+ *     compiling and running: the process-wide kernel cache, the disk cache and LLVM's
+ *     initialisation are locked inside (tests/test_jit_concurrent.c compiles on 8 threads).
+ *   - jg_dataset, jg_loader, jg_csv and jg_progress handles: one thread at a time each; a
+ *     loader reads its dataset, so the two go together.
+ *   - Functions without a handle (jg_shape helpers, jg_dtype_str, jg_idx_read, jg_npy_read
+ *     and _write, jg_safetensors_read, the PNG writers) may be called from any thread.
+ *   - A custom op's C function may be called from any of the program's threads, once per
+ *     run and op, never concurrently for one program.
+ * - Versions: jitgrad.h and libjitgrad.so.N go together; N changes whenever a release breaks
+ *   the ABI (README, "Versions").
  */
 #ifndef JITGRAD_H
 #define JITGRAD_H
