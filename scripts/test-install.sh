@@ -9,7 +9,9 @@
 # 2. examples/consumer, copied out of the source tree, built three ways against the installed
 #    files alone: its Makefile (pkg-config), its CMakeLists.txt (find_package), and statically
 #    (pkg-config --static); each trains STEPS steps (default 100) and must beat 0.6 accuracy.
-# 3. the Debian packages (cpack): libjitgrad0's Depends from dpkg-shlibdeps, libjitgrad-dev's
+# 3. docs/TUTORIAL.md run as a reader would, against the installed files
+#    (scripts/test-tutorial.sh).
+# 4. the Debian packages (cpack): libjitgrad0's Depends from dpkg-shlibdeps, libjitgrad-dev's
 #    files and Depends.
 # Prints "test-install: PASS" last, or stops at the first failure with what went wrong.
 set -euo pipefail
@@ -66,6 +68,10 @@ cc -std=c11 -O2 $(pkg-config --cflags jitgrad) -o "$app/consumer_static" "$app/m
    $static_libs > "$work/static.log" 2>&1 || fail "static link: $(cat "$work/static.log")"
 if ldd "$app/consumer_static" | grep -q libjitgrad; then fail "static build links libjitgrad.so"; fi
 run "pkg-config --static" "$app/consumer_static"
+
+bash "$src/scripts/test-tutorial.sh" "$prefix/lib/pkgconfig" > "$work/tutorial.log" 2>&1 ||
+  fail "the tutorial: $(tail -30 "$work/tutorial.log")"
+echo "test-install: the tutorial: $(grep -c '^+ cc ' "$work/tutorial.log") programs built and run"
 
 (cd "$build" && cpack -G DEB -B "$work/deb" > "$work/cpack.log" 2>&1) ||
   fail "cpack: $(cat "$work/cpack.log")"

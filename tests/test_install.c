@@ -1,7 +1,7 @@
 /* jitgrad as others get it: scripts/test-install.sh installs the build into a fresh prefix,
  * builds examples/consumer against the installed files alone (pkg-config + make,
- * find_package + CMake, static), trains with each, checks the exported symbols and the
- * Debian packages (make deb). Release build only: a sanitized library would need the
+ * find_package + CMake, static), trains with each, runs every code block of
+ * docs/TUTORIAL.md, checks the exported symbols and the Debian packages (make deb). Release build only: a sanitized library would need the
  * sanitizer runtime in every consumer. */
 #include <criterion/criterion.h>
 
@@ -31,6 +31,7 @@ Test(install, the_installed_library_builds_and_trains_a_consumer_three_ways)
                            "pkg-config + make: consumer_mlp: 60 steps",
                            "find_package + cmake: consumer_mlp: 60 steps",
                            "pkg-config --static: consumer_mlp: 60 steps",
+                           "the tutorial: 4 programs built and run",
                            "libjitgrad0_0.1.0_amd64.deb: Depends: ", "test-install: PASS" };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(strstr(out, want[i]), "'%s' missing from:\n%s", want[i], out);
