@@ -20,6 +20,8 @@
 #                PREFIX (default /usr/local; PREFIX=$(mktemp -d) for a private tree)
 #   make deb     build the Debian packages libjitgrad0 and libjitgrad-dev (cpack) into
 #                $(BUILD_DIR)
+#   make docs    the API reference (Doxygen over include/jitgrad.h) into
+#                $(BUILD_DIR)/docs/html; every public symbol must be documented
 #   make clean   remove the build trees
 # With $CI set (and not 0/false), configures with -DJG_WERROR=ON; override: JG_WERROR=ON|OFF.
 
@@ -60,7 +62,7 @@ define configure
 	fi
 endef
 
-.PHONY: all setup configure build demo check asan-build fuzz-build fuzz test layers stress bench bench-torch lessons install deb clean help
+.PHONY: all setup configure build demo check asan-build fuzz-build fuzz test layers stress bench bench-torch lessons install deb docs clean help
 .NOTPARALLEL:
 MAKEFLAGS += --no-print-directory
 
@@ -140,6 +142,12 @@ lessons: build
 
 install: build
 	$(CMAKE) --install $(BUILD_DIR) --prefix $(PREFIX)
+
+docs: configure
+	$(CMAKE) --build $(BUILD_DIR) --target docs
+	@if [ -s $(BUILD_DIR)/docs/warnings.txt ]; then cat $(BUILD_DIR)/docs/warnings.txt; \
+	  echo "docs: undocumented or malformed (above)" >&2; exit 1; fi
+	@echo "docs: $(BUILD_DIR)/docs/html/index.html"
 
 deb: build
 	cd $(BUILD_DIR) && cpack -G DEB
