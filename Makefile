@@ -151,7 +151,7 @@ docs: configure
 
 deb: build
 	cd $(BUILD_DIR) && cpack -G DEB
-	@dpkg-deb -I $(BUILD_DIR)/libjitgrad0_*_amd64.deb | sed -n 's/^ *\(Package\|Version\|Depends\):/  &/p'
+	@dpkg-deb -I $$(ls -t $(BUILD_DIR)/libjitgrad0_*.deb | head -n 1) | sed -n 's/^ *\(Package\|Version\|Depends\):/  &/p'
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(FUZZ_DIR)

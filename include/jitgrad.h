@@ -133,14 +133,13 @@ typedef struct jg_axes {
     int n; /**< -1: every axis */
     int axis[JG_MAX_DIMS]; /**< the axes, axis[0..n) */
 } jg_axes;
-/**@{*/
-/** The sizeof term is 0 when it compiles; an empty list makes it an array of size -1 (or an
+/** jg_axes(a, b, ...): 1 to 8 axes. */
+/* The sizeof term is 0 when it compiles; an empty list makes it an array of size -1 (or an
  * empty initialiser, which C11 rejects). */
 #define jg_axes(...) ((jg_axes){ .n = JG_NARGS(__VA_ARGS__) + 0 * (int)sizeof(char[ \
     sizeof((int[]){ __VA_ARGS__ }) ? 1 : -1]), .axis = { __VA_ARGS__ } })
-#define JG_ALL_AXES ((jg_axes){ .n = -1 })
-#define JG_NO_AXES ((jg_axes){ .n = 0 })
-/**@}*/
+#define JG_ALL_AXES ((jg_axes){ .n = -1 }) /**< reduce every axis */
+#define JG_NO_AXES ((jg_axes){ .n = 0 })   /**< reduce none (the identity) */
 
 /* ---------------------------------------------------------------- graphs and nodes */
 
@@ -428,6 +427,7 @@ JG_API jg_node *jg_min_ex_(jg_loc at, jg_node *x, jg_axes axes, bool keepdims, j
 /** permute: perm is a permutation of 0..ndim-1 given as a jg_axes; transpose swaps the last two. */
 #define jg_permute(x, perm) jg_permute_(JG_HERE, x, perm)
 #define jg_transpose(x) jg_transpose_(JG_HERE, x)
+/** broadcast_to: x repeated along its size-1 (or missing leading) axes to shape. */
 #define jg_broadcast_to(x, shape) jg_broadcast_to_(JG_HERE, x, shape)
 /**@}*/
 /** slice one axis with Python semantics: negative indices count from the end, bounds are
@@ -768,6 +768,7 @@ typedef struct jg_opts {
  * and records the reason on the graph (jg_errmsg(g)). */
 JG_API jg_program *jg_compile(jg_graph *g, jg_node *const *outputs, int n_outputs,
                               const jg_opts *opts);
+/** Frees a program (NULL: nothing); its graph lives on while other programs or the caller hold it. */
 JG_API void jg_program_free(jg_program *p);
 /**@}*/
 /** Binds an input by name; data holds exactly numel * dtype-size bytes (copied). The name of
@@ -783,7 +784,9 @@ JG_API jg_status jg_program_get(jg_program *p, int i, void *out, size_t bytes);
 /** Output i's shape and dtype; out-of-range i gives a 0-d shape / JG_F32. */
 JG_API jg_shape jg_program_output_shape(const jg_program *p, int i);
 JG_API jg_dtype jg_program_output_dtype(const jg_program *p, int i);
+/** The number of outputs of p. */
 JG_API int jg_program_output_count(const jg_program *p);
+/** The program's last error message ("" if none); never NULL. */
 JG_API const char *jg_program_errmsg(const jg_program *p);
 /**@}*/
 /** Warnings, one "warning: ..." line each ("" if none): the compiler's advice about a graph
@@ -843,6 +846,7 @@ typedef struct jg_pass_report {
 /**@{*/
 /** Every switchable pass, in the order programs apply them; NULL past the end. */
 JG_API const char *jg_pass_name(int i);
+/** The number of passes p went through (see jg_program_pass_report). */
 JG_API int jg_program_pass_count(const jg_program *p);
 /**@}*/
 /** Pass i's report; JG_ERR_ARG when i is out of range. */
@@ -1085,6 +1089,7 @@ JG_API jg_status jg_bisect_passes(jg_graph *g, jg_node *const *outputs, int n,
  * errbuf (if not NULL). */
 JG_API jg_status jg_idx_read(const char *path, jg_dtype as, jg_array *out /* OUT */,
                              char *errbuf, size_t errbuf_size);
+/** Frees an array's data and zeroes the struct (NULL: nothing). */
 JG_API void jg_array_free(jg_array *a);
 /**@}*/
 
@@ -1425,7 +1430,7 @@ typedef enum jg_schedule_kind {
     JG_SCHED_COSINE,
 } jg_schedule_kind;
 
-/** A learning-rate schedule (jg_program_set_schedule); zero-initialised fields: none. */
+/** A learning-rate schedule, evaluated by jg_lr_at and applied with jg_program_set_lr. */
 typedef struct jg_schedule {
     jg_schedule_kind kind; /**< the shape of the schedule */
     double lr;          /**< the base (peak) rate, > 0 */
@@ -1476,6 +1481,7 @@ typedef struct jg_loader jg_loader;
  * bad input, *out NULL. */
 JG_API jg_status jg_dataset_new(const jg_array *x, const jg_array *y,
                                 jg_dataset **out /* OUT */, char *errbuf, size_t errbuf_size);
+/** Frees a dataset (NULL: nothing); the arrays it borrows are the caller's. */
 JG_API void jg_dataset_free(jg_dataset *ds);
 /**@}*/
 /** The last error of a call on ds ("" if none); never NULL. */
@@ -1517,6 +1523,7 @@ typedef struct jg_loader_opts {
  * one full batch); opts NULL: no shuffling, keep the last batch. NULL on failure (reason in
  * jg_dataset_errmsg(ds)). */
 JG_API jg_loader *jg_loader_new(jg_dataset *ds, int batch, const jg_loader_opts *opts);
+/** Frees a loader (NULL: nothing). */
 JG_API void jg_loader_free(jg_loader *ld);
 /**@}*/
 /** Copies the next batch: n samples (n <= batch; smaller only for a last batch without

@@ -12,7 +12,7 @@ set -euo pipefail
 # Required packages. Add new ones here. The word lists serve the lessons (examples/lessons).
 JG_PACKAGES=(
   cmake pkg-config make gcc
-  dpkg-dev binutils doxygen
+  dpkg-dev binutils file doxygen
   libffi-dev libcriterion-dev zlib1g-dev libpng-dev nettle-dev libjansson-dev
   clang-14 libfuzzer-14-dev
   dataset-fashion-mnist

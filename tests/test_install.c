@@ -32,7 +32,7 @@ Test(install, the_installed_library_builds_and_trains_a_consumer_three_ways)
                            "find_package + cmake: consumer_mlp: 60 steps",
                            "pkg-config --static: consumer_mlp: 60 steps",
                            "the tutorial: 4 programs built and run",
-                           "libjitgrad0_0.1.0_amd64.deb: Depends: ", "test-install: PASS" };
+                           "libjitgrad0_0.1.0_", "test-install: PASS" };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         cr_assert(strstr(out, want[i]), "'%s' missing from:\n%s", want[i], out);
 }
