@@ -52,19 +52,32 @@ static bool weight_ok(jg_loc at, const char *fn, const char *what, jg_node *w, j
     return true;
 }
 
+/* What every _ex loss checks first: the operands (the weights optional) and the reduction.
+ * The graph, or NULL with *bad the node to return. */
+static jg_graph *loss_operands(jg_loc at, const char *fn, jg_node *a, jg_node *b,
+                               const char *a_name, const char *b_name, const jg_loss_opts *o,
+                               jg_node **bad)
+{
+    *bad = composite_operands(at, fn, (jg_node *[]){ a, b, o->weight, o->pos_weight },
+                              (const char *[]){ a_name, b_name, "weight", "pos_weight" },
+                              (const bool[]){ false, false, true, true }, 4);
+    if (*bad)
+        return NULL;
+    if (!reduction_ok(at, a->graph, fn, o->reduction)) {
+        *bad = a->graph->poison;
+        return NULL;
+    }
+    return a->graph;
+}
+
 jg_node *jg_cross_entropy_ex_(jg_loc at, jg_node *x, jg_node *y, const jg_loss_opts *opts)
 {
     jg_loss_opts o = opts ? *opts : (jg_loss_opts){ 0 };
     const char *fn = "cross_entropy_ex";
-    jg_node *bad = composite_operands(at, fn, (jg_node *[]){ x, y, o.weight, o.pos_weight },
-                                      (const char *[]){ "logits", "labels", "weight",
-                                                        "pos_weight" },
-                                      (const bool[]){ false, false, true, true }, 4);
-    if (bad)
+    jg_node *bad;
+    jg_graph *g = loss_operands(at, fn, x, y, "logits", "labels", &o, &bad);
+    if (!g)
         return bad;
-    jg_graph *g = x->graph;
-    if (!reduction_ok(at, g, fn, o.reduction))
-        return g->poison;
     if (o.pos_weight) {
         graph_error(g, at, JG_ERR_ARG, "jg_%s: pos_weight is for jg_bce_with_logits_ex", fn);
         return g->poison;
@@ -83,7 +96,7 @@ jg_node *jg_cross_entropy_ex_(jg_loc at, jg_node *x, jg_node *y, const jg_loss_o
     if (o.ignore) {
         jg_node *ignored = jg_eq_(at, y, jg_scalar_(at, g, JG_I32, o.ignore_index));
         safe = jg_where_(at, ignored, jg_scalar_(at, g, JG_I32, 0), y);
-        keep = jg_cast_(at, jg_ne_(at, y, jg_scalar_(at, g, JG_I32, o.ignore_index)), x->dtype);
+        keep = jg_cast_(at, jg_eq_(at, ignored, jg_scalar_(at, g, JG_I32, 0)), x->dtype);
     }
     jg_node *logp = jg_log_softmax_(at, x, 1);
     jg_node *picked = jg_take_along_axis_(at, logp, jg_reshape_(at, safe, jg_shape(n, 1)), 1);
@@ -101,15 +114,10 @@ jg_node *jg_bce_with_logits_ex_(jg_loc at, jg_node *x, jg_node *t, const jg_loss
 {
     jg_loss_opts o = opts ? *opts : (jg_loss_opts){ 0 };
     const char *fn = "bce_with_logits_ex";
-    jg_node *bad = composite_operands(at, fn, (jg_node *[]){ x, t, o.weight, o.pos_weight },
-                                      (const char *[]){ "logits", "targets", "weight",
-                                                        "pos_weight" },
-                                      (const bool[]){ false, false, true, true }, 4);
-    if (bad)
+    jg_node *bad;
+    jg_graph *g = loss_operands(at, fn, x, t, "logits", "targets", &o, &bad);
+    if (!g)
         return bad;
-    jg_graph *g = x->graph;
-    if (!reduction_ok(at, g, fn, o.reduction))
-        return g->poison;
     if (o.ignore) {
         graph_error(g, at, JG_ERR_ARG, "jg_%s: ignore_index is for jg_cross_entropy_ex", fn);
         return g->poison;
@@ -140,14 +148,10 @@ jg_node *jg_mse_loss_ex_(jg_loc at, jg_node *a, jg_node *b, const jg_loss_opts *
 {
     jg_loss_opts o = opts ? *opts : (jg_loss_opts){ 0 };
     const char *fn = "mse_loss_ex";
-    jg_node *bad = composite_operands(at, fn, (jg_node *[]){ a, b, o.weight, o.pos_weight },
-                                      (const char *[]){ "a", "b", "weight", "pos_weight" },
-                                      (const bool[]){ false, false, true, true }, 4);
-    if (bad)
+    jg_node *bad;
+    jg_graph *g = loss_operands(at, fn, a, b, "a", "b", &o, &bad);
+    if (!g)
         return bad;
-    jg_graph *g = a->graph;
-    if (!reduction_ok(at, g, fn, o.reduction))
-        return g->poison;
     if (o.weight || o.pos_weight || o.ignore) {
         graph_error(g, at, JG_ERR_ARG, "jg_%s: takes a reduction only (no weight, pos_weight "
                     "or ignore_index, as torch's MSELoss)", fn);
